@@ -1,0 +1,3 @@
+from reservoir_rl.cli import main
+
+main()

@@ -1,0 +1,153 @@
+"""Daily reservoir physics as pure tensor functions (no state, no RL).
+
+Volumes are hm³ (10⁶ m³) per day, flows m³/s, heads m, energy MWh. Every function broadcasts over any
+batch shape, so the same code steps 4,096 independent reservoirs or a DP storage grid × release levels.
+
+One step for release level ``a`` (``../DESIGN`` §2): target release ``a/(n−1)·R_max``; evaporation from the
+lake area; the release is cut so storage never falls below dead storage; what exceeds capacity spills;
+``S' = S + I − E − R − W`` closes to rounding error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from reservoir_rl.config import ReservoirConfig
+
+HM3_PER_CMS_DAY = 0.0864  # 1 m³/s sustained for one day, in hm³
+WATER_DENSITY_KG_M3 = 1000.0
+GRAVITY_M_S2 = 9.81
+DAYS_PER_YEAR = 365.0
+
+
+class StepOutcome(NamedTuple):
+    """Physical result of one daily step; every field has the broadcast batch shape."""
+
+    next_storage_hm3: torch.Tensor
+    release_hm3: torch.Tensor  # controlled release actually made (≤ target)
+    spill_hm3: torch.Tensor  # uncontrolled spill over the crest
+    evaporation_hm3: torch.Tensor
+    energy_mwh: torch.Tensor
+    downstream_cms: torch.Tensor  # (release + spill) as a mean daily flow
+    supply_deficit_hm3: torch.Tensor
+    supply_demand_hm3: torch.Tensor
+    flood_failure: torch.Tensor  # bool: spill beyond spillway capacity (dam overtopping)
+    drought_failure: torch.Tensor  # bool: storage drawn to dead storage
+
+
+@dataclass(frozen=True)
+class ReservoirPhysics:
+    """Constants of one reservoir in the units the step works in (hm³ per day), built from its config."""
+
+    config: ReservoirConfig
+    n_release_levels: int
+
+    @property
+    def capacity_hm3(self) -> float:
+        return self.config.capacity_hm3
+
+    @property
+    def dead_storage_hm3(self) -> float:
+        return self.config.dead_storage_hm3
+
+    @property
+    def flood_zone_hm3(self) -> float:
+        return self.config.flood_zone_hm3
+
+    @property
+    def release_capacity_hm3(self) -> float:
+        """Controlled release capacity in hm³ per day."""
+        return self.config.release_capacity_cms * HM3_PER_CMS_DAY
+
+    @property
+    def max_daily_energy_mwh(self) -> float:
+        return self.config.installed_capacity_mw * 24.0
+
+    def release_levels_hm3(self, device: torch.device | str = "cpu", dtype=torch.float32) -> torch.Tensor:
+        """Target release of each level, shape (n_release_levels,), hm³ per day."""
+        return torch.linspace(0.0, self.release_capacity_hm3, self.n_release_levels, device=device, dtype=dtype)
+
+    def action_for_release(self, release_hm3: torch.Tensor) -> torch.Tensor:
+        """Nearest release level (int64) for a desired release in hm³/day; same shape as the input."""
+        step = self.release_capacity_hm3 / (self.n_release_levels - 1)
+        return torch.round(release_hm3 / step).clamp(0, self.n_release_levels - 1).long()
+
+    # ------------------------------------------------------------------ relations
+    def head_m(self, storage_hm3: torch.Tensor) -> torch.Tensor:
+        """Head above tailwater (m) from the storage–level relation (power law or table)."""
+        cfg = self.config
+        if cfg.level_table is None:
+            fraction = (storage_hm3 / cfg.capacity_hm3).clamp(min=0.0)
+            return cfg.max_head_m * fraction.pow(cfg.level_exponent)
+        table = torch.tensor(cfg.level_table, dtype=storage_hm3.dtype, device=storage_hm3.device)
+        return interpolate(storage_hm3, table[:, 0], table[:, 1])
+
+    def area_km2(self, storage_hm3: torch.Tensor) -> torch.Tensor:
+        fraction = (storage_hm3 / self.config.capacity_hm3).clamp(min=0.0)
+        return self.config.area_at_capacity_km2 * fraction.pow(self.config.area_exponent)
+
+    def evaporation_depth_mm(self, day_of_year: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        phase = 2.0 * math.pi * (day_of_year - cfg.evaporation_peak_day) / DAYS_PER_YEAR
+        return cfg.evaporation_mm_per_day * (1.0 + cfg.evaporation_amplitude * torch.cos(phase))
+
+    def supply_demand_hm3(self, day_of_year: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        phase = 2.0 * math.pi * (day_of_year - cfg.supply_peak_day) / DAYS_PER_YEAR
+        return cfg.supply_demand_cms * HM3_PER_CMS_DAY * (1.0 + cfg.supply_amplitude * torch.cos(phase))
+
+    # ------------------------------------------------------------------ the step
+    def step(
+        self,
+        storage_hm3: torch.Tensor,
+        inflow_hm3: torch.Tensor,
+        action: torch.Tensor,
+        day_of_year: torch.Tensor,
+    ) -> StepOutcome:
+        """Advance one day. ``action`` holds release levels in 0 … n−1; all inputs broadcast together."""
+        cfg = self.config
+        dead = cfg.dead_storage_hm3
+        target_hm3 = action.to(storage_hm3.dtype) * (self.release_capacity_hm3 / (self.n_release_levels - 1))
+        water_hm3 = storage_hm3 + inflow_hm3
+        evaporation_hm3 = (self.area_km2(storage_hm3) * self.evaporation_depth_mm(day_of_year) * 1e-3).minimum(
+            water_hm3 - dead
+        )
+        available_hm3 = water_hm3 - evaporation_hm3
+        release_hm3 = target_hm3.minimum(available_hm3 - dead).clamp(min=0.0)
+        spill_hm3 = (available_hm3 - release_hm3 - cfg.capacity_hm3).clamp(min=0.0)
+        next_storage_hm3 = available_hm3 - release_hm3 - spill_hm3
+
+        mean_storage_hm3 = 0.5 * (storage_hm3 + next_storage_hm3)
+        turbine_cms = (release_hm3 / HM3_PER_CMS_DAY).clamp(max=cfg.turbine_capacity_cms)
+        power_mw = cfg.efficiency * WATER_DENSITY_KG_M3 * GRAVITY_M_S2 * turbine_cms * self.head_m(mean_storage_hm3) / 1e6
+        power_mw = torch.where(mean_storage_hm3 >= cfg.min_operating_hm3, power_mw, torch.zeros_like(power_mw))
+        energy_mwh = (power_mw * 24.0).clamp(max=self.max_daily_energy_mwh)
+
+        demand_hm3 = self.supply_demand_hm3(day_of_year).expand_as(release_hm3)
+        supply_deficit_hm3 = (demand_hm3 - release_hm3).clamp(min=0.0)
+        drought_tolerance_hm3 = 1e-4 * cfg.capacity_hm3
+        return StepOutcome(
+            next_storage_hm3=next_storage_hm3,
+            release_hm3=release_hm3,
+            spill_hm3=spill_hm3,
+            evaporation_hm3=evaporation_hm3,
+            energy_mwh=energy_mwh,
+            downstream_cms=(release_hm3 + spill_hm3) / HM3_PER_CMS_DAY,
+            supply_deficit_hm3=supply_deficit_hm3,
+            supply_demand_hm3=demand_hm3,
+            flood_failure=spill_hm3 > cfg.spillway_capacity_cms * HM3_PER_CMS_DAY,
+            drought_failure=next_storage_hm3 <= dead + drought_tolerance_hm3,
+        )
+
+
+def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear interpolation of ``fp(xp)`` at ``x`` (any shape), constant beyond the ends."""
+    x_clamped = x.clamp(xp[0], xp[-1])
+    upper = torch.searchsorted(xp, x_clamped.contiguous()).clamp(1, len(xp) - 1)
+    lower = upper - 1
+    weight = (x_clamped - xp[lower]) / (xp[upper] - xp[lower])
+    return fp[lower] + weight * (fp[upper] - fp[lower])

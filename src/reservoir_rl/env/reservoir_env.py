@@ -1,0 +1,298 @@
+"""`DiscreteReservoirEnv`: N independent reservoirs stepped with one set of tensor operations (TorchRL).
+
+Tensordict keys, all with batch shape ``(n_envs,)``:
+
+root (state before the decision)
+    observation     float32 (n_envs, obs_dim): storage / capacity, sin and cos of 2π·day/365, the
+                    inflow forecast for leads 1 … L (lead 1 = today) divided by the record's mean daily
+                    inflow, then any ``env.extra_features``
+    storage_hm3     float32: storage at the start of the day
+    record_index    int64: position of today in the inflow record
+    day_of_year     int64: 0-based calendar day of today
+action              int64 release level in 0 … n_release_levels − 1
+next (after the day)
+    the keys above for the next day, plus ``inflow_hm3``, ``release_hm3``, ``spill_hm3``,
+    ``evaporation_hm3``, ``energy_mwh``, ``downstream_cms``, ``supply_deficit_hm3`` (all float32),
+    ``flood_failure`` / ``drought_failure`` (bool), ``reward_components`` (one float32 per component),
+    ``reward`` (n_envs, 1), ``done`` / ``terminated`` / ``truncated`` (n_envs, 1).
+
+The per-day quantities are zero in the tensordict returned by ``reset`` (no day has passed yet).
+Reaching ``horizon_days`` is truncation; a catastrophic flood or drought terminates when
+``env.terminate_on_failure`` is set.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torchrl.data import Bounded, Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
+
+from reservoir_rl.config import Config, EnvConfig
+from reservoir_rl.env.inflow import InflowRecord, episode_start_indices, load_bundled, split_water_years
+from reservoir_rl.env.physics import HM3_PER_CMS_DAY, ReservoirPhysics
+from reservoir_rl.env.sources import load_inflow
+from reservoir_rl.env.reward import COMPONENTS, reward_components, weighted_reward
+from reservoir_rl.errors import ConfigError
+
+STEP_QUANTITIES = (
+    "inflow_hm3",
+    "release_hm3",
+    "spill_hm3",
+    "evaporation_hm3",
+    "energy_mwh",
+    "downstream_cms",
+    "supply_deficit_hm3",
+)
+FAILURE_FLAGS = ("flood_failure", "drought_failure")
+
+
+class DiscreteReservoirEnv(EnvBase):
+    """Daily release decisions for ``n_envs`` independent reservoirs on one inflow record.
+
+    Args:
+        config: the ``env`` section (reservoir, forecast, reward, horizon); default: the base reservoir.
+        inflow: the inflow record; default: the bundled Delaware record at Montague.
+        water_years: water years episodes may use (start, horizon and forecast window all inside them);
+            default: the training years of the default split (the last 20 complete years held out).
+        n_envs: number of reservoirs stepped together.
+        device: torch device of every tensor.
+        seed: seed of the env's own generator (episode starts, initial storage, forecast errors).
+    """
+
+    batch_locked = True
+
+    def __init__(
+        self,
+        config: Optional[EnvConfig] = None,
+        inflow: Optional[InflowRecord] = None,
+        water_years: Optional[Sequence[int]] = None,
+        n_envs: int = 1,
+        device: torch.device | str = "cpu",
+        seed: Optional[int] = None,
+    ) -> None:
+        super().__init__(device=device, batch_size=torch.Size([n_envs]))
+        self.config = config if config is not None else EnvConfig()
+        self.inflow = inflow if inflow is not None else load_bundled("montague")
+        if water_years is None:
+            water_years = split_water_years(self.inflow, 20)[0]
+        self.water_years = [int(year) for year in water_years]
+        self.n_envs = n_envs
+        self.physics = ReservoirPhysics(self.config.reservoir, self.config.n_release_levels)
+        lead = self.config.forecast.lead_days
+        starts = episode_start_indices(self.inflow, self.water_years, self.config.horizon_days + lead)
+        if len(starts) == 0:
+            raise ConfigError(
+                f"env: no window of {self.config.horizon_days} + {lead} days fits in water years "
+                f"{self.water_years[:3]}{'…' if len(self.water_years) > 3 else ''} of {self.inflow.name}"
+            )
+        dev = self.device
+        self._start_indices = torch.as_tensor(starts, dtype=torch.int64, device=dev)
+        self._inflow_hm3 = torch.as_tensor(self.inflow.inflow_hm3(), dtype=torch.float32, device=dev)
+        self._day_of_year = torch.as_tensor(self.inflow.day_of_year, dtype=torch.int64, device=dev)
+        self.mean_inflow_hm3 = float(self.inflow.mean_inflow_cms * HM3_PER_CMS_DAY)
+        sigma = self.config.forecast.error_sigma * torch.arange(1, lead + 1, dtype=torch.float32).pow(
+            self.config.forecast.error_growth
+        )
+        self._forecast_sigma = sigma.to(dev)
+        self._lead_offsets = torch.arange(lead, dtype=torch.int64, device=dev)
+        self._generator = torch.Generator(device=dev)
+        self._generator.manual_seed(0 if seed is None else int(seed))
+        self._storage_hm3 = torch.zeros(n_envs, dtype=torch.float32, device=dev)
+        self._record_index = self._start_indices[:1].expand(n_envs).clone()
+        self._steps = torch.zeros(n_envs, dtype=torch.int64, device=dev)
+        self._make_specs()
+
+    # ------------------------------------------------------------------ specs
+    @property
+    def observation_size(self) -> int:
+        return 3 + self.config.forecast.lead_days + len(self.config.extra_features)
+
+    @property
+    def n_actions(self) -> int:
+        return self.config.n_release_levels
+
+    def _make_specs(self) -> None:
+        shape = self.batch_size
+        dev = self.device
+        cap = self.config.reservoir.capacity_hm3
+
+        def unbounded(dtype=torch.float32):
+            return Unbounded(shape=shape, dtype=dtype, device=dev)
+
+        spec = {
+            "observation": Unbounded(shape=(*shape, self.observation_size), dtype=torch.float32, device=dev),
+            "storage_hm3": Bounded(low=0.0, high=cap, shape=shape, dtype=torch.float32, device=dev),
+            "record_index": unbounded(torch.int64),
+            "day_of_year": unbounded(torch.int64),
+            **{key: unbounded() for key in STEP_QUANTITIES},
+            **{key: Categorical(2, shape=shape, dtype=torch.bool, device=dev) for key in FAILURE_FLAGS},
+            "reward_components": Composite({name: unbounded() for name in COMPONENTS}, shape=shape, device=dev),
+        }
+        self.observation_spec = Composite(spec, shape=shape, device=dev)
+        self.action_spec = Categorical(self.n_actions, shape=shape, dtype=torch.int64, device=dev)
+        self.reward_spec = Unbounded(shape=(*shape, 1), dtype=torch.float32, device=dev)
+        self.done_spec = Composite(
+            {key: Categorical(2, shape=(*shape, 1), dtype=torch.bool, device=dev) for key in ("done", "terminated", "truncated")},
+            shape=shape,
+            device=dev,
+        )
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self) -> TensorDict:
+        index = self._record_index
+        day = self._day_of_year[index]
+        angle = (2.0 * math.pi / 365.0) * day.to(torch.float32)
+        lead_index = index.unsqueeze(-1) + self._lead_offsets
+        noise = torch.randn(lead_index.shape, generator=self._generator, device=self.device)
+        sigma = self._forecast_sigma
+        forecast = self._inflow_hm3[lead_index] * torch.exp(sigma * noise - 0.5 * sigma * sigma)
+        features = [
+            (self._storage_hm3 / self.config.reservoir.capacity_hm3).unsqueeze(-1),
+            torch.sin(angle).unsqueeze(-1),
+            torch.cos(angle).unsqueeze(-1),
+            forecast / self.mean_inflow_hm3,
+        ]
+        for name in self.config.extra_features:
+            if name == "flood_zone_fraction":
+                features.append((self._storage_hm3 / self.config.reservoir.flood_zone_hm3).unsqueeze(-1))
+            elif name == "day_fraction":
+                features.append((self._steps.to(torch.float32) / self.config.horizon_days).unsqueeze(-1))
+        return TensorDict(
+            {
+                "observation": torch.cat(features, dim=-1),
+                "storage_hm3": self._storage_hm3.clone(),
+                "record_index": index.clone(),
+                "day_of_year": day,
+            },
+            batch_size=self.batch_size,
+            device=self.device,
+        )
+
+    # ------------------------------------------------------------------ EnvBase API
+    def _reset(self, tensordict: Optional[TensorDictBase] = None, **kwargs: Any) -> TensorDictBase:
+        n = self.n_envs
+        mask = None
+        if tensordict is not None and "_reset" in tensordict.keys():
+            mask = tensordict.get("_reset").reshape(n)
+        # Draw for every env whatever the mask, so the generator advances identically on any device.
+        pick = torch.randint(len(self._start_indices), (n,), generator=self._generator, device=self.device)
+        low, high = self.config.initial_storage_fraction
+        u = torch.rand(n, generator=self._generator, device=self.device)
+        storage = (low + (high - low) * u) * self.config.reservoir.capacity_hm3
+        start = self._start_indices[pick]
+        if mask is None:
+            self._record_index = start
+            self._storage_hm3 = storage
+            self._steps = torch.zeros_like(self._steps)
+        else:
+            self._record_index = torch.where(mask, start, self._record_index)
+            self._storage_hm3 = torch.where(mask, storage, self._storage_hm3)
+            self._steps = torch.where(mask, torch.zeros_like(self._steps), self._steps)
+        out = self._observe()
+        zeros = torch.zeros(self.batch_size, dtype=torch.float32, device=self.device)
+        for key in STEP_QUANTITIES:
+            out.set(key, zeros.clone())
+        for key in FAILURE_FLAGS:
+            out.set(key, torch.zeros(self.batch_size, dtype=torch.bool, device=self.device))
+        out.set("reward_components", TensorDict({name: zeros.clone() for name in COMPONENTS}, batch_size=self.batch_size, device=self.device))
+        false = torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device)
+        out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
+        return out
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action = tensordict.get("action").reshape(self.n_envs)
+        index = self._record_index
+        inflow_hm3 = self._inflow_hm3[index]
+        outcome = self.physics.step(self._storage_hm3, inflow_hm3, action, self._day_of_year[index])
+        components = reward_components(self.physics, outcome)
+        reward = weighted_reward(self.config.reward, components)
+        failure = outcome.flood_failure | outcome.drought_failure
+        self._storage_hm3 = outcome.next_storage_hm3
+        self._record_index = index + 1
+        self._steps = self._steps + 1
+        truncated = self._steps >= self.config.horizon_days
+        terminated = failure if self.config.terminate_on_failure else torch.zeros_like(failure)
+        out = self._observe()
+        out.update(
+            {
+                "inflow_hm3": inflow_hm3,
+                "release_hm3": outcome.release_hm3,
+                "spill_hm3": outcome.spill_hm3,
+                "evaporation_hm3": outcome.evaporation_hm3,
+                "energy_mwh": outcome.energy_mwh,
+                "downstream_cms": outcome.downstream_cms,
+                "supply_deficit_hm3": outcome.supply_deficit_hm3,
+                "flood_failure": outcome.flood_failure,
+                "drought_failure": outcome.drought_failure,
+                "reward_components": TensorDict(components, batch_size=self.batch_size, device=self.device),
+                "reward": reward.unsqueeze(-1),
+                "done": (terminated | truncated).unsqueeze(-1),
+                "terminated": terminated.unsqueeze(-1),
+                "truncated": truncated.unsqueeze(-1),
+            }
+        )
+        return out
+
+    def _set_seed(self, seed: Optional[int]) -> None:
+        self._generator.manual_seed(0 if seed is None else int(seed))
+
+    # ------------------------------------------------------------------ helpers for policies and resume
+    def inflow_hm3_at(self, record_index: torch.Tensor) -> torch.Tensor:
+        """True inflow (hm³/day) of the given record positions (any shape)."""
+        return self._inflow_hm3[record_index]
+
+    def inflow_trace_hm3(self, start_index: torch.Tensor, n_days: int) -> torch.Tensor:
+        """True inflow of ``n_days`` from each start, shape (*start_index.shape, n_days)."""
+        offsets = torch.arange(n_days, device=self.device)
+        return self._inflow_hm3[start_index.unsqueeze(-1) + offsets]
+
+    def day_of_year_trace(self, start_index: torch.Tensor, n_days: int) -> torch.Tensor:
+        offsets = torch.arange(n_days, device=self.device)
+        return self._day_of_year[start_index.unsqueeze(-1) + offsets]
+
+    @property
+    def steps_in_episode(self) -> torch.Tensor:
+        """Days already simulated in each env's current episode, int64 (n_envs,)."""
+        return self._steps
+
+    def get_state(self) -> dict[str, torch.Tensor]:
+        """In-flight episode state and generator state: plain tensors, for checkpoints."""
+        return {
+            "storage_hm3": self._storage_hm3.cpu().clone(),
+            "record_index": self._record_index.cpu().clone(),
+            "steps": self._steps.cpu().clone(),
+            "generator": self._generator.get_state(),
+        }
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what `get_state` returned (same n_envs)."""
+        if state["storage_hm3"].shape != (self.n_envs,):
+            raise ConfigError(
+                f"env state holds {state['storage_hm3'].shape[0]} reservoirs, this env has {self.n_envs}"
+            )
+        self._storage_hm3 = state["storage_hm3"].to(self.device, torch.float32).clone()
+        self._record_index = state["record_index"].to(self.device, torch.int64).clone()
+        self._steps = state["steps"].to(self.device, torch.int64).clone()
+        self._generator.set_state(state["generator"])
+
+
+def make_env(
+    config: Config,
+    split: str = "train",
+    n_envs: int = 1,
+    device: torch.device | str = "cpu",
+    seed: Optional[int] = None,
+    inflow: Optional[InflowRecord] = None,
+) -> DiscreteReservoirEnv:
+    """Build the env of a full config on its training, held-out or all water years."""
+    record = inflow if inflow is not None else load_inflow(config.inflow)
+    train_years, heldout_years = split_water_years(record, config.inflow.heldout_water_years)
+    years = {"train": train_years, "heldout": heldout_years, "all": train_years + heldout_years}
+    if split not in years:
+        raise ConfigError(f"unknown split {split!r}; choose train, heldout or all")
+    return DiscreteReservoirEnv(config.env, record, years[split], n_envs=n_envs, device=device, seed=seed)
+

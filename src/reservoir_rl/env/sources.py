@@ -1,0 +1,24 @@
+"""Build the inflow record a config asks for (bundled gauge, user CSV or synthetic series)."""
+
+from __future__ import annotations
+
+from reservoir_rl.config import InflowConfig
+from reservoir_rl.env.inflow import InflowRecord, load_bundled, load_csv, synthetic
+
+
+def load_inflow(config: InflowConfig) -> InflowRecord:
+    """The daily inflow record described by the ``inflow`` section."""
+    if config.source == "bundled":
+        return load_bundled(config.gauge)
+    if config.source == "csv":
+        return load_csv(config.path, config.date_column, config.flow_column, config.units)
+    params = config.synthetic
+    return synthetic(
+        n_years=params.n_years,
+        mean_inflow_cms=params.mean_inflow_cms,
+        seasonal_amplitude=params.seasonal_amplitude,
+        cv=params.cv,
+        ar1=params.ar1,
+        peak_day_of_year=params.peak_day_of_year,
+        seed=params.seed,
+    )
