@@ -1,0 +1,181 @@
+"""Operating rules the field uses: standard operating policy, two-point hedging, rule curve.
+
+Every rule is a policy with the interface of a TorchRL actor: ``policy(tensordict) -> tensordict`` reads
+the env's root keys ``storage_hm3`` (float32, (n_envs,)), ``record_index`` and ``day_of_year`` (int64,
+(n_envs,)), writes ``action`` (int64 release level 0 … n−1, (n_envs,)) and returns the tensordict, so
+``env.rollout(policy=rule)`` works. Rules know the true inflow of the current day (standard for SOP) and
+the evaporation the physics will take, and are fully vectorised over the envs.
+
+Volumes are hm³ per day throughout (1 m³/s for one day = 0.0864 hm³).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from tensordict import TensorDictBase
+
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
+
+DAYS_PER_YEAR = 365
+
+
+class _WaterBalance:
+    """Today's water balance of each env, before the release decision (all hm³, shape (n_envs,))."""
+
+    def __init__(self, env: DiscreteReservoirEnv, tensordict: TensorDictBase) -> None:
+        physics = env.physics
+        self.storage_hm3 = tensordict.get("storage_hm3").reshape(-1)
+        self.day_of_year = tensordict.get("day_of_year").reshape(-1)
+        self.inflow_hm3 = env.inflow_hm3_at(tensordict.get("record_index").reshape(-1)).to(self.storage_hm3.dtype)
+        water_hm3 = self.storage_hm3 + self.inflow_hm3
+        evaporation_hm3 = physics.area_km2(self.storage_hm3) * physics.evaporation_depth_mm(self.day_of_year) * 1e-3
+        # What the day leaves after evaporation (S + I − E), as the physics computes it.
+        self.water_hm3 = water_hm3 - evaporation_hm3.minimum(water_hm3 - physics.dead_storage_hm3)
+        # Releasable water above dead storage (W = S + I − E − S_dead) and the release that keeps S' = S_max.
+        self.available_hm3 = (self.water_hm3 - physics.dead_storage_hm3).clamp(min=0.0)
+        self.excess_hm3 = (self.water_hm3 - physics.capacity_hm3).clamp(min=0.0)
+
+
+def release_to_action(
+    env: DiscreteReservoirEnv,
+    release_hm3: torch.Tensor,
+    excess_hm3: torch.Tensor,
+    release_all: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Release level (int64) for a desired release (hm³/day), any shape.
+
+    The desired release is rounded to the nearest level, except that the level is rounded UP
+    (i) to at least the release ``excess_hm3`` that keeps storage at capacity, when it is positive, so a
+    rule never spills water it could have released, and (ii) where ``release_all`` is set, to the smallest
+    level that releases all of ``release_hm3`` (the physics then cuts it to what is available).
+    """
+    physics = env.physics
+    step_hm3 = physics.release_capacity_hm3 / (physics.n_release_levels - 1)
+    top = physics.n_release_levels - 1
+    action = physics.action_for_release(release_hm3)
+    ceiling = lambda volume: torch.ceil(volume / step_hm3 - 1e-6).clamp(0, top).long()  # noqa: E731
+    if release_all is not None:
+        action = torch.where(release_all, action.maximum(ceiling(release_hm3)), action)
+    return torch.where(excess_hm3 > 0, action.maximum(ceiling(excess_hm3)), action)
+
+
+class StandardOperatingPolicy:
+    """Standard operating policy (SOP).
+
+    With W = S + I − E − S_dead the water available above dead storage (hm³; S storage, I today's true
+    inflow, E evaporation) and R* the target (hm³/day): release R* if W ≥ R*, otherwise all of W; if
+    S + I − E − R would exceed capacity S_max, release the excess S + I − E − S_max instead (up to the
+    release capacity). The target is rounded to the nearest release level; shortage and excess releases are
+    rounded up (the physics caps a release at W).
+    """
+
+    def __init__(self, env: DiscreteReservoirEnv, target_release_hm3: float) -> None:
+        if target_release_hm3 < 0:
+            raise ValueError(f"target_release_hm3 must be >= 0, got {target_release_hm3}")
+        self.env = env
+        self.target_release_hm3 = float(target_release_hm3)
+
+    def release_hm3(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        """Desired release (hm³/day, (n_envs,)) and the chosen level (int64, (n_envs,))."""
+        balance = _WaterBalance(self.env, tensordict)
+        target = torch.full_like(balance.available_hm3, self.target_release_hm3)
+        short = balance.available_hm3 < target
+        release = torch.where(short, balance.available_hm3, target).maximum(balance.excess_hm3)
+        release = release.clamp(max=self.env.physics.release_capacity_hm3)
+        return release, release_to_action(self.env, release, balance.excess_hm3, release_all=short)
+
+    def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
+        tensordict.set("action", self.release_hm3(tensordict)[1].reshape(tensordict.batch_size))
+        return tensordict
+
+
+class HedgingPolicy:
+    """Two-point linear hedging (Draper & Lund 2004).
+
+    With W = S + I − E − S_dead (hm³) and its usable fraction w = W / (S_max − S_dead): release the target R*
+    (hm³/day) when w ≥ ``start_fraction``, ``min_release_fraction`` × R* when w ≤ ``end_fraction``, and the
+    linear interpolation between the two in between; never more than W. As in SOP, a release that would
+    leave storage above capacity is raised to the excess S + I − E − S_max (up to the release capacity).
+    Levels: nearest to the hedged release, rounded up when releasing all of W or the excess.
+    """
+
+    def __init__(
+        self,
+        env: DiscreteReservoirEnv,
+        target_release_hm3: float,
+        start_fraction: float,
+        end_fraction: float,
+        min_release_fraction: float,
+    ) -> None:
+        if not 0.0 <= end_fraction < start_fraction:
+            raise ValueError(f"need 0 <= end_fraction ({end_fraction}) < start_fraction ({start_fraction})")
+        if not 0.0 <= min_release_fraction <= 1.0:
+            raise ValueError(f"min_release_fraction must lie in [0, 1], got {min_release_fraction}")
+        self.env = env
+        self.target_release_hm3 = float(target_release_hm3)
+        self.start_fraction = float(start_fraction)
+        self.end_fraction = float(end_fraction)
+        self.min_release_fraction = float(min_release_fraction)
+
+    def release_hm3(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        """Desired release (hm³/day, (n_envs,)) and the chosen level (int64, (n_envs,))."""
+        physics = self.env.physics
+        balance = _WaterBalance(self.env, tensordict)
+        usable_fraction = balance.available_hm3 / (physics.capacity_hm3 - physics.dead_storage_hm3)
+        ramp = ((usable_fraction - self.end_fraction) / (self.start_fraction - self.end_fraction)).clamp(0.0, 1.0)
+        share = self.min_release_fraction + (1.0 - self.min_release_fraction) * ramp
+        hedged = share * self.target_release_hm3
+        short = balance.available_hm3 <= hedged
+        release = hedged.minimum(balance.available_hm3).maximum(balance.excess_hm3)
+        release = release.clamp(max=physics.release_capacity_hm3)
+        return release, release_to_action(self.env, release, balance.excess_hm3, release_all=short)
+
+    def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
+        tensordict.set("action", self.release_hm3(tensordict)[1].reshape(tensordict.batch_size))
+        return tensordict
+
+
+class RuleCurvePolicy:
+    """Release to track a target storage that depends on the day of year.
+
+    ``curve`` lists (day_of_year, storage fraction of capacity) points; the target end-of-day storage
+    S_target(d) = capacity × fraction, linearly interpolated and periodic over 365 days. The release is
+    R = S + I − E − S_target(d) (hm³/day), clipped to [0, release capacity], then rounded to the nearest
+    level (up when storage would otherwise exceed capacity).
+    """
+
+    def __init__(self, env: DiscreteReservoirEnv, curve: Sequence[tuple[float, float]]) -> None:
+        points = sorted((float(day), float(fraction)) for day, fraction in curve)
+        if not points:
+            raise ValueError("rule curve needs at least one (day_of_year, fraction) point")
+        days = [d for d, _ in points]
+        if any(b <= a for a, b in zip(days, days[1:])) or days[0] < 0 or days[-1] > DAYS_PER_YEAR:
+            raise ValueError(f"rule curve days must be distinct and lie in 0..{DAYS_PER_YEAR}, got {days}")
+        first, last = points[0], points[-1]
+        periodic = [(last[0] - DAYS_PER_YEAR, last[1]), *points, (first[0] + DAYS_PER_YEAR, first[1])]
+        self.env = env
+        self.curve = points
+        self._days = torch.tensor([d for d, _ in periodic], dtype=torch.float64)
+        self._fractions = torch.tensor([f for _, f in periodic], dtype=torch.float64)
+
+    def target_storage_hm3(self, day_of_year: torch.Tensor) -> torch.Tensor:
+        """Target end-of-day storage (hm³) for each day of year (any shape), float64."""
+        day = day_of_year.to(torch.float64) % DAYS_PER_YEAR
+        upper = torch.searchsorted(self._days, day.contiguous(), right=True).clamp(1, len(self._days) - 1)
+        lower = upper - 1
+        weight = (day - self._days[lower]) / (self._days[upper] - self._days[lower])
+        fraction = self._fractions[lower] + weight * (self._fractions[upper] - self._fractions[lower])
+        return fraction * self.env.physics.capacity_hm3
+
+    def release_hm3(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        """Desired release (hm³/day, (n_envs,)) and the chosen level (int64, (n_envs,))."""
+        balance = _WaterBalance(self.env, tensordict)
+        target = self.target_storage_hm3(balance.day_of_year).to(balance.water_hm3.dtype)
+        release = (balance.water_hm3 - target).clamp(0.0, self.env.physics.release_capacity_hm3)
+        return release, release_to_action(self.env, release, balance.excess_hm3)
+
+    def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
+        tensordict.set("action", self.release_hm3(tensordict)[1].reshape(tensordict.batch_size))
+        return tensordict

@@ -1,0 +1,158 @@
+"""Reservoir metrics of episodes: what a trajectory means to a water-resources engineer.
+
+Daily indicators are computed from a step's ``next`` tensordict; an episode's metrics reduce them over its
+days (sum, mean, min or max). The same definitions serve the streaming accumulator used during training
+and the whole-trajectory reduction used by evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from tensordict import TensorDictBase
+
+from reservoir_rl.config import EnvConfig
+from reservoir_rl.env.physics import HM3_PER_CMS_DAY
+
+# name -> how an episode reduces the daily values
+REDUCTIONS = {
+    "return": "sum",
+    "length": "sum",
+    "energy_gwh": "sum",
+    "inflow_hm3": "sum",
+    "release_hm3": "sum",
+    "spill_hm3": "sum",
+    "evaporation_hm3": "sum",
+    "flood_zone_days": "sum",
+    "env_flow_deficit_days": "sum",
+    "env_flow_deficit_hm3": "sum",
+    "supply_deficit_hm3": "sum",
+    "supply_failure_days": "sum",
+    "failures": "sum",
+    "storage_mean_hm3": "mean",
+    "storage_min_hm3": "min",
+    "storage_max_hm3": "max",
+}
+
+
+def daily_indicators(next_td: TensorDictBase, config: EnvConfig) -> dict[str, torch.Tensor]:
+    """Per-day indicators, each float32 with the batch shape of ``next_td`` (e.g. (n_envs,) or (n_envs, T))."""
+    reservoir = config.reservoir
+    storage = next_td.get("storage_hm3")
+    downstream = next_td.get("downstream_cms")
+    env_deficit_cms = (reservoir.env_flow_cms - downstream).clamp(min=0.0)
+    supply_deficit = next_td.get("supply_deficit_hm3")
+    failure = next_td.get("flood_failure") | next_td.get("drought_failure")
+    return {
+        "return": next_td.get("reward").squeeze(-1),
+        "length": torch.ones_like(storage),
+        "energy_gwh": next_td.get("energy_mwh") / 1000.0,
+        "inflow_hm3": next_td.get("inflow_hm3"),
+        "release_hm3": next_td.get("release_hm3"),
+        "spill_hm3": next_td.get("spill_hm3"),
+        "evaporation_hm3": next_td.get("evaporation_hm3"),
+        "flood_zone_days": (storage > reservoir.flood_zone_hm3).to(storage.dtype),
+        "env_flow_deficit_days": (env_deficit_cms > 1e-6 * max(reservoir.env_flow_cms, 1.0)).to(storage.dtype),
+        "env_flow_deficit_hm3": env_deficit_cms * HM3_PER_CMS_DAY,
+        "supply_deficit_hm3": supply_deficit,
+        "supply_failure_days": (supply_deficit > 1e-9).to(storage.dtype),
+        "failures": failure.to(storage.dtype),
+        "storage_mean_hm3": storage,
+        "storage_min_hm3": storage,
+        "storage_max_hm3": storage,
+    }
+
+
+def first_done_mask(done: torch.Tensor) -> torch.Tensor:
+    """Days of each episode up to and including its first done; ``done`` is (n, T) or (n, T, 1) bool."""
+    done = done.reshape(done.shape[0], done.shape[1])
+    before = torch.cumsum(done.to(torch.int64), dim=1) - done.to(torch.int64)
+    return before == 0
+
+
+def episode_metrics(
+    trajectory: TensorDictBase, config: EnvConfig, valid: Optional[torch.Tensor] = None
+) -> dict[str, torch.Tensor]:
+    """Metrics of the first episode of each row of a (n_envs, T) trajectory, each of shape (n_envs,).
+
+    Also returns ``success`` (1.0 when the episode reached the horizon with no failure).
+    """
+    if valid is None:
+        valid = first_done_mask(trajectory.get(("next", "done")))
+    daily = daily_indicators(trajectory.get("next"), config)
+    mask = valid.to(torch.float32)
+    out: dict[str, torch.Tensor] = {}
+    for name, values in daily.items():
+        how = REDUCTIONS[name]
+        if how == "sum":
+            out[name] = (values * mask).sum(dim=1)
+        elif how == "mean":
+            out[name] = (values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        elif how == "min":
+            out[name] = torch.where(valid, values, torch.full_like(values, float("inf"))).amin(dim=1)
+        else:
+            out[name] = torch.where(valid, values, torch.full_like(values, float("-inf"))).amax(dim=1)
+    out["success"] = ((out["failures"] == 0) & (out["length"] >= config.horizon_days)).to(torch.float32)
+    return out
+
+
+class EpisodeAccumulator:
+    """Streams daily indicators of ``n_envs`` parallel envs and emits the metrics of finished episodes.
+
+    State is plain tensors (see `state_dict`), so a checkpoint resumes in-flight episodes exactly.
+    """
+
+    def __init__(self, n_envs: int, config: EnvConfig, device: torch.device | str = "cpu") -> None:
+        self.config = config
+        self.n_envs = n_envs
+        self._device = torch.device(device)
+        self._state = self._fresh()
+
+    def _fresh(self) -> dict[str, torch.Tensor]:
+        state = {}
+        for name, how in REDUCTIONS.items():
+            fill = {"min": float("inf"), "max": float("-inf")}.get(how, 0.0)
+            state[name] = torch.full((self.n_envs,), fill, dtype=torch.float32, device=self._device)
+        return state
+
+    def update(self, next_td: TensorDictBase) -> Optional[dict[str, torch.Tensor]]:
+        """Add one day for every env; return metrics of the episodes that ended this day (or None)."""
+        daily = daily_indicators(next_td, self.config)
+        state = self._state
+        for name, how in REDUCTIONS.items():
+            value = daily[name]
+            if how in ("sum", "mean"):
+                state[name] = state[name] + value
+            elif how == "min":
+                state[name] = state[name].minimum(value)
+            else:
+                state[name] = state[name].maximum(value)
+        done = next_td.get("done").reshape(self.n_envs)
+        if not bool(done.any()):
+            return None
+        finished = {name: values[done] for name, values in state.items()}
+        finished["storage_mean_hm3"] = finished["storage_mean_hm3"] / finished["length"]
+        finished["success"] = (
+            (finished["failures"] == 0) & (finished["length"] >= self.config.horizon_days)
+        ).to(torch.float32)
+        fresh = self._fresh()
+        for name in state:
+            state[name] = torch.where(done, fresh[name], state[name])
+        return finished
+
+    def update_batch(self, batch: TensorDictBase) -> list[dict[str, torch.Tensor]]:
+        """Feed a collector batch of shape (n_envs, T) day by day; list of finished-episode metrics."""
+        results = []
+        next_td = batch.get("next")
+        for t in range(batch.shape[1]):
+            finished = self.update(next_td[:, t])
+            if finished is not None:
+                results.append(finished)
+        return results
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: value.cpu().clone() for name, value in self._state.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._state = {name: state[name].to(self._device).clone() for name in REDUCTIONS}

@@ -1,0 +1,80 @@
+"""`ReservoirLogger`: TensorBoard scalars, histograms, figures and hyperparameters of a run.
+
+Groups (tags are ``group/name``): ``train/`` (loss, epsilon, learning rate, grad norm, buffer size,
+frames/s), ``episode/`` (return mean/min/max, length, success rate), ``reservoir/`` (storage, energy,
+spill, flood-zone days, env-flow deficit days, supply deficit), ``agent/`` (Q-value statistics, TD error;
+histograms of Q-values and actions), ``eval/`` (greedy return and reservoir metrics on held-out years) and
+``figures/``. The step of every entry is the number of environment frames collected so far.
+
+It receives plain numbers, numpy arrays and CPU tensors only.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+
+class ReservoirLogger:
+    """Writes one run's TensorBoard events into ``log_dir``.
+
+    Args:
+        log_dir: the run's TensorBoard folder; a resumed run writes into the same folder.
+        purge_step: on resume, the first frame after the checkpoint: TensorBoard drops events at or
+            after this step written by the interrupted process, so curves hold no duplicated steps.
+    """
+
+    def __init__(self, log_dir: str | Path, purge_step: Optional[int] = None) -> None:
+        self.log_dir = Path(log_dir)
+        self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step, flush_secs=30)
+
+    def scalars(self, group: str, values: Mapping[str, float], step: int) -> None:
+        """One scalar per ``group/name``; non-finite values are skipped, never written as zeros."""
+        for name, value in values.items():
+            if value is None:
+                continue
+            value = float(value)
+            if math.isfinite(value):
+                self._writer.add_scalar(f"{group}/{name}", value, global_step=step)
+
+    def histogram(self, tag: str, values: Any, step: int, bins: Any = "auto") -> None:
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+        if array.size:
+            self._writer.add_histogram(tag, array, global_step=step, bins=bins)
+
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        """Render a matplotlib Figure into the ``figures/`` group (the figure is closed)."""
+        self._writer.add_figure(tag, figure, global_step=step, close=True)
+
+    def text(self, tag: str, text: str, step: int = 0) -> None:
+        self._writer.add_text(tag, text, global_step=step)
+
+    def hyperparameters(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+        """Record hyperparameters (flattened, scalars or strings) with the final metrics."""
+        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+        finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        self._writer.add_hparams(clean, finite, run_name=".")
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists become strings."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = str(list(value))
+        else:
+            flat[name] = value
+    return flat

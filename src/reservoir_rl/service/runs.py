@@ -1,0 +1,118 @@
+"""Run folders: ``runs/run-N`` numbering, lookup by name or path, and the files a run records."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Optional
+
+from reservoir_rl.errors import UserError
+
+RUN_PATTERN = re.compile(r"^run-(\d+)$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+TRACKED_PACKAGES = ("reservoir-rl", "torch", "torchrl", "tensordict", "numpy", "tensorboard", "pydantic")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of one run."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.path / "metadata.yaml"
+
+
+def next_run_name(runs_dir: Path) -> str:
+    """``run-N`` with N one above the highest existing number (``run-1`` in an empty folder)."""
+    numbers = [int(m.group(1)) for p in runs_dir.glob("run-*") if (m := RUN_PATTERN.match(p.name))]
+    return f"run-{max(numbers, default=0) + 1}"
+
+
+def create_run(runs_dir: Path, name: Optional[str] = None) -> RunDir:
+    """Create a new, empty run folder; an existing name is an error (nothing is overwritten)."""
+    runs_dir = Path(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UserError(f"{runs_dir}: runs folder is not a directory")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        if not NAME_PATTERN.match(name):
+            raise UserError(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
+        path = runs_dir / name
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise UserError(f"{path}: run already exists; choose another --name or `reservoir-rl resume {name}`") from None
+    else:
+        while True:  # another process may take the same number: mkdir is the atomic claim
+            path = runs_dir / next_run_name(runs_dir)
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+    run = RunDir(path)
+    run.checkpoints.mkdir()
+    return run
+
+
+def find_run(run: str, runs_dir: Path) -> RunDir:
+    """A run given as a path, or as a name under ``runs_dir``."""
+    candidates = [Path(run), Path(runs_dir) / run]
+    for path in candidates:
+        if path.is_dir() and (path / "checkpoints").is_dir():
+            return RunDir(path)
+    known = sorted(p.name for p in Path(runs_dir).glob("*") if (p / "checkpoints").is_dir()) if Path(runs_dir).is_dir() else []
+    hint = f"; runs in {runs_dir}: {', '.join(known[-8:])}" if known else f"; no runs in {runs_dir}"
+    raise UserError(f"unknown run {run!r}{hint}")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for package in TRACKED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_sha(cwd: Optional[Path] = None) -> Optional[str]:
+    """The current commit of the working directory's repository, if there is one."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = result.stdout.strip()
+    return sha if result.returncode == 0 and len(sha) == 40 else None

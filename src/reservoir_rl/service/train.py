@@ -1,0 +1,167 @@
+"""Use cases `train` and `resume`: run folders, metadata, signals, and the trainer."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import yaml
+
+from reservoir_rl.config import Config, config_from_dict, dump_config, load_config
+from reservoir_rl.errors import CheckpointError, UserError
+from reservoir_rl.monitor.logger import ReservoirLogger, flatten
+from reservoir_rl.service import checkpoint as ckpt
+from reservoir_rl.service.build import build_training, resolve_device
+from reservoir_rl.service.runs import RunDir, create_run, find_run, git_sha, package_versions
+from reservoir_rl.service.trainer import Trainer
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    frames: int
+    updates: int
+    episodes: int
+    stopped_by: str  # "done", "SIGINT" or "SIGTERM"
+    best_eval_return: Optional[float]
+    last_eval: Optional[dict[str, float]]
+    seconds: float
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """SIGINT / SIGTERM ask the trainer to stop after the current batch (it then saves a checkpoint)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        trainer.stop_requested = signal.Signals(signum).name
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _write_metadata(run: RunDir, config: Config, command: list[str], event: str) -> None:
+    entry = {
+        "event": event,
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(command),
+        "seed": config.train.seed,
+        "device": config.train.device,
+        "git_sha": git_sha(Path.cwd()),
+        "package_versions": package_versions(),
+    }
+    history = []
+    if run.metadata_path.exists():
+        history = yaml.safe_load(run.metadata_path.read_text()) or []
+    history.append(entry)
+    run.metadata_path.write_text(yaml.safe_dump(history, sort_keys=False))
+
+
+def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float) -> TrainSummary:
+    import time
+
+    with stop_on_signals(trainer):
+        stopped_by = trainer.run(total_frames)
+    trainer.view.stop()
+    best = trainer.best_eval_return
+    if stopped_by == "done" and trainer.last_eval is not None:
+        trainer.logger.hyperparameters(
+            flatten(trainer.config.model_dump(mode="json")),
+            {"hparams/eval_return": trainer.last_eval["return"], "hparams/best_eval_return": best},
+        )
+    trainer.logger.close()
+    return TrainSummary(
+        run_dir=run.path,
+        frames=trainer.frames,
+        updates=trainer.updates,
+        episodes=trainer.episodes,
+        stopped_by=stopped_by,
+        best_eval_return=best if best > -float("inf") else None,
+        last_eval=trainer.last_eval,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def train(
+    config_path: str | Path,
+    overrides: list[str],
+    view: Any,
+    runs_dir: str | Path = "runs",
+    name: Optional[str] = None,
+    seed: Optional[int] = None,
+    device: Optional[str] = None,
+    command: Optional[list[str]] = None,
+) -> TrainSummary:
+    """Create a new run folder and train for ``train.total_frames``."""
+    import time
+
+    started = time.perf_counter()
+    extra = list(overrides)
+    if seed is not None:
+        extra.append(f"train.seed={seed}")
+    if device is not None:
+        extra.append(f"train.device={device}")
+    config = load_config(config_path, extra)
+    torch_device = resolve_device(config.train.device)
+    parts = build_training(config, torch_device)  # before the folder: a bad config leaves nothing behind
+    run = create_run(Path(runs_dir), name)
+    run.config_path.write_text(dump_config(config))
+    _write_metadata(run, config, command or sys.argv, "train")
+    logger = ReservoirLogger(run.tensorboard)
+    logger.text("config", "```yaml\n" + dump_config(config) + "\n```")
+    trainer = Trainer(parts, run, logger, view)
+    trainer.save_checkpoint()  # frame 0: a run killed at any moment can be resumed
+    return _train(trainer, run, config.train.total_frames, started)
+
+
+def latest_checkpoint(run: RunDir) -> dict[str, Any]:
+    """The newest checkpoint of the run that loads cleanly (last.pt, else the newest periodic one)."""
+    candidates = [run.last_checkpoint, *reversed(ckpt.frame_checkpoints(run.checkpoints))]
+    errors = []
+    for path in candidates:
+        if not path.exists():
+            continue
+        try:
+            return ckpt.load_checkpoint(path)
+        except CheckpointError as error:
+            errors.append(str(error))
+    if errors:
+        raise CheckpointError(f"{run.path}: no usable checkpoint ({errors[0]})")
+    raise UserError(f"{run.path}: the run has no checkpoint yet; start it again with `reservoir-rl train`")
+
+
+def resume(
+    run_name: str,
+    view: Any,
+    runs_dir: str | Path = "runs",
+    total_frames: Optional[int] = None,
+    command: Optional[list[str]] = None,
+) -> TrainSummary:
+    """Continue a run from its latest complete checkpoint into the same folder and TensorBoard run."""
+    import time
+
+    started = time.perf_counter()
+    run = find_run(run_name, Path(runs_dir))
+    payload = latest_checkpoint(run)
+    raw = payload["config"]
+    if total_frames is not None:
+        if total_frames < 1:
+            raise UserError(f"--total-frames {total_frames}: must be positive")
+        raw = {**raw, "train": {**raw["train"], "total_frames": total_frames}}
+    config = config_from_dict(raw, source=f"{run.path} checkpoint config")
+    parts = build_training(config, resolve_device(config.train.device))
+    frames = payload["counters"]["frames"]
+    logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
+    trainer = Trainer(parts, run, logger, view)
+    trainer.load_state(payload)
+    run.config_path.write_text(dump_config(config))
+    _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}")
+    return _train(trainer, run, config.train.total_frames, started)
