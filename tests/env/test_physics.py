@@ -134,15 +134,27 @@ def _grid_step(physics):
 GRID_SHAPE = (16, 12, N_LEVELS, 365)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG physics.step: evaporation_hm3 does not depend on the action and keeps the un-broadcast shape "
-    "(16, 12, 1, 365) although StepOutcome documents 'every field has the broadcast batch shape'",
-)
 def test_step_outcome_fields_have_broadcast_shape(physics):
+    """Every field has the broadcast shape, also those that do not depend on the action (evaporation)."""
     _, out = _grid_step(physics)
     bad = {name: tuple(value.shape) for name, value in out._asdict().items() if value.shape != GRID_SHAPE}
     assert not bad
+    # evaporation is the same for every release level of one (storage, inflow, day)
+    evaporation = out.evaporation_hm3
+    assert torch.equal(evaporation, evaporation[:, :, :1, :].expand(GRID_SHAPE))
+    assert (evaporation > 0).any()
+
+
+def test_level_table_interpolation_warns_nothing(recwarn):
+    """The storage–level table is searched with contiguous columns (no torch.searchsorted copy warning)."""
+    physics = ReservoirPhysics(ReservoirConfig(level_table=[(150.0, 20.0), (1500.0, 58.0)]), N_LEVELS)
+    storage = torch.linspace(150.0, 1500.0, 8).view(2, 4).t()  # a non-contiguous query
+    torch.testing.assert_close(physics.head_m(storage), 20.0 + (storage - 150.0) * (38.0 / 1350.0))
+    torch.testing.assert_close(physics.head_m(storage.double()), 20.0 + (storage.double() - 150.0) * (38.0 / 1350.0))
+    # a non-contiguous boundary given to interpolate directly
+    table = torch.tensor([[0.0, 0.0], [1.0, 10.0], [3.0, 30.0]])
+    torch.testing.assert_close(interpolate(torch.tensor([0.5, 2.0]), table[:, 0], table[:, 1]), torch.tensor([5.0, 20.0]))
+    assert not [w for w in recwarn if "searchsorted" in str(w.message)]
 
 
 def test_broadcast_grid(physics):
@@ -150,9 +162,7 @@ def test_broadcast_grid(physics):
     (storage, inflow, action, day), out = _grid_step(physics)
     shape = GRID_SHAPE
     for name, value in out._asdict().items():
-        if name != "evaporation_hm3":  # see test_step_outcome_fields_have_broadcast_shape
-            assert value.shape == shape, name
-    out = StepOutcome(*(value.expand(shape) for value in out))
+        assert value.shape == shape, name
     s, i = storage.expand(shape), inflow.expand(shape)
     assert _mass_residual(s, i, out).max().item() <= 1e-5
     assert out.next_storage_hm3.min().item() >= DEAD - 1e-3

@@ -11,7 +11,7 @@ lake area; the release is cut so storage never falls below dead storage; what ex
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -45,6 +45,8 @@ class ReservoirPhysics:
 
     config: ReservoirConfig
     n_release_levels: int
+    # storage–level table as contiguous (storage_hm3, head_m) columns, built once per (dtype, device)
+    _level_columns: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def capacity_hm3(self) -> float:
@@ -83,8 +85,12 @@ class ReservoirPhysics:
         if cfg.level_table is None:
             fraction = (storage_hm3 / cfg.capacity_hm3).clamp(min=0.0)
             return cfg.max_head_m * fraction.pow(cfg.level_exponent)
-        table = torch.tensor(cfg.level_table, dtype=storage_hm3.dtype, device=storage_hm3.device)
-        return interpolate(storage_hm3, table[:, 0], table[:, 1])
+        key = (storage_hm3.dtype, storage_hm3.device)
+        columns = self._level_columns.get(key)
+        if columns is None:
+            table = torch.tensor(cfg.level_table, dtype=storage_hm3.dtype, device=storage_hm3.device)
+            columns = self._level_columns[key] = (table[:, 0].contiguous(), table[:, 1].contiguous())
+        return interpolate(storage_hm3, *columns)
 
     def area_km2(self, storage_hm3: torch.Tensor) -> torch.Tensor:
         fraction = (storage_hm3 / self.config.capacity_hm3).clamp(min=0.0)
@@ -134,7 +140,8 @@ class ReservoirPhysics:
             next_storage_hm3=next_storage_hm3,
             release_hm3=release_hm3,
             spill_hm3=spill_hm3,
-            evaporation_hm3=evaporation_hm3,
+            # evaporation does not depend on the action: expand (a view, no copy) to the broadcast shape
+            evaporation_hm3=evaporation_hm3.expand_as(release_hm3),
             energy_mwh=energy_mwh,
             downstream_cms=(release_hm3 + spill_hm3) / HM3_PER_CMS_DAY,
             supply_deficit_hm3=supply_deficit_hm3,
@@ -145,7 +152,11 @@ class ReservoirPhysics:
 
 
 def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """Piecewise-linear interpolation of ``fp(xp)`` at ``x`` (any shape), constant beyond the ends."""
+    """Piecewise-linear interpolation of ``fp(xp)`` at ``x`` (any shape), constant beyond the ends.
+
+    ``xp`` (K,) increasing and ``fp`` (K,); a non-contiguous ``xp`` is copied (pass contiguous columns).
+    """
+    xp = xp.contiguous()
     x_clamped = x.clamp(xp[0], xp[-1])
     upper = torch.searchsorted(xp, x_clamped.contiguous()).clamp(1, len(xp) - 1)
     lower = upper - 1
