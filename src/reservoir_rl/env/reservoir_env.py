@@ -98,7 +98,9 @@ class DiscreteReservoirEnv(EnvBase):
             self.config.forecast.error_growth
         )
         self._forecast_sigma = sigma.to(dev)
-        self._lead_offsets = torch.arange(lead, dtype=torch.int64, device=dev)
+        self._forecast_half_variance = (0.5 * sigma * sigma).to(dev)  # log-normal bias correction, (lead,)
+        # Row i is the true inflow of days i … i + lead − 1: a view, gathered by one index_select per step.
+        self._inflow_windows_hm3 = self._inflow_hm3.unfold(0, lead, 1)
         self._generator = torch.Generator(device=dev)
         self._generator.manual_seed(0 if seed is None else int(seed))
         self._storage_hm3 = torch.zeros(n_envs, dtype=torch.float32, device=dev)
@@ -142,14 +144,15 @@ class DiscreteReservoirEnv(EnvBase):
         )
 
     # ------------------------------------------------------------------ observation
-    def _observe(self) -> TensorDict:
+    def _observe(self) -> dict[str, torch.Tensor]:
+        """Root keys of the current state as a plain dict (the callers build one TensorDict)."""
         index = self._record_index
         day = self._day_of_year[index]
         angle = (2.0 * math.pi / 365.0) * day.to(torch.float32)
-        lead_index = index.unsqueeze(-1) + self._lead_offsets
-        noise = torch.randn(lead_index.shape, generator=self._generator, device=self.device)
-        sigma = self._forecast_sigma
-        forecast = self._inflow_hm3[lead_index] * torch.exp(sigma * noise - 0.5 * sigma * sigma)
+        window = self._inflow_windows_hm3.index_select(0, index)  # (n_envs, lead): true inflow, lead 1 first
+        noise = torch.randn(window.shape, generator=self._generator, device=self.device)
+        # true inflow × exp(σ·ε − σ²/2), computed in place on the fresh tensors
+        forecast = window.mul_(noise.mul_(self._forecast_sigma).sub_(self._forecast_half_variance).exp_())
         features = [
             (self._storage_hm3 / self.config.reservoir.capacity_hm3).unsqueeze(-1),
             torch.sin(angle).unsqueeze(-1),
@@ -161,16 +164,12 @@ class DiscreteReservoirEnv(EnvBase):
                 features.append((self._storage_hm3 / self.config.reservoir.flood_zone_hm3).unsqueeze(-1))
             elif name == "day_fraction":
                 features.append((self._steps.to(torch.float32) / self.config.horizon_days).unsqueeze(-1))
-        return TensorDict(
-            {
-                "observation": torch.cat(features, dim=-1),
-                "storage_hm3": self._storage_hm3.clone(),
-                "record_index": index.clone(),
-                "day_of_year": day,
-            },
-            batch_size=self.batch_size,
-            device=self.device,
-        )
+        return {
+            "observation": torch.cat(features, dim=-1),
+            "storage_hm3": self._storage_hm3.clone(),
+            "record_index": index.clone(),
+            "day_of_year": day,
+        }
 
     # ------------------------------------------------------------------ EnvBase API
     def _reset(self, tensordict: Optional[TensorDictBase] = None, **kwargs: Any) -> TensorDictBase:
@@ -195,13 +194,15 @@ class DiscreteReservoirEnv(EnvBase):
         out = self._observe()
         zeros = torch.zeros(self.batch_size, dtype=torch.float32, device=self.device)
         for key in STEP_QUANTITIES:
-            out.set(key, zeros.clone())
+            out[key] = zeros.clone()
         for key in FAILURE_FLAGS:
-            out.set(key, torch.zeros(self.batch_size, dtype=torch.bool, device=self.device))
-        out.set("reward_components", TensorDict({name: zeros.clone() for name in COMPONENTS}, batch_size=self.batch_size, device=self.device))
+            out[key] = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
+        out["reward_components"] = TensorDict(
+            {name: zeros.clone() for name in COMPONENTS}, batch_size=self.batch_size, device=self.device
+        )
         false = torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device)
         out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
-        return out
+        return TensorDict(out, batch_size=self.batch_size, device=self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get("action").reshape(self.n_envs)
@@ -235,7 +236,7 @@ class DiscreteReservoirEnv(EnvBase):
                 "truncated": truncated.unsqueeze(-1),
             }
         )
-        return out
+        return TensorDict(out, batch_size=self.batch_size, device=self.device)
 
     def _set_seed(self, seed: Optional[int]) -> None:
         self._generator.manual_seed(0 if seed is None else int(seed))
