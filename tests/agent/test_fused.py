@@ -1,0 +1,97 @@
+"""The fused plain-tensor DQN loss computes the same loss, gradients and priorities as TorchRL's DQNLoss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.data import Categorical
+
+from reservoir_rl.agent.dqn import make_agent
+from reservoir_rl.agent.fused import FusedDQNLoss
+from reservoir_rl.config import AgentConfig, TrainConfig
+
+BATCH, OBS, ACTIONS = 32, 13, 11
+
+
+def _sample(seed: int, weights: bool) -> TensorDict:
+    g = torch.Generator().manual_seed(seed)
+    terminated = torch.rand(BATCH, 1, generator=g) < 0.3
+    td = TensorDict(
+        {
+            "observation": torch.randn(BATCH, OBS, generator=g),
+            "action": torch.randint(0, ACTIONS, (BATCH,), generator=g),
+            "next": {
+                "observation": torch.randn(BATCH, OBS, generator=g),
+                "reward": torch.randn(BATCH, 1, generator=g),
+                "terminated": terminated,
+                "done": terminated | (torch.rand(BATCH, 1, generator=g) < 0.2),
+            },
+        },
+        batch_size=[BATCH],
+    )
+    if weights:
+        td.set("priority_weight", torch.rand(BATCH, generator=g) + 0.5)
+    return td
+
+
+def _agent(double_dqn: bool, loss: str, dueling: bool = False):
+    torch.manual_seed(0)
+    agent = make_agent(
+        OBS, Categorical(ACTIONS), AgentConfig(double_dqn=double_dqn, loss=loss, dueling=dueling, gamma=0.97),
+        TrainConfig(), device="cpu",
+    )
+    # make the target net differ from the online net, as it does between hard updates
+    with torch.no_grad():
+        for value in agent.loss.target_value_network_params.values(True, True):
+            value.add_(0.05 * torch.randn_like(value))
+    return agent
+
+
+def _args(sample: TensorDict):
+    return (sample["observation"], sample["action"], sample["next", "observation"], sample["next", "reward"],
+            sample["next", "terminated"])
+
+
+@pytest.mark.parametrize("double_dqn", [True, False])
+@pytest.mark.parametrize("loss_name", ["smooth_l1", "l2"])
+@pytest.mark.parametrize("weights", [False, True])
+def test_same_loss_gradients_and_priorities_as_dqnloss(double_dqn, loss_name, weights):
+    agent = _agent(double_dqn, loss_name)
+    params = [p for p in agent.loss.parameters() if p.requires_grad]
+    sample = _sample(1, weights)
+
+    reference_td = sample.clone()
+    reference = agent.loss(reference_td)["loss"]
+    reference_grads = torch.autograd.grad(reference, params)
+
+    fused = FusedDQNLoss(agent.loss, agent.q_network, gamma=0.97)
+    loss, td_error = fused(*_args(sample), weights=sample.get("priority_weight", None))
+    grads = torch.autograd.grad(loss, params)
+    torch.testing.assert_close(loss, reference, rtol=1e-6, atol=1e-7)
+    for mine, theirs in zip(grads, reference_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(td_error, reference_td["td_error"].reshape(-1), rtol=1e-5, atol=1e-7)
+
+
+def test_dueling_network_and_terminal_states():
+    agent = _agent(True, "smooth_l1", dueling=True)
+    sample = _sample(2, False)
+    sample["next", "terminated"] = torch.ones(BATCH, 1, dtype=torch.bool)
+    fused = FusedDQNLoss(agent.loss, agent.q_network, gamma=0.97)
+    loss, td_error = fused(*_args(sample))
+    # with every transition terminal the target is the reward alone
+    q = agent.q_network(sample["observation"]).gather(-1, sample["action"].unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(td_error, (q - sample["next", "reward"].squeeze(-1)).pow(2).detach())
+    torch.testing.assert_close(loss, agent.loss(sample.clone())["loss"])
+
+
+def test_follows_target_updates():
+    agent = _agent(True, "l2")
+    fused = FusedDQNLoss(agent.loss, agent.q_network, gamma=0.97)
+    sample = _sample(3, False)
+    before, _ = fused(*_args(sample))
+    agent.target_updater.init_()  # hard copy online → target
+    after, _ = fused(*_args(sample))
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, agent.loss(sample.clone())["loss"])
