@@ -118,6 +118,171 @@ def resume(
     _render_summary(summary)
 
 
+def _number(value: Optional[float], percent: bool = False) -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    if percent:
+        return f"{100 * value:.0f}%"
+    size = abs(value)
+    return f"{value:,.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}"
+
+
+def _estimate(estimate, percent: bool = False, newline: bool = True) -> str:
+    if estimate is None or estimate.value != estimate.value:
+        return "n/a"
+    sep = "\n" if newline else " "
+    low, high = _number(estimate.ci_low, percent), _number(estimate.ci_high, percent)
+    return f"{_number(estimate.value, percent)}{sep}\\[{low}, {high}]"
+
+
+_SHORT_LABELS = {
+    "return": "return", "energy_gwh": "energy GWh", "spill_hm3": "spill hm³", "flood_zone_days": "flood days",
+    "failures": "failures", "env_flow_deficit_days": "e-flow days", "supply_reliability": "reliability",
+    "supply_resilience": "resilience", "supply_vulnerability_hm3": "vulner. hm³/d", "success": "success",
+}
+_POLICY_SHORT = {"agent": "agent", "sop": "SOP", "hedging": "hedging", "rule": "rule curve", "dp": "DP"}
+
+
+def _render_evaluation(report) -> None:
+    from rich import box
+    from rich.table import Table
+
+    where = f"{report.episodes} {report.years} episode{'s' if report.episodes > 1 else ''} × {report.horizon_days} days"
+    console.print(
+        f"[bold]{report.run_name or report.checkpoint}[/] at frame {report.frames:,} ({report.checkpoint}): "
+        f"{where}, seed {report.seed}, the same inflow traces and initial storages for every policy",
+        highlight=False,
+    )
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+                  caption=f"mean over episodes; below it, its {report.bootstrap['confidence']:.0%} percentile bootstrap "
+                          f"interval ({report.bootstrap['resamples']:,} resamples); DP = perfect foresight",
+                  caption_justify="left")
+    table.add_column("metric", no_wrap=True, min_width=13)
+    for name in report.policies:
+        table.add_column(_POLICY_SHORT[name], justify="right", overflow="fold")
+    for key, label in _SHORT_LABELS.items():
+        estimates = [report.summary[p][key] for p in report.policies]
+        table.add_row(label, *(_number(e.value) for e in estimates))
+        if any(e.ci_low == e.ci_low for e in estimates):
+            table.add_row("", *(_interval(e) for e in estimates), style="dim")
+    console.print(table)
+    if report.differences:
+        paired = Table(title="agent − baseline, paired by episode: mean \\[interval]", title_justify="left",
+                       box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+        paired.add_column("baseline", overflow="fold")
+        for label in ("return", "energy GWh", "agent higher"):
+            paired.add_column(label, justify="right", overflow="fold")
+        for name, diff in report.differences.items():
+            paired.add_row(
+                _POLICY_SHORT[name],
+                *(_estimate(diff[k], newline=False) for k in ("return", "energy_gwh")),
+                _number(report.agent_better[name], percent=True),
+            )
+        console.print(paired)
+    if report.gap_share is not None:
+        console.print(f"share of the SOP → DP gap closed, (R_agent − R_sop) / (R_dp − R_sop): "
+                      f"[bold]{_estimate(report.gap_share, newline=False)}[/]", highlight=False)
+    else:
+        console.print("share of the SOP → DP gap closed: n/a (needs --baselines with sop and dp)")
+    for path in report.files:
+        console.print(f"wrote {path}", highlight=False)
+
+
+def _interval(estimate) -> str:
+    if estimate.ci_low != estimate.ci_low:
+        return ""
+    return f"{_number(estimate.ci_low)}, {_number(estimate.ci_high)}"
+
+
+@app.command()
+def evaluate(
+    ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
+    episodes: int = typer.Option(50, "--episodes", help="Paired episodes: every policy gets the same traces."),
+    years: str = typer.Option("heldout", "--years", help="Water years the episodes start in: heldout, train or all."),
+    baselines: str = typer.Option("sop,hedging,rule,dp", "--baselines", help="Comma-separated: sop,hedging,rule,dp (or none)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Env seed (default: the seed of the held-out evaluations in training)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per episode and policy here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+) -> None:
+    """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces."""
+    from reservoir_rl.service import evaluate as service
+
+    with console.status("evaluating …") as status:
+        report = _call(lambda: service.evaluate(
+            ckpt, episodes, years, baselines, seed, out, csv, force, runs_dir,
+            on_policy=lambda name: status.update(f"evaluating {name} on {episodes} episodes …"),
+        ))
+    _render_evaluation(report)
+
+
+@app.command()
+def plot(
+    run: str = typer.Argument(..., help="Run name under --runs-dir, or a path to a run folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figures (default: RUN/figures)."),
+    fmt: str = typer.Option("png", "--format", help="png or svg."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+    force: bool = typer.Option(False, "--force", help="Overwrite figure files that already exist in --out."),
+) -> None:
+    """Draw a run's learning curves, training and reservoir metrics, and held-out agent vs SOP vs DP figures."""
+    from reservoir_rl.service import plot as service
+
+    with console.status("drawing …"):
+        result = _call(lambda: service.plot(run, out, fmt, runs_dir, force))
+    if result.checkpoint is not None:
+        console.print(f"held-out figures from {result.checkpoint} (frame {result.frames:,})", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    for path in result.files:
+        console.print(f"wrote {path}", highlight=False)
+
+
+def _render_checkpoint(info: dict) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    best, last = info["best_eval_return"], info["last_eval_return"]
+    rows = [
+        ("run", str(info["run_name"])),
+        ("created", str(info["created"])),
+        ("frames / updates / episodes", f"{info['frames']:,} / {info['updates']:,} / {info['episodes']:,}"),
+        ("ε", _number(info["epsilon"])),
+        ("best / last eval return", f"{_number(best)} / {_number(last)}"),
+        ("network", f"{info['network']['architecture']}, {info['network']['parameter_count']:,} parameters"),
+        ("params_sha256", info["params_sha256"]),
+    ]
+    for section, values in info["config"].items():
+        rows.append((section, ", ".join(f"{k} {v}" for k, v in values.items())))
+    rows.append(("packages", ", ".join(f"{k} {v}" for k, v in info["package_versions"].items())))
+    rows.append(("file", f"{info['file']} ({info['file_size_bytes'] / 1e6:,.2f} MB, {info['format']})"))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(Panel(table, title="checkpoint", title_align="left", expand=False), highlight=False)
+
+
+@app.command("inspect-checkpoint")
+def inspect_checkpoint(
+    ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a panel."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+) -> None:
+    """Show what a checkpoint holds (counters, config, network, versions, parameter hash); runs nothing from it."""
+    import json
+
+    from reservoir_rl.service import inspect as service
+    from reservoir_rl.service.evaluate import json_ready
+
+    info = _call(lambda: service.inspect_checkpoint(ckpt, runs_dir))
+    if as_json:
+        typer.echo(json.dumps(json_ready(info), indent=1, allow_nan=False, ensure_ascii=False))
+    else:
+        _render_checkpoint(info)
+
+
 def main() -> None:
     app()
 

@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 __all__ = ["Zones", "trajectory_figure", "action_histogram_figure", "reward_breakdown_figure",
-           "learning_curve_figure", "metric_panels_figure", "save_figure"]
+           "learning_curve_figure", "metric_panels_figure", "policy_comparison_figure", "save_figure"]
 
 _PALETTE = list(colormaps["tab10"].colors)
 _DPI = 120
@@ -309,6 +309,52 @@ def metric_panels_figure(
     if not panels:
         flat[0].text(0.5, 0.5, "no data", transform=flat[0].transAxes, ha="center", va="center", color="gray")
     fig.suptitle(title or "Training metrics")
+    return fig
+
+
+def policy_comparison_figure(
+    stats: Mapping[str, Mapping[str, tuple[float | None, float | None, float | None]]],
+    title: str = "",
+) -> Figure:
+    """Per metric, one horizontal bar per policy with its confidence interval as an error bar.
+
+    Inputs: ``stats`` — metric label (e.g. "return", "energy (GWh)") → policy name → (mean, ci_low,
+    ci_high), all in the metric's units; ``None`` marks an undefined value (written "n/a", no bar).
+    Policies keep one colour across panels. Returns a figure with one axes per metric (up to 3 per row).
+    """
+    n = max(1, len(stats))
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    colors = _colors(*stats.values())
+    n_policies = max((len(v) for v in stats.values()), default=1)
+    fig = _new_figure(4.2 * ncols, (0.45 * n_policies + 1.3) * nrows + 0.6)
+    flat = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in flat[len(stats):]:
+        fig.delaxes(ax)
+    for ax, (metric, per_policy) in zip(flat, stats.items()):
+        names = list(per_policy)
+        y = np.arange(len(names), dtype=float)
+        for yi, name in zip(y, names):
+            mean, low, high = (np.nan if v is None else float(v) for v in per_policy[name])
+            if not math.isfinite(mean):
+                ax.text(0.0, yi, " n/a", va="center", color="gray", fontsize="small")
+                continue
+            ax.barh(yi, mean, height=0.7, color=colors[name], alpha=0.85)
+            if math.isfinite(low) and math.isfinite(high):
+                ax.errorbar(mean, yi, xerr=[[max(mean - low, 0.0)], [max(high - mean, 0.0)]], color="black",
+                            capsize=3, lw=1.0)
+            ax.annotate(f"{mean:,.3g}", (high if math.isfinite(high) else mean, yi), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize="x-small")
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.margins(x=0.2)
+        drawn = [abs(float(v)) for triple in per_policy.values() for v in triple if v is not None and math.isfinite(v)]
+        if not drawn or max(drawn) == 0.0:  # all zero: a readable unit axis instead of a 1e-16 scale
+            ax.set_xlim(-0.1, 1.0)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(metric, fontsize="medium")
+    fig.suptitle(title or "Policies compared")
     return fig
 
 

@@ -63,25 +63,39 @@ def release_levels_cms(env: DiscreteReservoirEnv) -> np.ndarray:
     return (env.physics.release_levels_hm3() / HM3_PER_CMS_DAY).numpy()
 
 
-def evaluation_figures(
-    result: EvaluationResult, env: DiscreteReservoirEnv, others: Mapping[str, EvaluationResult] | None = None
-) -> dict[str, Figure]:
-    """Trajectory (first episode), action histogram and reward breakdown of an evaluation.
+def _padded(values: np.ndarray, n_days: int) -> np.ndarray:
+    """``values`` (T,) as float, NaN-padded to (n_days,): days after an episode ended are gaps."""
+    out = np.full(n_days, np.nan)
+    out[: len(values)] = values
+    return out
 
-    ``others`` adds comparison policies (e.g. {"SOP": ..., "DP": ...}) evaluated on the same traces.
+
+def evaluation_figures(
+    result: EvaluationResult,
+    env: DiscreteReservoirEnv,
+    others: Mapping[str, EvaluationResult] | None = None,
+    episode: int = 0,
+) -> dict[str, Figure]:
+    """Trajectory (one episode), action histogram and reward breakdown of an evaluation.
+
+    ``others`` adds comparison policies (e.g. {"SOP": ..., "DP": ...}) evaluated on the same traces; a
+    policy whose episode ended earlier (a failure) shows a gap after its last day.
     """
     policies = {"agent": result, **(others or {})}
-    series = {name: episode_series(res) for name, res in policies.items()}
-    first = series["agent"]
-    dates = env.inflow.dates[first["record_index"]]
+    series = {name: episode_series(res, episode) for name, res in policies.items()}
+    start = int(result.trajectory.get("record_index")[episode, 0])
+    n_days = max(len(s["storage_hm3"]) for s in series.values())
+    dates = env.inflow.dates[start : start + n_days]
+    inflow_cms = (env.inflow_trace_hm3(torch.tensor([start]), n_days)[0] / HM3_PER_CMS_DAY).cpu().numpy()
+    pad = {name: {k: _padded(v, n_days) for k, v in s.items()} for name, s in series.items()}
     trajectory = trajectory_figure(
         dates,
-        {name: s["storage_hm3"] for name, s in series.items()},
+        {name: s["storage_hm3"] for name, s in pad.items()},
         zones_of(env),
-        first["inflow_cms"],
-        {name: s["release_cms"] for name, s in series.items()},
-        spill_cms={name: s["spill_cms"] for name, s in series.items()},
-        energy_mwh={name: s["energy_mwh"] for name, s in series.items()},
+        inflow_cms,
+        {name: s["release_cms"] for name, s in pad.items()},
+        spill_cms={name: s["spill_cms"] for name, s in pad.items()},
+        energy_mwh={name: s["energy_mwh"] for name, s in pad.items()},
         title=f"Held-out episode from {dates[0]}",
     )
     counts = {name: action_counts(res, env.n_actions) for name, res in policies.items()}

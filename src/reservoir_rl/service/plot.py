@@ -1,0 +1,228 @@
+"""Use case `plot`: the figures of a run, from its TensorBoard events, its best checkpoint and evaluation.json.
+
+Read-only: the run may still be training (its last event file may end in a partial record, checkpoints
+are replaced atomically). Figures are built without a display (matplotlib ``Figure`` objects, Agg).
+The held-out comparison (baseline reference levels, trajectories, actions, rewards) uses exactly the
+evaluation of training: ``make_env(config, "heldout", n_envs=train.eval_episodes)`` reset with
+``train.seed + EVAL_SEED_OFFSET``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from reservoir_rl.baselines import BASELINE_NAMES, make_baseline
+from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.env.sources import load_inflow
+from reservoir_rl.errors import UserError
+from reservoir_rl.monitor.figures import (
+    learning_curve_figure,
+    metric_panels_figure,
+    policy_comparison_figure,
+    save_figure,
+)
+from reservoir_rl.service.build import EVAL_SEED_OFFSET, seed_everything
+from reservoir_rl.service.evaluate import HEADLINE_METRICS, POLICY_LABELS, RESULTS_FORMAT
+from reservoir_rl.service.evaluation import evaluate_policy, greedy_actor, locate_checkpoint, read_checkpoint
+from reservoir_rl.service.figures import evaluation_figures
+from reservoir_rl.service.runs import RunDir, find_run
+
+FORMATS = ("png", "svg")
+Series = tuple[np.ndarray, np.ndarray]  # (frames (N,), values (N,))
+RESERVOIR_PANELS = {
+    "energy_gwh": "energy per episode (GWh)",
+    "spill_hm3": "spill per episode (hm³)",
+    "flood_zone_days": "flood-zone days per episode",
+    "env_flow_deficit_days": "env-flow deficit days per episode",
+    "failures": "failures per episode",
+    "storage_mean_hm3": "mean storage (hm³)",
+}
+COMPARISON_METRICS = ("return", "energy_gwh", "spill_hm3", "flood_zone_days", "env_flow_deficit_days", "success")
+
+
+@dataclass
+class PlotResult:
+    """The figure files written, the checkpoint the held-out figures come from, and what was skipped."""
+
+    run_dir: Path
+    files: list[Path] = field(default_factory=list)
+    checkpoint: Optional[Path] = None
+    frames: Optional[int] = None
+    baseline_returns: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_scalars(tensorboard_dir: Path) -> dict[str, Series]:
+    """Every scalar tag of a run's TensorBoard folder → (frames, values), sorted by frame, last write wins.
+
+    Reads all event files of the folder (a resumed run adds one); a partial record at the end of a file
+    being written is skipped. A missing folder gives an empty dict.
+    """
+    if not tensorboard_dir.is_dir():
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    # The reader warns on a truncated last record (a run still writing): expected, not the user's concern.
+    quiet = [logging.getLogger(name) for name in ("tensorboard", "tensorflow")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.ERROR)
+    try:
+        accumulator = EventAccumulator(str(tensorboard_dir), size_guidance={SCALARS: 0})
+        accumulator.Reload()
+        out: dict[str, Series] = {}
+        for tag in accumulator.Tags().get("scalars", []):
+            by_step = {int(e.step): float(e.value) for e in accumulator.Scalars(tag)}
+            steps = np.array(sorted(by_step), dtype=np.int64)
+            out[tag] = (steps, np.array([by_step[s] for s in steps], dtype=np.float64))
+        return out
+    finally:
+        for lg, level in zip(quiet, levels):
+            lg.setLevel(level)
+
+
+def read_evaluation(path: Path) -> Optional[dict[str, Any]]:
+    """The run's ``evaluation.json`` written by `evaluate`, or None if absent or not one."""
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != RESULTS_FORMAT:
+        return None
+    return document
+
+
+def _pick(scalars: dict[str, Series], labels: dict[str, str]) -> dict[str, Series]:
+    """label → series for the tags present (tag → label in ``labels``)."""
+    return {label: scalars[tag] for tag, label in labels.items() if tag in scalars}
+
+
+def training_figures(scalars: dict[str, Series], references: dict[str, float], run_name: str, eval_episodes: int) -> dict[str, Figure]:
+    """Learning curve (with baseline reference levels), loss / ε / Q panels and reservoir metrics over training."""
+    learning = learning_curve_figure(
+        _pick(scalars, {"episode/return_mean": "training episodes (ε-greedy, training years)",
+                        "eval/return": f"greedy agent (held-out, {eval_episodes} episodes)"}),
+        reference_lines=references,
+        ylabel="return per episode",
+        title=f"{run_name}: learning curve; dashed: baselines on the same held-out episodes",
+    )
+    panels = {
+        "loss": _pick(scalars, {"train/loss": "loss"}),
+        "ε (exploration)": _pick(scalars, {"train/epsilon": "ε"}),
+        "Q-value": _pick(scalars, {"agent/q_mean": "mean", "agent/q_max": "max", "agent/q_min": "min"}),
+        "|TD error|": _pick(scalars, {"agent/td_error": "|TD error|"}),
+        "learning rate": _pick(scalars, {"train/learning_rate": "learning rate"}),
+        "frames per second": _pick(scalars, {"train/frames_per_second": "frames/s"}),
+    }
+    training = metric_panels_figure(panels, title=f"{run_name}: optimisation")
+    reservoir = metric_panels_figure(
+        {
+            label: _pick(scalars, {f"reservoir/{key}": "training episodes", f"eval/{key}": "held-out greedy"})
+            for key, label in RESERVOIR_PANELS.items()
+        },
+        title=f"{run_name}: reservoir metrics over training",
+    )
+    return {"learning_curve": learning, "training": training, "reservoir_metrics": reservoir}
+
+
+def comparison_figure(document: dict[str, Any]) -> Figure:
+    """Mean and interval of the main metrics per policy, from an evaluation.json document."""
+    stats: dict[str, dict[str, tuple[Optional[float], Optional[float], Optional[float]]]] = {}
+    for key in COMPARISON_METRICS:
+        label = HEADLINE_METRICS.get(key, key)
+        stats[label] = {}
+        for name, policy in document.get("policies", {}).items():
+            s = policy.get("summary", {}).get(key)
+            if s is not None:
+                stats[label][POLICY_LABELS.get(name, name)] = (s.get("mean"), s.get("ci_low"), s.get("ci_high"))
+    boot = document.get("bootstrap", {})
+    title = (f"{document.get('run_name')} at frame {document.get('frames', 0):,}: {document.get('episodes')} "
+             f"{document.get('years')} episodes, mean and {boot.get('confidence', 0.95):.0%} bootstrap interval")
+    return policy_comparison_figure(stats, title=title)
+
+
+def _targets(out_dir: Path, names: list[str], fmt: str, force: bool, program_owned: bool) -> dict[str, Path]:
+    targets = {name: out_dir / f"{name}.{fmt}" for name in names}
+    if not program_owned and not force:
+        existing = [p for p in targets.values() if p.exists()]
+        if existing:
+            raise UserError(f"--out {out_dir}: {existing[0].name} exists; choose another folder or add --force to overwrite")
+    return targets
+
+
+FIGURE_NAMES = ["learning_curve", "training", "reservoir_metrics", "trajectory", "action_histogram", "reward_breakdown",
+                "evaluation"]
+
+
+def plot(
+    run: str | Path,
+    out: Optional[str | Path] = None,
+    fmt: str = "png",
+    runs_dir: str | Path = "runs",
+    force: bool = False,
+) -> PlotResult:
+    """Write the figures of ``run`` (name under ``runs_dir`` or folder) into ``out`` (default RUN/figures).
+
+    Files: learning_curve, training, reservoir_metrics (from TensorBoard events); trajectory,
+    action_histogram, reward_breakdown (greedy agent vs SOP vs DP on held-out episodes, from the run's
+    best checkpoint); evaluation (from evaluation.json, when `evaluate` has written one). Files in the
+    run's own figures folder are replaced; in a folder given with ``out`` existing files are refused
+    unless ``force``.
+    """
+    fmt = str(fmt).lower()
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: choose png or svg")
+    run_dir: RunDir = find_run(str(run), Path(runs_dir))
+    out_dir = Path(out) if out is not None else run_dir.path / "figures"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: is a file, not a folder")
+    program_owned = out is None or out_dir.resolve() == (run_dir.path / "figures").resolve()
+    targets = _targets(out_dir, FIGURE_NAMES, fmt, force, program_owned)
+    result = PlotResult(run_dir.path)
+
+    scalars = read_scalars(run_dir.tensorboard)
+    if not scalars:
+        result.notes.append(f"no TensorBoard scalars in {run_dir.tensorboard} yet: training curves are empty")
+    figures: dict[str, Figure] = {}
+    references: dict[str, float] = {}
+    eval_episodes = 0
+    try:
+        source = locate_checkpoint(str(run_dir.path), run_dir.path.parent)
+    except UserError as error:
+        source = None
+        result.notes.append(f"held-out figures skipped: {error}")
+    if source is not None:
+        payload, config = read_checkpoint(source.path)
+        result.checkpoint, result.frames = source.path, int(payload["counters"].get("frames", 0))
+        eval_episodes = config.train.eval_episodes
+        seed = config.train.seed + EVAL_SEED_OFFSET
+        seed_everything(seed)
+        env = make_env(config, "heldout", n_envs=eval_episodes, seed=seed, inflow=load_inflow(config.inflow))
+        agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
+        baselines = {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed) for name in BASELINE_NAMES}
+        references = {POLICY_LABELS[name]: res.mean("return") for name, res in baselines.items()}
+        result.baseline_returns = {name: res.mean("return") for name, res in baselines.items()}
+        figures.update(evaluation_figures(agent, env, others={"SOP": baselines["sop"], "DP": baselines["dp"]}))
+        figures["trajectory"].suptitle(
+            f"{run_dir.name} (frame {result.frames:,}, {source.path.name}): held-out episode from "
+            f"{env.inflow.dates[int(agent.trajectory.get('record_index')[0, 0])]}"
+        )
+    figures.update(training_figures(scalars, references, run_dir.name, eval_episodes))
+    document = read_evaluation(run_dir.path / "evaluation.json")
+    if document is not None:
+        figures["evaluation"] = comparison_figure(document)
+    else:
+        result.notes.append("no evaluation.json in the run folder (run `reservoir-rl evaluate` first): evaluation figure skipped")
+    for name in FIGURE_NAMES:
+        if name in figures:
+            result.files.append(save_figure(figures[name], targets[name], fmt))
+    return result
