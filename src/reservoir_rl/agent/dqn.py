@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 import torch
 from tensordict.nn import TensorDictSequential
-from torchrl.data import Categorical, LazyTensorStorage, TensorDictPrioritizedReplayBuffer, TensorDictReplayBuffer, TensorSpec
+from torchrl.data import Categorical, TensorSpec
 from torchrl.modules import EGreedyModule, QValueActor
 from torchrl.objectives import DQNLoss, HardUpdate, SoftUpdate, ValueEstimators
 
 from reservoir_rl.agent.qnet import QNetwork
+from reservoir_rl.agent.replay import make_replay_buffer  # noqa: F401  (re-exported: one import for the pieces)
 from reservoir_rl.config import AgentConfig, TrainConfig
 
 # Keys a transition needs for the DQN target; everything else stays out of the replay buffer.
@@ -71,9 +72,13 @@ def make_agent(
         double_dqn=agent_config.double_dqn,
         action_space="categorical",
     )
+    # TD(0) target r + γ^m (1 − terminated) Q_target(s', ·); m = "steps_to_next_obs" for n-step transitions
+    # (see agent/nstep.py), so truncation at the horizon still bootstraps.
     loss.make_value_estimator(ValueEstimators.TD0, gamma=agent_config.gamma)
     if train_config.target_update == "hard":
-        target_updater = HardUpdate(loss, value_network_update_interval=train_config.target_update_period)
+        # TorchRL's HardUpdate copies when its counter *equals* the interval, i.e. every interval + 1 steps:
+        # interval = period − 1 copies the online weights after every ``target_update_period`` updates.
+        target_updater = HardUpdate(loss, value_network_update_interval=train_config.target_update_period - 1)
     else:
         target_updater = SoftUpdate(loss, tau=train_config.tau)
     optimizer = torch.optim.Adam(loss.parameters(), lr=train_config.lr)
@@ -86,13 +91,3 @@ def make_agent(
         target_updater=target_updater,
         optimizer=optimizer,
     )
-
-
-def make_replay_buffer(train_config: TrainConfig, device: torch.device | str = "cpu"):
-    """Uniform (or prioritized) replay over a `LazyTensorStorage` of ``buffer_size`` transitions."""
-    storage = LazyTensorStorage(train_config.buffer_size, device=device)
-    if train_config.prioritized_replay:
-        return TensorDictPrioritizedReplayBuffer(
-            alpha=0.6, beta=0.4, storage=storage, batch_size=train_config.batch_size, priority_key="td_error"
-        )
-    return TensorDictReplayBuffer(storage=storage, batch_size=train_config.batch_size)

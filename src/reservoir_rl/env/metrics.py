@@ -97,10 +97,47 @@ def episode_metrics(
     return out
 
 
-class EpisodeAccumulator:
-    """Streams daily indicators of ``n_envs`` parallel envs and emits the metrics of finished episodes.
+class FinishedEpisodes:
+    """Metrics of the episodes that ended during a stretch of days, without leaving the device.
 
-    State is plain tensors (see `state_dict`), so a checkpoint resumes in-flight episodes exactly.
+    ``done`` is bool (n_envs, T): True on the last day of an episode; ``metrics[name]`` is float32
+    (n_envs, T) and holds, on those days, the metrics of the episode that just ended (elsewhere: the
+    running values, to be ignored). `select` gathers the finished ones (one device sync).
+    """
+
+    def __init__(self, done: torch.Tensor, metrics: dict[str, torch.Tensor]) -> None:
+        self.done = done
+        self.metrics = metrics
+
+    @classmethod
+    def concat(cls, parts: list["FinishedEpisodes"]) -> "FinishedEpisodes":
+        """Join stretches along the day axis (all with the same n_envs)."""
+        done = torch.cat([p.done for p in parts], dim=1)
+        metrics = {name: torch.cat([p.metrics[name] for p in parts], dim=1) for name in parts[0].metrics}
+        return cls(done, metrics)
+
+    def count(self) -> torch.Tensor:
+        """Number of finished episodes, int64 scalar tensor (no sync)."""
+        return self.done.sum()
+
+    def select(self) -> dict[str, torch.Tensor]:
+        """Metrics of each finished episode, each of shape (n_finished,), in (env, day) order."""
+        return {name: values[self.done] for name, values in self.metrics.items()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"done": self.done.cpu().clone(), **{name: v.cpu().clone() for name, v in self.metrics.items()}}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> "FinishedEpisodes":
+        metrics = {name: value.to(device) for name, value in state.items() if name != "done"}
+        return cls(state["done"].to(device), metrics)
+
+
+class EpisodeAccumulator:
+    """Streams daily indicators of ``n_envs`` parallel envs and reports the metrics of finished episodes.
+
+    No host-device sync: finished episodes are reported as masks (see `FinishedEpisodes`). State is
+    plain tensors (see `state_dict`), so a checkpoint resumes in-flight episodes exactly.
     """
 
     def __init__(self, n_envs: int, config: EnvConfig, device: torch.device | str = "cpu") -> None:
@@ -116,8 +153,8 @@ class EpisodeAccumulator:
             state[name] = torch.full((self.n_envs,), fill, dtype=torch.float32, device=self._device)
         return state
 
-    def update(self, next_td: TensorDictBase) -> Optional[dict[str, torch.Tensor]]:
-        """Add one day for every env; return metrics of the episodes that ended this day (or None)."""
+    def _step(self, next_td: TensorDictBase) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Add one day for every env; the done mask (n_envs,) and every env's episode-so-far metrics."""
         daily = daily_indicators(next_td, self.config)
         state = self._state
         for name, how in REDUCTIONS.items():
@@ -129,27 +166,32 @@ class EpisodeAccumulator:
             else:
                 state[name] = state[name].maximum(value)
         done = next_td.get("done").reshape(self.n_envs)
-        if not bool(done.any()):
-            return None
-        finished = {name: values[done] for name, values in state.items()}
-        finished["storage_mean_hm3"] = finished["storage_mean_hm3"] / finished["length"]
-        finished["success"] = (
-            (finished["failures"] == 0) & (finished["length"] >= self.config.horizon_days)
-        ).to(torch.float32)
+        metrics = dict(state)
+        metrics["storage_mean_hm3"] = state["storage_mean_hm3"] / state["length"].clamp(min=1.0)
+        metrics["success"] = ((state["failures"] == 0) & (state["length"] >= self.config.horizon_days)).to(torch.float32)
         fresh = self._fresh()
         for name in state:
             state[name] = torch.where(done, fresh[name], state[name])
-        return finished
+        return done, metrics
 
-    def update_batch(self, batch: TensorDictBase) -> list[dict[str, torch.Tensor]]:
-        """Feed a collector batch of shape (n_envs, T) day by day; list of finished-episode metrics."""
-        results = []
+    def update(self, next_td: TensorDictBase) -> Optional[dict[str, torch.Tensor]]:
+        """Add one day for every env; metrics of the episodes that ended this day, or None (syncs)."""
+        done, metrics = self._step(next_td)
+        if not bool(done.any()):
+            return None
+        return {name: values[done] for name, values in metrics.items()}
+
+    def update_batch(self, batch: TensorDictBase) -> FinishedEpisodes:
+        """Feed a collector batch of shape (n_envs, T) day by day (a loop over T days, not over envs)."""
         next_td = batch.get("next")
+        dones, days = [], []
         for t in range(batch.shape[1]):
-            finished = self.update(next_td[:, t])
-            if finished is not None:
-                results.append(finished)
-        return results
+            done, metrics = self._step(next_td[:, t])
+            dones.append(done)
+            days.append(metrics)
+        return FinishedEpisodes(
+            torch.stack(dones, dim=1), {name: torch.stack([d[name] for d in days], dim=1) for name in days[0]}
+        )
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: value.cpu().clone() for name, value in self._state.items()}

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 
 class ReservoirLogger:
@@ -53,11 +54,19 @@ class ReservoirLogger:
     def text(self, tag: str, text: str, step: int = 0) -> None:
         self._writer.add_text(tag, text, global_step=step)
 
-    def hyperparameters(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-        """Record hyperparameters (flattened, scalars or strings) with the final metrics."""
+    def hyperparameters(self, hparams: Mapping[str, Any], metric_tags: Sequence[str], step: int = 0) -> None:
+        """Record hyperparameters (flattened; numbers, booleans and strings, anything else as text) in
+        this run, for TensorBoard's HPARAMS view.
+
+        ``metric_tags`` name scalars this logger writes (e.g. ``"eval/return"``); the view shows their
+        latest values next to the hyperparameters, so no metric value is written here.
+        """
         clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
-        finite = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
-        self._writer.add_hparams(clean, finite, run_name=".")
+        # the metric values passed here are not written anywhere: only their tags enter the summary
+        experiment, session_start, _session_end = hparams_summaries(clean, {tag: 0.0 for tag in metric_tags})
+        writer = self._writer.file_writer
+        for summary in (experiment, session_start):
+            writer.add_summary(summary, step)
 
     def flush(self) -> None:
         self._writer.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
@@ -9,7 +10,8 @@ import numpy as np
 import torch
 from torchrl.collectors import Collector
 
-from reservoir_rl.agent.dqn import DQNAgent, make_agent, make_replay_buffer
+from reservoir_rl.agent.dqn import DQNAgent, make_agent
+from reservoir_rl.agent.replay import make_replay_buffer
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
@@ -56,6 +58,7 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
         raise UserError(
             f"train.frames_per_batch ({train.frames_per_batch}) must be a multiple of train.n_envs ({train.n_envs})"
         )
+    logging.getLogger("torchrl").setLevel(logging.WARNING)  # no storage-allocation INFO lines mid-display
     seed_everything(train.seed)
     inflow = load_inflow(config.inflow)
     env = make_env(config, "train", n_envs=train.n_envs, device=device, seed=train.seed, inflow=inflow)
@@ -71,5 +74,7 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
         total_frames=-1,
         device=device,
         track_traj_ids=False,
+        # the policy reads only "observation": it needs no env transform (InitTracker, primers)
+        auto_register_policy_transforms=False,
     )
     return TrainingParts(config, device, inflow, env, eval_env, agent, replay_buffer, collector)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import tempfile
-import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 import torch
 
 from reservoir_rl.errors import CheckpointError
@@ -20,6 +21,20 @@ from reservoir_rl.errors import CheckpointError
 FORMAT_NAME = "reservoir-rl-checkpoint"
 FORMAT_VERSION = 1
 FRAME_FILE_PREFIX = "frame-"
+TEMP_SUFFIX = ".tmp"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+# what `resume` needs from a periodic checkpoint (best.pt holds only the first group)
+POLICY_KEYS = ("config", "counters", "q_network", "run_name", "created", "package_versions")
+RESUME_KEYS = POLICY_KEYS + (
+    "loss_module", "optimizer", "replay_buffer", "env_state", "carrier", "episode_accumulator", "rng",
+)
+
+
+def _file_mode() -> int:
+    """Permissions a plain ``open()`` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_save(payload: dict[str, Any], path: Path) -> None:
@@ -29,11 +44,12 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
+            os.fchmod(handle.fileno(), _file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:
@@ -52,11 +68,22 @@ def link_or_copy(source: Path, target: Path) -> None:
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)
-    except OSError:
+    except OSError:  # no hard links on this file system: copy, durably
         import shutil
 
         shutil.copyfile(source, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
     os.replace(tmp, target)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete temporary files a killed process left behind in ``folder`` (only this module's names)."""
+    removed = []
+    for stale in [*Path(folder).glob(f".*{TEMP_SUFFIX}"), *Path(folder).glob(".*.link")]:
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -67,19 +94,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
     try:
+        with open(path, "rb") as handle:
+            is_zip = handle.read(4) == ZIP_MAGIC
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read file ({error.strerror or error.__class__.__name__})") from None
+    try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unsupported content"
         if "Weights only load failed" in str(error) or "Unsupported" in str(error):
             raise CheckpointError(
                 f"{path}: refused to load: the file holds Python objects, not plain data (possible code)"
             ) from None
-        raise CheckpointError(f"{path}: not a checkpoint ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-        if isinstance(error, OSError) and not isinstance(error, zipfile.BadZipFile):
-            raise CheckpointError(f"{path}: cannot read file ({text})") from None
-        raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({text[:120]})") from None
+        raise CheckpointError(f"{path}: not a checkpoint ({_first_line(error)})") from None
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as error:  # torch reports damaged archives with many exception types
+        if is_zip:
+            raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: not a checkpoint (not a PyTorch archive)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: not a reservoir-rl checkpoint")
     version = payload.get("format_version")
@@ -87,7 +119,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: checkpoint format version {version} is not supported (this version reads {FORMAT_VERSION})"
         )
+    require_keys(payload, POLICY_KEYS, path)
     return payload
+
+
+def require_keys(payload: dict[str, Any], keys: Iterable[str], path: str | Path) -> None:
+    """A `CheckpointError` naming the first missing entry, if any."""
+    missing = [key for key in keys if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint (no {missing[0]!r} entry)")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:120] if text else error.__class__.__name__
 
 
 def frame_checkpoint_name(frames: int) -> str:
@@ -103,3 +148,32 @@ def rotate(folder: Path, keep: int) -> None:
     """Delete all but the ``keep`` newest periodic checkpoints (``last.pt`` and ``best.pt`` are kept)."""
     for old in frame_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global random stream as plain data (tensors, ints, lists): torch (and CUDA), numpy, python."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state(
+        ("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"], np_state["has_gauss"],
+         np_state["cached_gaussian"])
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

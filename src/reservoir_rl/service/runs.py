@@ -106,13 +106,25 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def git_sha(cwd: Optional[Path] = None) -> Optional[str]:
-    """The current commit of the working directory's repository, if there is one."""
+def _git(args: list[str], cwd: Path) -> Optional[str]:
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
-        )
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    sha = result.stdout.strip()
-    return sha if result.returncode == 0 and len(sha) == 40 else None
+    return result.stdout if result.returncode == 0 else None
+
+
+def git_state(source: Optional[Path] = None) -> tuple[Optional[str], Optional[bool]]:
+    """(commit SHA, has uncommitted changes) of the git checkout holding the code that runs (by default
+    this package's own folder), or (None, None) when it is not in a git checkout (e.g. a wheel)."""
+    folder = Path(source) if source is not None else Path(__file__).resolve().parents[1]
+    sha = (_git(["rev-parse", "HEAD"], folder) or "").strip()
+    if len(sha) != 40:
+        return None, None
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", "."], folder)
+    return sha, (bool(status.strip()) if status is not None else None)
+
+
+def git_sha(cwd: Optional[Path] = None) -> Optional[str]:
+    """The commit of the git checkout holding ``cwd`` (default: this package's code), if any."""
+    return git_state(cwd)[0]

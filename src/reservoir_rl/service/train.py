@@ -6,19 +6,24 @@ import contextlib
 import datetime as dt
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import yaml
 
-from reservoir_rl.config import Config, config_from_dict, dump_config, load_config
+from reservoir_rl.config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.service import checkpoint as ckpt
 from reservoir_rl.service.build import build_training, resolve_device
-from reservoir_rl.service.runs import RunDir, create_run, find_run, git_sha, package_versions
+from reservoir_rl.service.runs import RunDir, create_run, find_run, git_state, package_versions
 from reservoir_rl.service.trainer import Trainer
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# the metrics the TensorBoard hparams view shows next to each run's hyperparameters
+HPARAM_METRICS = ("eval/return", "eval/energy_gwh", "eval/success", "episode/return_mean")
 
 
 @dataclass
@@ -31,16 +36,22 @@ class TrainSummary:
     best_eval_return: Optional[float]
     last_eval: Optional[dict[str, float]]
     seconds: float
+    checkpoint: Path  # the checkpoint saved on the way out
 
 
 @contextlib.contextmanager
 def stop_on_signals(trainer: Trainer) -> Iterator[None]:
-    """SIGINT / SIGTERM ask the trainer to stop after the current batch (it then saves a checkpoint)."""
+    """SIGINT / SIGTERM ask the trainer to stop after the current batch (it then saves a checkpoint).
+
+    A second signal while stopping raises KeyboardInterrupt (an atomic save in progress leaves the
+    previous checkpoint intact)."""
 
     def handler(signum: int, _frame: Any) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
         trainer.stop_requested = signal.Signals(signum).name
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -49,13 +60,16 @@ def stop_on_signals(trainer: Trainer) -> Iterator[None]:
 
 
 def _write_metadata(run: RunDir, config: Config, command: list[str], event: str) -> None:
+    """Append one entry (command line, seed, device, git commit, package versions) to metadata.yaml."""
+    sha, dirty = git_state()
     entry = {
         "event": event,
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(command),
         "seed": config.train.seed,
         "device": config.train.device,
-        "git_sha": git_sha(Path.cwd()),
+        "git_sha": sha,
+        "git_dirty": dirty,
         "package_versions": package_versions(),
     }
     history = []
@@ -65,19 +79,16 @@ def _write_metadata(run: RunDir, config: Config, command: list[str], event: str)
     run.metadata_path.write_text(yaml.safe_dump(history, sort_keys=False))
 
 
-def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float) -> TrainSummary:
-    import time
-
-    with stop_on_signals(trainer):
-        stopped_by = trainer.run(total_frames)
-    trainer.view.stop()
+def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float, save_first: bool) -> TrainSummary:
+    try:
+        with stop_on_signals(trainer):
+            if save_first:
+                trainer.save_checkpoint()  # frame 0: a run killed at any moment can be resumed
+            stopped_by = trainer.run(total_frames)
+    finally:
+        trainer.view.stop()
+        trainer.logger.close()
     best = trainer.best_eval_return
-    if stopped_by == "done" and trainer.last_eval is not None:
-        trainer.logger.hyperparameters(
-            flatten(trainer.config.model_dump(mode="json")),
-            {"hparams/eval_return": trainer.last_eval["return"], "hparams/best_eval_return": best},
-        )
-    trainer.logger.close()
     return TrainSummary(
         run_dir=run.path,
         frames=trainer.frames,
@@ -87,6 +98,7 @@ def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float) -> 
         best_eval_return=best if best > -float("inf") else None,
         last_eval=trainer.last_eval,
         seconds=time.perf_counter() - started,
+        checkpoint=run.checkpoints / ckpt.frame_checkpoint_name(trainer.frames),
     )
 
 
@@ -101,8 +113,6 @@ def train(
     command: Optional[list[str]] = None,
 ) -> TrainSummary:
     """Create a new run folder and train for ``train.total_frames``."""
-    import time
-
     started = time.perf_counter()
     extra = list(overrides)
     if seed is not None:
@@ -117,20 +127,23 @@ def train(
     _write_metadata(run, config, command or sys.argv, "train")
     logger = ReservoirLogger(run.tensorboard)
     logger.text("config", "```yaml\n" + dump_config(config) + "\n```")
+    logger.hyperparameters(flatten(config_to_dict(config)), HPARAM_METRICS)
     trainer = Trainer(parts, run, logger, view)
-    trainer.save_checkpoint()  # frame 0: a run killed at any moment can be resumed
-    return _train(trainer, run, config.train.total_frames, started)
+    return _train(trainer, run, config.train.total_frames, started, save_first=True)
 
 
-def latest_checkpoint(run: RunDir) -> dict[str, Any]:
-    """The newest checkpoint of the run that loads cleanly (last.pt, else the newest periodic one)."""
-    candidates = [run.last_checkpoint, *reversed(ckpt.frame_checkpoints(run.checkpoints))]
+def latest_checkpoint(run: RunDir) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of the run that loads cleanly and holds a full training state: the
+    newest periodic ``frame-N.pt`` first, then older ones, then ``last.pt``."""
+    candidates = [*reversed(ckpt.frame_checkpoints(run.checkpoints)), run.last_checkpoint]
     errors = []
     for path in candidates:
         if not path.exists():
             continue
         try:
-            return ckpt.load_checkpoint(path)
+            payload = ckpt.load_checkpoint(path)
+            ckpt.require_keys(payload, ckpt.RESUME_KEYS, path)
+            return path, payload
         except CheckpointError as error:
             errors.append(str(error))
     if errors:
@@ -145,23 +158,32 @@ def resume(
     total_frames: Optional[int] = None,
     command: Optional[list[str]] = None,
 ) -> TrainSummary:
-    """Continue a run from its latest complete checkpoint into the same folder and TensorBoard run."""
-    import time
+    """Continue a run from its latest complete checkpoint into the same folder and TensorBoard run.
 
+    ``total_frames`` (all frames, not additional ones) extends a run; schedules are in absolute frames,
+    so they continue where they were instead of stretching."""
     started = time.perf_counter()
     run = find_run(run_name, Path(runs_dir))
-    payload = latest_checkpoint(run)
+    if total_frames is not None and total_frames < 1:
+        raise UserError(f"--total-frames {total_frames}: must be positive")
+    _path, payload = latest_checkpoint(run)
+    frames = int(payload["counters"]["frames"])
     raw = payload["config"]
     if total_frames is not None:
-        if total_frames < 1:
-            raise UserError(f"--total-frames {total_frames}: must be positive")
         raw = {**raw, "train": {**raw["train"], "total_frames": total_frames}}
     config = config_from_dict(raw, source=f"{run.path} checkpoint config")
+    if frames >= config.train.total_frames:
+        raise UserError(
+            f"{run.path}: already trained {frames:,} frames (train.total_frames = {config.train.total_frames:,}); "
+            f"pass --total-frames above {frames:,} to continue"
+        )
     parts = build_training(config, resolve_device(config.train.device))
-    frames = payload["counters"]["frames"]
+    ckpt.remove_stale_temporaries(run.checkpoints)
+    # events the interrupted process wrote after this checkpoint are dropped: no duplicated steps
     logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
     trainer = Trainer(parts, run, logger, view)
     trainer.load_state(payload)
     run.config_path.write_text(dump_config(config))
     _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}")
-    return _train(trainer, run, config.train.total_frames, started)
+    return _train(trainer, run, config.train.total_frames, started, save_first=False)
+
