@@ -1,0 +1,205 @@
+"""Training speed and time-to-quality: reservoir-rl's DQN vs Stable-Baselines3's DQN on the same reservoir.
+
+Both train on the default reservoir (bundled Montague record, training years) with identical settings:
+MLP 13-128-128-11 (ReLU), batch 64, replay buffer 100,000, 5,000 random warm-up frames, one update per
+4 collected frames, target copy every 500 updates (= 2,000 frames), ε 1.0 → 0.01 over 50,000 frames,
+Adam lr 1e-3, γ 0.99, Huber loss, gradient-norm clip 10, plain (not double) DQN. Runs alternate between
+the two programs (ours, SB3, SB3, ours, …), each in a fresh process on one CPU thread.
+
+Reported per run:
+- frames/s over the whole run (wall time from the first collected frame to the last update, the periodic
+  greedy evaluations included for both programs);
+- time-to-quality: wall time until the greedy policy's mean return on the held-out evaluation episodes
+  (the same 10 episodes for both, evaluated every ``--eval-every`` frames) first exceeds the standard
+  operating policy's on those episodes.
+
+Usage (needs the bench extra: pip install -e ".[bench]"):
+    python benchmarks/bench_train.py --frames 60000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SETTINGS = {
+    "hidden_sizes": [128, 128],
+    "batch_size": 64,
+    "buffer_size": 100_000,
+    "init_random_frames": 5_000,
+    "updates_per_frame": 0.25,
+    "target_update_period_updates": 500,
+    "eps_start": 1.0,
+    "eps_end": 0.01,
+    "eps_decay_frames": 50_000,
+    "lr": 1e-3,
+    "gamma": 0.99,
+    "grad_clip_norm": 10.0,
+}
+EVAL_EPISODES = 10
+
+
+def _eval_setup():
+    """The held-out evaluation env (same episodes for both programs) and SOP's mean return on it."""
+    from reservoir_rl.baselines import make_baseline
+    from reservoir_rl.config import Config
+    from reservoir_rl.env.reservoir_env import make_env
+    from reservoir_rl.service.build import EVAL_SEED_OFFSET
+    from reservoir_rl.service.evaluation import evaluate_policy
+
+    config = Config()
+    seed = config.train.seed + EVAL_SEED_OFFSET
+    env = make_env(config, "heldout", n_envs=EVAL_EPISODES, seed=seed)
+    sop = evaluate_policy(env, make_baseline("sop", env, config.baselines), seed).mean("return")
+    return config, env, seed, sop
+
+
+def worker_ours(frames: int, eval_every: int) -> dict:
+    """Train with `reservoir-rl train`'s service layer; eval returns and their wall times from TensorBoard."""
+    import yaml
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from reservoir_rl.monitor.live import make_view
+    from reservoir_rl.service.train import train
+
+    _, _, _, sop = _eval_setup()
+    s = SETTINGS
+    config = {
+        "agent": {"hidden_sizes": s["hidden_sizes"], "double_dqn": False, "loss": "smooth_l1", "gamma": s["gamma"]},
+        "train": {
+            "total_frames": frames, "n_envs": 8, "frames_per_batch": 64,
+            "init_random_frames": s["init_random_frames"], "updates_per_frame": s["updates_per_frame"],
+            "batch_size": s["batch_size"], "buffer_size": s["buffer_size"], "lr": s["lr"],
+            "eps_start": s["eps_start"], "eps_end": s["eps_end"], "eps_decay_frames": s["eps_decay_frames"],
+            "target_update": "hard", "target_update_period": s["target_update_period_updates"],
+            "grad_clip_norm": s["grad_clip_norm"], "eval_every_frames": eval_every, "eval_episodes": EVAL_EPISODES,
+            "checkpoint_every_frames": 10**9,
+        },
+        "logging": {"figure_every_frames": 10**9, "histogram_every_frames": 10**9},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(yaml.safe_dump(config))
+        started = time.time()
+        summary = train(path, [], make_view("quiet"), runs_dir=Path(tmp) / "runs", name="bench")
+        finished = time.time()
+        accumulator = EventAccumulator(str(Path(tmp) / "runs" / "bench" / "tensorboard"), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        evals = [(e.step, e.wall_time - started, e.value) for e in accumulator.Scalars("eval/return")]
+    return {"frames": summary.frames, "seconds": finished - started, "evals": evals, "sop_return": sop}
+
+
+def worker_sb3(frames: int, eval_every: int) -> dict:
+    """Train Stable-Baselines3 DQN on the gymnasium adapter; evaluate its greedy Q-net on the same episodes."""
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from reservoir_rl.env.gym_adapter import GymReservoirEnv
+    from reservoir_rl.service.evaluation import evaluate_policy
+
+    config, eval_env, eval_seed, sop = _eval_setup()
+    s = SETTINGS
+    env = GymReservoirEnv(config, split="train", seed=0)
+    updates_per_frame = s["updates_per_frame"]
+    model = DQN(
+        "MlpPolicy", env, learning_rate=s["lr"], buffer_size=s["buffer_size"],
+        learning_starts=s["init_random_frames"], batch_size=s["batch_size"], gamma=s["gamma"],
+        train_freq=int(round(1 / updates_per_frame)), gradient_steps=1,
+        target_update_interval=int(s["target_update_period_updates"] / updates_per_frame),
+        exploration_fraction=s["eps_decay_frames"] / frames, exploration_initial_eps=s["eps_start"],
+        exploration_final_eps=s["eps_end"], max_grad_norm=s["grad_clip_norm"],
+        policy_kwargs={"net_arch": s["hidden_sizes"], "activation_fn": torch.nn.ReLU}, seed=0, device="cpu",
+        verbose=0,
+    )
+    evals: list[tuple[int, float, float]] = []
+
+    def greedy(td):
+        with torch.no_grad():
+            td.set("action", model.q_net(td.get("observation")).argmax(-1))
+        return td
+
+    started = time.time()
+
+    class Evaluate(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % eval_every == 0:
+                value = evaluate_policy(eval_env, greedy, eval_seed).mean("return")
+                evals.append((self.num_timesteps, time.time() - started, value))
+            return True
+
+    model.learn(total_timesteps=frames, callback=Evaluate())
+    return {"frames": frames, "seconds": time.time() - started, "evals": evals, "sop_return": sop}
+
+
+def time_to_quality(result: dict) -> float | None:
+    for _, seconds, value in result["evals"]:
+        if value > result["sop_return"]:
+            return seconds
+    return None
+
+
+def _run_worker(kind: str, frames: int, eval_every: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, "--frames", str(frames), "--eval-every", str(eval_every)],
+        check=True, capture_output=True, text=True, env=env,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=60_000)
+    parser.add_argument("--eval-every", type=int, default=5_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        import torch
+
+        torch.set_num_threads(1)
+        result = (worker_ours if args.worker == "ours" else worker_sb3)(args.frames, args.eval_every)
+        print(json.dumps(result))
+        return
+
+    results: dict[str, list[dict]] = {"ours": [], "sb3": []}
+    for repeat in range(args.repeats):
+        order = ("ours", "sb3") if repeat % 2 == 0 else ("sb3", "ours")
+        for kind in order:
+            result = _run_worker(kind, args.frames, args.eval_every)
+            results[kind].append(result)
+            fps = result["frames"] / result["seconds"]
+            ttq = time_to_quality(result)
+            print(f"run {repeat + 1} {kind:>4}: {fps:8.0f} frames/s, beats SOP after "
+                  f"{'never' if ttq is None else f'{ttq:.1f} s'} (SOP {result['sop_return']:.1f}, "
+                  f"final eval {result['evals'][-1][2]:.1f})", flush=True)
+
+    def median_fps(kind: str) -> float:
+        return statistics.median(r["frames"] / r["seconds"] for r in results[kind])
+
+    fps = {kind: [r["frames"] / r["seconds"] for r in results[kind]] for kind in results}
+    print()
+    for kind in results:
+        print(f"{kind:>4}: frames/s median {median_fps(kind):.0f} (min {min(fps[kind]):.0f}, max {max(fps[kind]):.0f})")
+    print(f"speed ratio ours/sb3 (medians): {median_fps('ours') / median_fps('sb3'):.2f}")
+    ttq = {kind: [time_to_quality(r) for r in results[kind]] for kind in results}
+    for kind in results:
+        reached = [t for t in ttq[kind] if t is not None]
+        text = f"median {statistics.median(reached):.1f} s" if reached else "not reached"
+        print(f"{kind:>4}: time to beat SOP on held-out years: {text} ({len(reached)}/{len(ttq[kind])} runs reached it)")
+    if all(any(t is not None for t in ttq[k]) for k in ttq):
+        ours = statistics.median(t for t in ttq["ours"] if t is not None)
+        sb3 = statistics.median(t for t in ttq["sb3"] if t is not None)
+        print(f"time-to-quality ratio sb3/ours (medians): {sb3 / ours:.2f}")
+
+
+if __name__ == "__main__":
+    main()
