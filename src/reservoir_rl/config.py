@@ -8,16 +8,41 @@ error that names its dotted path instead of a silently ignored setting.
 from __future__ import annotations
 
 import copy
+import difflib
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from reservoir_rl.errors import ConfigError
 
+
+def _accepts_number_not_bool(annotation: Any) -> bool:
+    """True for int / float fields (also inside Optional or a union) that do not also accept a bool."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        return bool not in args and any(_accepts_number_not_bool(arg) for arg in args)
+    return False
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would read `true` as 1 in a number field: a wrong type, not a count
+        if isinstance(value, bool) and _accepts_number_not_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got a boolean ({str(value).lower()})")
+        return value
 
 
 class ReservoirConfig(_Section):
@@ -240,18 +265,54 @@ class Config(_Section):
 # --------------------------------------------------------------------------------------------- loading
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML loader that also reads ``1e-3`` and ``2e5`` as floats (YAML 1.2; PyYAML needs ``1.0e-3``)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """Keys of the section at ``loc`` (a validation error location), or [] when it is not a section."""
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = field.annotation
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _format_error(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
     loc = ".".join(str(part) for part in first["loc"])
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        text = f"unknown key '{loc}'"
+        text = f"unknown key '{loc}' (= {_short_repr(first['input'])})"
+        close = difflib.get_close_matches(str(first["loc"][-1]), _known_keys(first["loc"][:-1]), n=1)
+        if close:
+            text += f"; did you mean '{close[0]}'?"
+    elif first["type"] == "model_type" and loc:
+        text = f"{loc} = {_short_repr(first.get('input'))}: expected a section (a mapping of keys)"
     elif first["type"] == "model_type" or "input" not in first or not loc:
         text = f"{loc or '<top level>'}: {message}"
-    elif isinstance(first["input"], dict):
+    elif isinstance(first["input"], dict) and first["type"] == "value_error":  # a check across a section's keys
         text = f"{loc}: {message}"
     else:
-        text = f"{loc} = {first['input']!r}: {message}"
+        text = f"{loc} = {_short_repr(first['input'])}: {message}"
     more = len(error.errors()) - 1
     return f"{source}: {text}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
 
@@ -265,7 +326,7 @@ def parse_override(override: str) -> tuple[list[str], Any]:
     if not key.strip() or any(not part for part in path):
         raise ConfigError(f"--set {override!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _yaml_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return path, value
@@ -310,7 +371,7 @@ def read_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read config file ({error.__class__.__name__})") from None
     try:
-        return yaml.safe_load(text)
+        return _yaml_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
