@@ -243,11 +243,10 @@ def evaluate(
         for name, res in results.items()
     }
     boot = PairedBootstrap(episodes, resamples=resamples)
-    summary = {name: {k: boot.mean(v) for k, v in values.items()} for name, values in per_episode.items()}
+    summary = {name: boot.means(values) for name, values in per_episode.items()}
     agent = per_episode[AGENT]
     differences = {
-        name: {k: boot.difference(agent[k], per_episode[name][k]) for k in HEADLINE_METRICS}
-        for name in names
+        name: boot.means({k: agent[k] - per_episode[name][k] for k in HEADLINE_METRICS}) for name in names
     }
     agent_better = {name: float((agent["return"] > per_episode[name]["return"]).to(torch.float64).mean()) for name in names}
     gap = None

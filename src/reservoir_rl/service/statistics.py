@@ -96,6 +96,21 @@ class PairedBootstrap:
         low, high = self._interval(_nanmean(values[self.indices], dim=1))
         return Estimate(point, low, high, int((~torch.isnan(values)).sum()))
 
+    def means(self, values: dict[str, torch.Tensor]) -> dict[str, Estimate]:
+        """`mean` of several per-episode series at once (one gather for all of them)."""
+        if not values:
+            return {}
+        names = list(values)
+        table = torch.stack([self._check(values[k]) for k in names], dim=1)  # (n, M)
+        points = _nanmean(table, dim=0)  # (M,)
+        resampled = _nanmean(table[self.indices], dim=1)  # (R, M)
+        counts = (~torch.isnan(table)).sum(dim=0)
+        out = {}
+        for j, name in enumerate(names):
+            low, high = self._interval(resampled[:, j])
+            out[name] = Estimate(float(points[j]), low, high, int(counts[j]))
+        return out
+
     def difference(self, a: torch.Tensor, b: torch.Tensor) -> Estimate:
         """Mean paired difference ``a − b`` (episode by episode) with its interval."""
         return self.mean(self._check(a) - self._check(b))

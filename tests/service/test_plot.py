@@ -1,0 +1,98 @@
+"""`plot`: figures of a run from its TensorBoard events, best checkpoint and evaluation.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ElementTree
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reservoir_rl.cli import app
+from reservoir_rl.errors import UserError
+from reservoir_rl.service.evaluate import evaluate
+from reservoir_rl.service.evaluation import locate_checkpoint
+from reservoir_rl.service.plot import FIGURE_NAMES, plot, read_scalars
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def plotted(eval_run, tmp_path_factory):
+    """A copy of the run caught "while training" (its newest event file ends in a cut record), with an
+    evaluation.json, plotted once through the CLI (PNG, default folder)."""
+    runs_dir, _ = eval_run
+    copy = tmp_path_factory.mktemp("plot") / "runs"
+    shutil.copytree(runs_dir, copy)
+    events = sorted((copy / "tiny" / "tensorboard").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_size)
+    data = events[-1].read_bytes()
+    events[-1].write_bytes(data[: len(data) - 37])  # the last record is cut in the middle, as while writing
+    evaluate("tiny", episodes=4, runs_dir=copy)
+    result = CliRunner().invoke(app, ["plot", "tiny", "--runs-dir", str(copy)])
+    return copy / "tiny", result
+
+
+def test_plot_writes_every_figure_as_png(plotted):
+    run_dir, result = plotted
+    assert result.exit_code == 0, result.output
+    for name in FIGURE_NAMES:
+        path = run_dir / "figures" / f"{name}.png"
+        assert f"wrote {path}" in result.output.replace("\n", "")
+        data = path.read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 10_000
+    assert "Traceback" not in result.output
+    assert "best.pt (frame" in result.output.replace("\n", "")
+    # the cut event file was still read up to its last complete record
+    assert len(read_scalars(run_dir / "tensorboard")["train/loss"][0]) > 1
+
+
+def test_scalars_come_from_every_event_file(eval_run):
+    _, run_dir = eval_run
+    scalars = read_scalars(run_dir / "tensorboard")
+    steps, values = scalars["eval/return"]
+    assert steps.tolist() == [256, 512, 768, 1024]  # eval_every_frames 256 up to 1,024 frames
+    assert np.isfinite(values).all()
+    assert {"episode/return_mean", "train/loss", "train/epsilon", "reservoir/energy_gwh"} <= set(scalars)
+    assert read_scalars(run_dir / "no-such-folder") == {}
+
+
+def test_baseline_reference_levels_are_those_of_the_training_evaluation(plotted, tmp_path):
+    run_dir, _ = plotted
+    result = plot(run_dir, out=tmp_path / "svg", fmt="svg")
+    # the same env settings as training's held-out evaluation: `evaluate` with the default seed and
+    # eval_episodes (4) episodes, as in the fixture's evaluation.json, gives the same baseline means
+    document = json.loads((run_dir / "evaluation.json").read_text())
+    assert document["episodes"] == 4
+    for name, value in result.baseline_returns.items():
+        assert value == pytest.approx(document["policies"][name]["summary"]["return"]["mean"], rel=1e-6)
+    assert result.baseline_returns["dp"] >= max(result.baseline_returns.values()) - 1e-6
+    assert [p.stem for p in result.files] == FIGURE_NAMES
+    for path in result.files:
+        assert path.suffix == ".svg" and path.parent == tmp_path / "svg"
+        assert ElementTree.parse(path).getroot().tag.endswith("svg")
+
+
+def test_a_run_without_best_checkpoint_uses_last(eval_run, tmp_path):
+    runs_dir, _ = eval_run
+    copy = tmp_path / "runs" / "tiny"
+    shutil.copytree(runs_dir / "tiny" / "checkpoints", copy / "checkpoints")
+    (copy / "checkpoints" / "best.pt").unlink()
+    assert locate_checkpoint("tiny", copy.parent).path == copy / "checkpoints" / "last.pt"
+    (copy / "checkpoints" / "last.pt").unlink()
+    for frame in (copy / "checkpoints").glob("*.pt"):
+        frame.unlink()
+    with pytest.raises(UserError, match="no checkpoint yet"):
+        locate_checkpoint("tiny", copy.parent)
+
+
+def test_user_folder_files_are_not_overwritten_without_force(eval_run, tmp_path):
+    runs_dir, _ = eval_run
+    mine = tmp_path / "learning_curve.png"
+    mine.write_bytes(b"my own figure")
+    with pytest.raises(UserError, match="learning_curve.png exists"):
+        plot("tiny", out=tmp_path, runs_dir=runs_dir)
+    assert mine.read_bytes() == b"my own figure"
+    with pytest.raises(UserError, match="--format 'jpg'"):
+        plot("tiny", fmt="jpg", runs_dir=runs_dir)
