@@ -14,6 +14,7 @@ from reservoir_rl.monitor.figures import (
     action_histogram_figure,
     learning_curve_figure,
     metric_panels_figure,
+    policy_comparison_figure,
     reward_breakdown_figure,
     save_figure,
     trajectory_figure,
@@ -185,3 +186,25 @@ def test_save_figure_appends_suffix_and_rejects_unknown_format(tmp_path: Path) -
     assert save_figure(fig, tmp_path / "curve", "svg").name == "curve.svg"
     with pytest.raises(ValueError):
         save_figure(fig, tmp_path / "curve.pdf", "pdf")
+
+
+def test_policy_comparison_bars_with_intervals_and_undefined_values() -> None:
+    stats = {
+        "return": {"agent": (10.0, 8.0, 12.5), "SOP": (6.0, 5.0, 7.0), "DP": (15.0, 14.0, 16.0)},
+        "resilience": {"agent": (None, None, None), "SOP": (0.5, 0.4, 0.6), "DP": (0.9, 0.8, 1.0)},
+        "spill (hm³)": {"agent": (0.0, 0.0, 0.0), "SOP": (0.0, 0.0, 0.0), "DP": (0.0, 0.0, 0.0)},
+    }
+    fig = policy_comparison_figure(stats, title="compared")
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == list(stats)
+    bars = axes[0].patches
+    assert [b.get_width() for b in bars] == [10.0, 6.0, 15.0]
+    # one colour per policy across panels: SOP is the first bar of the resilience panel (agent is n/a)
+    assert bars[1].get_facecolor() == axes[1].patches[0].get_facecolor() != bars[0].get_facecolor()
+    from matplotlib.container import ErrorbarContainer
+
+    spans = [c.lines[2][0].get_segments()[0][:, 0].tolist() for c in axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert spans == [[8.0, 12.5], [5.0, 7.0], [14.0, 16.0]]
+    assert len(axes[1].patches) == 2 and "n/a" in [t.get_text().strip() for t in axes[1].texts]
+    assert axes[2].get_xlim() == (-0.1, 1.0)  # all zero: a readable axis
+    assert fig._suptitle.get_text() == "compared"

@@ -7,6 +7,7 @@ import shutil
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
+import torch
 import pytest
 from typer.testing import CliRunner
 
@@ -96,3 +97,24 @@ def test_user_folder_files_are_not_overwritten_without_force(eval_run, tmp_path)
     assert mine.read_bytes() == b"my own figure"
     with pytest.raises(UserError, match="--format 'jpg'"):
         plot("tiny", fmt="jpg", runs_dir=runs_dir)
+
+
+def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval_run):
+    from reservoir_rl.baselines import make_baseline
+    from reservoir_rl.env.reservoir_env import make_env
+    from reservoir_rl.service.evaluation import EvaluationResult, evaluate_policy, read_checkpoint
+    from reservoir_rl.service.figures import evaluation_figures
+
+    _, run_dir = eval_run
+    _, config = read_checkpoint(run_dir / "checkpoints" / "last.pt")
+    env = make_env(config, "heldout", n_envs=2, seed=5)
+    sop = evaluate_policy(env, make_baseline("sop", env, config.baselines), 5)
+    # the same trajectory cut after 10 days, as if the episode had failed on day 10
+    cut = EvaluationResult({**sop.metrics, "length": torch.full_like(sop.metrics["length"], 10.0)}, sop.trajectory)
+    figures = evaluation_figures(cut, env, others={"SOP": sop})
+    storage_axis = figures["trajectory"].get_axes()[0]
+    lines = {line.get_label(): np.asarray(line.get_ydata(), dtype=float) for line in storage_axis.get_lines()}
+    full = int(sop.metrics["length"][0])
+    assert len(lines["agent"]) == len(lines["SOP"]) == full > 10
+    assert np.isfinite(lines["agent"][:10]).all() and np.isnan(lines["agent"][10:]).all()
+    assert np.allclose(lines["agent"][:10], lines["SOP"][:10])
