@@ -10,6 +10,9 @@ import os
 import pickle
 import random
 import tempfile
+import warnings
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -41,7 +44,9 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
     """Write ``payload`` to ``path`` so that a crash leaves either the old file or the new one, never half.
 
     The data go to a temporary file in the same folder, are fsync'ed, then renamed over ``path``.
+    ``payload`` must be plain data (see `check_plain`), so that it loads with ``weights_only=True``.
     """
+    check_plain(payload)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
@@ -60,6 +65,26 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None), torch.Size, torch.dtype, torch.device)
+
+
+def check_plain(data: Any, where: str = "payload") -> None:
+    """Raise TypeError unless ``data`` is made of dicts, lists, tuples, tensors, numbers, strings and None
+    (what ``torch.load(weights_only=True)`` reads back; subclasses such as TorchVersion are refused)."""
+    if isinstance(data, torch.Tensor) or type(data) in _PLAIN_SCALARS:
+        return
+    if type(data) in (dict, OrderedDict):
+        for key, value in data.items():
+            check_plain(key, f"{where} key")
+            check_plain(value, f"{where}[{key!r}]")
+        return
+    if type(data) in (list, tuple):
+        for i, value in enumerate(data):
+            check_plain(value, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where}: {type(data).__name__} is not plain data and cannot go into a checkpoint")
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -98,8 +123,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             is_zip = handle.read(4) == ZIP_MAGIC
     except OSError as error:
         raise CheckpointError(f"{path}: cannot read file ({error.strerror or error.__class__.__name__})") from None
+    if not is_zip:  # torch.save writes zip archives; anything else (text, a raw pickle) is not a checkpoint
+        raise CheckpointError(f"{path}: not a checkpoint (not a PyTorch archive)")
+    try:  # torch.load does not check the archive's CRC-32s: damaged tensor bytes would load silently
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({_first_line(error)})") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path}: corrupted checkpoint (checksum mismatch in {damaged})")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the outcome is reported below
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "Weights only load failed" in str(error) or "Unsupported" in str(error):
             raise CheckpointError(
