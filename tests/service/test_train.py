@@ -143,3 +143,40 @@ def test_after_sigkill_resume_continues_from_the_last_complete_checkpoint(interr
     for tag, series in scalar_series(run.tensorboard).items():
         steps = [step for step, _ in series]
         assert steps == sorted(set(steps)), tag
+
+
+def test_dqn_options_reach_the_training_loop(tmp_path: Path) -> None:
+    """Updates per frame, random warm-up, gradient clipping, n-step transitions and prioritized replay
+    are what the trainer actually does."""
+    import torch
+
+    from reservoir_rl.config import config_from_dict
+    from reservoir_rl.monitor.logger import ReservoirLogger
+    from reservoir_rl.service.build import build_training
+    from reservoir_rl.service.runs import create_run
+    from reservoir_rl.service.trainer import Trainer
+    from tiny_training import tiny_config
+
+    config = config_from_dict(tiny_config(
+        agent={"hidden_sizes": [32], "n_step": 3},
+        train={"updates_per_frame": 0.5, "grad_clip_norm": 1e-3, "prioritized_replay": True,
+               "eval_every_frames": 1_000_000},
+    ))
+    parts = build_training(config, torch.device("cpu"))
+    run = create_run(tmp_path / "runs")
+    trainer = Trainer(parts, run, ReservoirLogger(run.tensorboard), QuietView())
+    assert trainer.epsilon_at(127) == 1.0  # the random warm-up acts uniformly at random
+    trainer.run(128)  # the random warm-up only: no updates yet; then ε follows its schedule
+    assert trainer.updates == 0
+    assert float(parts.agent.egreedy.eps) == pytest.approx(1.0 - 0.99 * 128 / 1024)
+    trainer.run(256)
+    assert trainer.updates == (256 - 128) * 0.5
+    grads = [p.grad for p in parts.agent.loss.parameters() if p.grad is not None]
+    assert grads and float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))) <= 1e-3 * (1 + 1e-5)
+    rb = parts.replay_buffer
+    assert len(rb) == 256 - (3 - 1) * 8  # the last two days of each env wait for their window
+    steps = rb[: len(rb)]["steps_to_next_obs"]
+    assert int(steps.min()) >= 1 and int(steps.max()) == 3
+    priorities = rb.sampler.priorities[: len(rb)]
+    assert len(set(priorities.tolist())) > 10  # set from TD errors, no longer all the initial value
+    trainer.logger.close()

@@ -48,7 +48,7 @@ class NStepTransitions:
         """n-step transitions ready for the replay buffer, flattened to (n_transitions,)."""
         data = batch.select(*self.keys)
         if self.n_steps == 1:
-            return data.reshape(-1)
+            return data.flatten(0, 1)
         if self._pending is not None:
             data = torch.cat([self._pending, data], dim=1)
         hold = self.n_steps - 1
@@ -56,8 +56,8 @@ class NStepTransitions:
         ready = days - hold
         self._pending = data[:, max(ready, 0):].clone()
         if ready <= 0:
-            return data[:, :0].reshape(-1)
-        return self._windows(data, ready).reshape(-1)
+            return data[:, :0].flatten(0, 1)
+        return self._windows(data, ready).flatten(0, 1)
 
     def _windows(self, data: TensorDictBase, ready: int) -> TensorDictBase:
         nxt = data.get("next")

@@ -99,7 +99,7 @@ class Trainer:
                 before = self.frames
                 self.frames += batch.numel()
                 transitions = self.nstep(batch)
-                if transitions.numel():
+                if transitions.shape[0]:  # (TensorDict.numel() of an empty batch is 1)
                     parts.replay_buffer.extend(transitions)
                 self._observe_batch(batch)
                 target = updates_due(self.frames, train.init_random_frames, train.updates_per_frame)
