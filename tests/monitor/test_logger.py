@@ -158,3 +158,17 @@ def test_logger_histograms_figures_and_flatten(tmp_path: Path) -> None:
     assert "agent/empty" not in events.Tags()["histograms"]
     assert [image.step for image in events.Images("figures/line")] == [5]
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": "[1, 2]", "d": "x"}
+
+
+def test_a_resumed_logger_file_is_read_after_the_file_it_continues(tmp_path: Path) -> None:
+    """Event files are read in name order; names start with the creation second, so a logger opened
+    right after another one still gets a later name (and its purge applies to the earlier file)."""
+    first = ReservoirLogger(tmp_path)
+    first.scalars("train", {"loss": 1.0}, 10)
+    first.close()
+    second = ReservoirLogger(tmp_path, purge_step=5)
+    second.scalars("train", {"loss": 2.0}, 5)
+    second.close()
+    names = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
+    assert len(names) == 2 and int(names[0].split(".")[3]) < int(names[1].split(".")[3])
+    assert values(read_events(tmp_path), "train/loss") == {5: 2.0}

@@ -182,3 +182,21 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
         path.unlink()
     with pytest.raises(UserError, match="has no checkpoint yet"):
         service.resume("run", QuietView(), runs, total_frames=256)
+
+
+def test_a_second_signal_abandons_the_run_and_resume_uses_the_last_checkpoint(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"total_frames": 384})
+
+    class SignalTwice(QuietView):
+        def update(self, frames: int, stats) -> None:
+            if frames == 320:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(service.TrainingInterrupted, match="SIGINT while saving: stopped at once"):
+        service.train(config, [], SignalTwice(), tmp_path / "runs", name="run")
+    run = RunDir(tmp_path / "runs" / "run")
+    assert not list(run.checkpoints.glob(".*"))
+    path, payload = service.latest_checkpoint(run)
+    assert payload["counters"]["frames"] == 256  # the last periodic checkpoint before the signals
+    assert service.resume("run", QuietView(), tmp_path / "runs").frames == 384

@@ -12,7 +12,7 @@ from reservoir_rl.config import load_config
 from reservoir_rl.errors import ConfigError, UserError
 from reservoir_rl.monitor.live import QuietView
 from reservoir_rl.service import train as service
-from reservoir_rl.service.runs import create_run, find_run, git_state, next_run_name, package_versions
+from reservoir_rl.service.runs import create_run, find_run, git_state, next_run_name, package_versions, run_lock
 from tiny_training import write_config
 
 
@@ -104,3 +104,15 @@ def test_a_bad_config_leaves_no_run_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="train.lr"):
         service.train(config_path, ["train.frames_per_batch=64", "train.lr=-1"], QuietView(), runs)
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_run_being_trained_cannot_be_resumed_twice(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path, train={"total_frames": 64})
+    runs = tmp_path / "runs"
+    summary = service.train(config_path, [], QuietView(), runs, name="busy")
+    run = find_run("busy", runs)
+    with run_lock(run):  # stands for a training process still working in the folder
+        with pytest.raises(UserError, match="another process is training this run right now"):
+            service.resume("busy", QuietView(), runs, total_frames=128)
+    assert service.resume("busy", QuietView(), runs, total_frames=128).frames == 128  # released
+    assert summary.frames == 64

@@ -106,8 +106,10 @@ class _Tracker:
         self.stats = dict(stats or {})
 
     def _record_episodes(self, rows: Iterable[Mapping[str, float]]) -> None:
+        """Rows may carry their own ``index`` (e.g. the episode number since the run began, so a
+        resumed run keeps counting); otherwise they are numbered from 1 since ``start``."""
         for row in rows:
-            self.n_episodes += 1
+            self.n_episodes = max(self.n_episodes + 1, int(_num(row.get("index")) or 0))
             self.episodes.append({"index": float(self.n_episodes), **row})
 
     def elapsed(self) -> float:

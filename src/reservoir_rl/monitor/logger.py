@@ -12,6 +12,7 @@ It receives plain numbers, numpy arrays and CPU tensors only.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -31,6 +32,7 @@ class ReservoirLogger:
 
     def __init__(self, log_dir: str | Path, purge_step: Optional[int] = None) -> None:
         self.log_dir = Path(log_dir)
+        _wait_until_new_files_sort_last(self.log_dir)
         self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step, flush_secs=30)
 
     def scalars(self, group: str, values: Mapping[str, float], step: int) -> None:
@@ -73,6 +75,22 @@ class ReservoirLogger:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _wait_until_new_files_sort_last(log_dir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the creation
+    second (``events.out.tfevents.<seconds>.<host>.<pid>.<n>``). A resumed run must be read after
+    the run it continues (its purge of the interrupted steps applies to what was read before), so a
+    new file is never created in the same second as an existing one (the wait is below one second,
+    and only when a run is resumed within a second of its previous file)."""
+    newest = 0
+    for path in log_dir.glob("events.out.tfevents.*"):
+        try:
+            newest = max(newest, int(path.name.split(".")[3]))
+        except (IndexError, ValueError):
+            continue
+    while int(time.time()) <= newest:
+        time.sleep(min(0.05, max(0.0, newest + 1 - time.time())) or 0.01)
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from reservoir_rl.errors import UserError
 
@@ -50,6 +51,27 @@ class RunDir:
     @property
     def metadata_path(self) -> Path:
         return self.path / "metadata.yaml"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(run: RunDir) -> Iterator[None]:
+    """Hold the run folder for one training process: a second `train`/`resume` of the same run while
+    this one works is refused (the lock dies with the process, even after SIGKILL)."""
+    import fcntl
+
+    handle = open(run.lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{run.path}: another process is training this run right now") from None
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
 
 
 def next_run_name(runs_dir: Path) -> str:

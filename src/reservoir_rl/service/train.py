@@ -18,7 +18,7 @@ from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.service import checkpoint as ckpt
 from reservoir_rl.service.build import build_training, resolve_device
-from reservoir_rl.service.runs import RunDir, create_run, find_run, git_state, package_versions
+from reservoir_rl.service.runs import RunDir, create_run, find_run, git_state, package_versions, run_lock
 from reservoir_rl.service.trainer import Trainer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -39,17 +39,25 @@ class TrainSummary:
     checkpoint: Path  # the checkpoint saved on the way out
 
 
+class TrainingInterrupted(UserError):
+    """A second SIGINT / SIGTERM arrived while the run was stopping: it ends without a new checkpoint."""
+
+
 @contextlib.contextmanager
 def stop_on_signals(trainer: Trainer) -> Iterator[None]:
     """SIGINT / SIGTERM ask the trainer to stop after the current batch (it then saves a checkpoint).
 
-    A second signal while stopping raises KeyboardInterrupt (an atomic save in progress leaves the
-    previous checkpoint intact)."""
+    A second signal while stopping abandons the run at once with `TrainingInterrupted` (an atomic save
+    in progress leaves the previous checkpoint intact)."""
 
     def handler(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
         if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = signal.Signals(signum).name
+            raise TrainingInterrupted(
+                f"{name} while saving: stopped at once; `reservoir-rl resume {trainer.run_dir.path}` "
+                "continues from the last complete checkpoint"
+            )
+        trainer.stop_requested = name
 
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
@@ -123,13 +131,14 @@ def train(
     torch_device = resolve_device(config.train.device)
     parts = build_training(config, torch_device)  # before the folder: a bad config leaves nothing behind
     run = create_run(Path(runs_dir), name)
-    run.config_path.write_text(dump_config(config))
-    _write_metadata(run, config, command or sys.argv, "train")
-    logger = ReservoirLogger(run.tensorboard)
-    logger.text("config", "```yaml\n" + dump_config(config) + "\n```")
-    logger.hyperparameters(flatten(config_to_dict(config)), HPARAM_METRICS)
-    trainer = Trainer(parts, run, logger, view)
-    return _train(trainer, run, config.train.total_frames, started, save_first=True)
+    with run_lock(run):
+        run.config_path.write_text(dump_config(config))
+        _write_metadata(run, config, command or sys.argv, "train")
+        logger = ReservoirLogger(run.tensorboard)
+        logger.text("config", "```yaml\n" + dump_config(config) + "\n```")
+        logger.hyperparameters(flatten(config_to_dict(config)), HPARAM_METRICS)
+        trainer = Trainer(parts, run, logger, view)
+        return _train(trainer, run, config.train.total_frames, started, save_first=True)
 
 
 def latest_checkpoint(run: RunDir) -> tuple[Path, dict[str, Any]]:
@@ -166,24 +175,24 @@ def resume(
     run = find_run(run_name, Path(runs_dir))
     if total_frames is not None and total_frames < 1:
         raise UserError(f"--total-frames {total_frames}: must be positive")
-    _path, payload = latest_checkpoint(run)
-    frames = int(payload["counters"]["frames"])
-    raw = payload["config"]
-    if total_frames is not None:
-        raw = {**raw, "train": {**raw["train"], "total_frames": total_frames}}
-    config = config_from_dict(raw, source=f"{run.path} checkpoint config")
-    if frames >= config.train.total_frames:
-        raise UserError(
-            f"{run.path}: already trained {frames:,} frames (train.total_frames = {config.train.total_frames:,}); "
-            f"pass --total-frames above {frames:,} to continue"
-        )
-    parts = build_training(config, resolve_device(config.train.device))
-    ckpt.remove_stale_temporaries(run.checkpoints)
-    # events the interrupted process wrote after this checkpoint are dropped: no duplicated steps
-    logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
-    trainer = Trainer(parts, run, logger, view)
-    trainer.load_state(payload)
-    run.config_path.write_text(dump_config(config))
-    _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}")
-    return _train(trainer, run, config.train.total_frames, started, save_first=False)
-
+    with run_lock(run):
+        _path, payload = latest_checkpoint(run)
+        frames = int(payload["counters"]["frames"])
+        raw = payload["config"]
+        if total_frames is not None:
+            raw = {**raw, "train": {**raw["train"], "total_frames": total_frames}}
+        config = config_from_dict(raw, source=f"{run.path} checkpoint config")
+        if frames >= config.train.total_frames:
+            raise UserError(
+                f"{run.path}: already trained {frames:,} frames (train.total_frames = {config.train.total_frames:,}); "
+                f"pass --total-frames above {frames:,} to continue"
+            )
+        parts = build_training(config, resolve_device(config.train.device))
+        ckpt.remove_stale_temporaries(run.checkpoints)
+        # events the interrupted process wrote after this checkpoint are dropped: no duplicated steps
+        logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
+        trainer = Trainer(parts, run, logger, view)
+        trainer.load_state(payload)
+        run.config_path.write_text(dump_config(config))
+        _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}")
+        return _train(trainer, run, config.train.total_frames, started, save_first=False)

@@ -35,9 +35,6 @@ from reservoir_rl.service.figures import evaluation_figures
 from reservoir_rl.service.runs import RunDir, package_versions
 from reservoir_rl.service.training_stats import RESERVOIR_GROUP, TrainingWindow
 
-RECENT_EPISODE_ROWS = 8
-
-
 def crossed(before: int, after: int, every: int) -> bool:
     """True when a multiple of ``every`` lies in (before, after]."""
     return after // every > before // every
@@ -157,6 +154,7 @@ class Trainer:
     def _display_stats(self, frames: int) -> dict[str, float]:
         stats = dict(self._display)
         stats["epsilon"] = self.epsilon_at(frames)
+        stats["lr"] = self.lr_at(frames)
         stats["best_eval_return"] = self.best_eval_return if math.isfinite(self.best_eval_return) else math.nan
         return stats
 
@@ -182,8 +180,8 @@ class Trainer:
             self._display["loss"] = train_values["loss"]
         episodes = self.window.finished_episodes()
         if episodes is not None:
-            rows = episode_rows(episodes, RECENT_EPISODE_ROWS)
-            self.view.add_episodes(rows)
+            total = self.episodes  # episodes finished since the run began, this window's included
+            self.view.add_episodes(episode_rows(episodes, first_index=total - int(episodes["return"].numel()) + 1))
             self._display["episode_return"] = float(episodes["return"].mean())
         self.window.reset()
 
@@ -287,13 +285,13 @@ class Trainer:
         ckpt.set_rng_state(payload["rng"])
 
 
-def episode_rows(episodes: dict[str, torch.Tensor], limit: int) -> list[dict[str, float]]:
-    """The last ``limit`` finished episodes as rows for the live view (return, energy, spill, violations)."""
-    count = int(episodes["return"].numel())
-    picked = {name: episodes[name][max(0, count - limit):].tolist() for name in
+def episode_rows(episodes: dict[str, torch.Tensor], first_index: int = 1) -> list[dict[str, float]]:
+    """Finished episodes as rows for the live view: number, return, energy, spill, violations, length."""
+    picked = {name: episodes[name].tolist() for name in
               ("return", "energy_gwh", "spill_hm3", "failures", "env_flow_deficit_days", "length")}
     return [
         {
+            "index": float(first_index + i),
             "return": picked["return"][i],
             "energy_gwh": picked["energy_gwh"][i],
             "spill_hm3": picked["spill_hm3"][i],
