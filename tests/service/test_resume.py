@@ -200,3 +200,34 @@ def test_a_second_signal_abandons_the_run_and_resume_uses_the_last_checkpoint(tm
     path, payload = service.latest_checkpoint(run)
     assert payload["counters"]["frames"] == 256  # the last periodic checkpoint before the signals
     assert service.resume("run", QuietView(), tmp_path / "runs").frames == 384
+
+
+def test_the_first_batch_after_a_restore_is_the_uninterrupted_one(tmp_path: Path) -> None:
+    """The collector's carried tensordict (``Collector._carrier`` in torchrl 0.14: each env's current
+    observation and done flags) is saved and restored, so collection continues mid-episode."""
+    from reservoir_rl.config import config_from_dict
+    from reservoir_rl.monitor.logger import ReservoirLogger
+    from reservoir_rl.service.build import build_training
+    from reservoir_rl.service.runs import create_run
+    from reservoir_rl.service.trainer import Trainer
+    from tiny_training import tiny_config
+
+    config = config_from_dict(tiny_config(train={"eval_every_frames": 1_000_000}))
+
+    def trainer(name: str) -> Trainer:
+        run = create_run(tmp_path / "runs", name)
+        return Trainer(build_training(config, torch.device("cpu")), run, ReservoirLogger(run.tensorboard), QuietView())
+
+    straight = trainer("straight")
+    straight.run(192)
+    payload = straight.state_payload()
+    assert int(payload["env_state"]["steps"].max()) > 0  # episodes are in flight
+    expected = next(iter(straight.parts.collector)).clone()
+    restored = trainer("restored")
+    restored.load_state(payload)
+    restored.parts.agent.set_epsilon(restored.epsilon_at(restored.frames))
+    got = next(iter(restored.parts.collector)).clone()
+    for key in expected.keys(True, True):
+        assert torch.equal(expected[key], got[key]), key
+    straight.logger.close()
+    restored.logger.close()

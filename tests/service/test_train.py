@@ -180,3 +180,14 @@ def test_dqn_options_reach_the_training_loop(tmp_path: Path) -> None:
     priorities = rb.sampler.priorities[: len(rb)]
     assert len(set(priorities.tolist())) > 10  # set from TD errors, no longer all the initial value
     trainer.logger.close()
+
+
+def test_updates_wait_for_the_first_n_step_transitions(tmp_path: Path) -> None:
+    """With no warm-up and a window longer than a batch, the first batch yields no transition yet: the
+    owed updates are made as soon as there is something to sample."""
+    config = write_config(tmp_path, agent={"hidden_sizes": [32], "n_step": 12},
+                          train={"total_frames": 192, "init_random_frames": 0, "eval_every_frames": 1_000_000})
+    summary = service.train(config, [], QuietView(), tmp_path / "runs")
+    assert summary.updates == 192 * 0.25
+    saved = ckpt.load_checkpoint(summary.run_dir / "checkpoints" / "last.pt")
+    assert saved["replay_buffer"]["_storage"]["_len"] == 192 - 11 * 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import subprocess
 import sys
@@ -119,13 +120,19 @@ def find_run(run: str, runs_dir: Path) -> RunDir:
 
 
 def package_versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0]}
+    """Versions of Python and of the packages a run depends on (plain strings)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str], ...]:
+    versions = [("python", sys.version.split()[0])]
     for package in TRACKED_PACKAGES:
         try:
-            versions[package] = metadata.version(package)
+            versions.append((package, str(metadata.version(package))))
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions)
 
 
 def _git(args: list[str], cwd: Path) -> Optional[str]:

@@ -100,7 +100,7 @@ class Trainer:
                     parts.replay_buffer.extend(transitions)
                 self._observe_batch(batch)
                 target = updates_due(self.frames, train.init_random_frames, train.updates_per_frame)
-                while self.updates < target:
+                while self.updates < target and len(parts.replay_buffer):  # (n-step: the buffer may still be empty)
                     self._update()
                 agent.set_epsilon(self.epsilon_at(self.frames))
                 agent.set_learning_rate(self.lr_at(self.frames))
