@@ -147,7 +147,8 @@ def _render_evaluation(report) -> None:
     from rich import box
     from rich.table import Table
 
-    where = f"{report.episodes} {report.years} episode{'s' if report.episodes > 1 else ''} × {report.horizon_days} days"
+    years = {"heldout": "held-out", "train": "training-year", "all": "any-year"}[report.years]
+    where = f"{report.episodes} {years} episode{'s' if report.episodes > 1 else ''} × {report.horizon_days} days"
     console.print(
         f"[bold]{report.run_name or report.checkpoint}[/] at frame {report.frames:,} ({report.checkpoint}): "
         f"{where}, seed {report.seed}, the same inflow traces and initial storages for every policy",
