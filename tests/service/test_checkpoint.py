@@ -199,3 +199,21 @@ def test_rng_state_round_trip_through_a_weights_only_file(tmp_path: Path) -> Non
     assert torch.equal(expected[0], again[0])
     assert np.array_equal(expected[1], again[1])
     assert expected[2] == again[2]
+
+
+def test_a_full_disk_is_a_one_line_error_and_the_old_checkpoint_stays(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    path = tmp_path / "last.pt"
+    ckpt.atomic_save(payload(), path)
+    before = path.read_bytes()
+
+    def no_space(_payload, handle):
+        handle.write(b"PK\x03\x04partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ckpt.torch, "save", no_space)
+    with pytest.raises(CheckpointError, match="cannot write checkpoint \\(No space left on device\\); the previous one is intact"):
+        ckpt.atomic_save(payload(), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -48,8 +48,11 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
     """
     check_plain(payload)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot write checkpoint ({error.strerror or error})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
@@ -57,8 +60,13 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
             os.fchmod(handle.fileno(), _file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        # a full disk or a lost mount is the user's to fix: one line (torch reports write failures as
+        # RuntimeError "PytorchStreamWriter failed writing file")
+        if isinstance(error, OSError) or (isinstance(error, RuntimeError) and "PytorchStreamWriter" in str(error)):
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)
+            raise CheckpointError(f"{path}: cannot write checkpoint ({reason}); the previous one is intact") from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

@@ -83,7 +83,10 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self, total_frames: int) -> str:
         """Train until ``total_frames`` (or a stop request); returns why it stopped ("done" or a signal
-        name). A checkpoint is saved on the way out; a finished run is also evaluated on held-out years."""
+        name). A checkpoint is saved on the way out. A finished run is also evaluated on the held-out
+        years at its last frame (with figures); that evaluation touches no training state, so a run
+        finished at N and extended later still trains exactly like one that never stopped (only its
+        ``eval/`` curve has the extra point at N, which may also become ``best.pt``)."""
         parts = self.parts
         agent = parts.agent
         train = self.config.train
