@@ -139,6 +139,18 @@ def test_live_view_renders_episode_table() -> None:
     view.stop()  # idempotent
 
 
+def test_episode_rows_keep_the_numbers_of_a_resumed_run() -> None:
+    """Rows numbered by the trainer (episodes since the run began) keep their numbers and the total."""
+    view = LiveView(Console(file=io.StringIO(), force_terminal=True, width=120), clock=FakeClock())
+    view.start(total_frames=10_000, start_frame=5_000)
+    view.add_episodes([{**_episode(1.0), "index": 41.0}, {**_episode(2.0), "index": 42.0}])
+    view.add_episodes([_episode(3.0)])  # unnumbered: the next number
+    table = view.render().renderables[-1]
+    assert list(table.columns[0].cells) == ["41", "42", "43"]
+    assert table.title == "recent episodes (43 total)"
+    view.stop()
+
+
 def test_quiet_view_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     view = QuietView()
     view.start(100, 0)
