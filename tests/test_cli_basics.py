@@ -97,3 +97,19 @@ def test_no_arguments_shows_the_usage(runner):
     result = runner.invoke(app, [])
     assert result.exit_code != 0
     assert "Usage" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "configs/base.yaml", "--seed", "x"], "reservoir-rl train: Invalid value for '--seed'"),
+        (["train"], "reservoir-rl train: Missing argument 'config'"),
+        (["train", "configs/base.yaml", "--bogus"], "No such option: --bogus"),
+        (["trian"], "No such command 'trian'"),
+        (["evaluate", "x.pt", "--episodes", "many"], "Invalid value for '--episodes'"),
+    ],
+)
+def test_usage_errors_are_one_line(runner, tmp_path, args, expected):
+    result = runner.invoke(app, args)
+    assert_one_line_user_error(result, expected)
+    assert "╭" not in result.stderr  # no boxed multi-line panel

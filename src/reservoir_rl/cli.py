@@ -9,11 +9,43 @@ from typing import Callable, List, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from reservoir_rl import __version__
 from reservoir_rl.errors import UserError
 
+
+
+# click's UsageError and ClickException, whether click is a dependency of typer or vendored inside it.
+_UsageError = typer.BadParameter.__mro__[1]
+_ClickException = _UsageError.__mro__[1]
+
+
+class _OneLineErrors(TyperGroup):
+    """Click/Typer usage errors (bad option value, unknown option, missing argument) as one line, exit 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # bare `reservoir-rl`: the help text
+                error.show()
+                sys.exit(error.exit_code)
+            where = f"{error.ctx.command_path}: " if error.ctx is not None else ""
+            _print_error(where + " ".join(error.format_message().split()))
+            sys.exit(2)
+        except _ClickException as error:
+            _print_error(" ".join(error.format_message().split()))
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="reservoir-rl",
     help="Train DQN agents to operate a reservoir, compare them with the operating rules, inspect runs.",
     no_args_is_help=True,
@@ -51,8 +83,12 @@ def _call(action: Callable[[], T]) -> T:
         _fail(str(error))
 
 
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+
+
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _print_error(message)
     raise typer.Exit(code=2)
 
 
