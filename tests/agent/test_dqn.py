@@ -124,12 +124,14 @@ def target_params(a) -> list[torch.Tensor]:
     return [p.detach().clone() for p in target_network(a).parameters()]
 
 
-def test_hard_update_copies_after_every_period_updates() -> None:
+@pytest.mark.parametrize("step", ["updater", "agent"])
+def test_hard_update_copies_after_every_period_updates(step) -> None:
+    """TorchRL's HardUpdate as configured, and the agent's shortcut that skips its no-op steps."""
     a = agent(target_update="hard", target_update_period=3)
     copies = []
     for update in range(1, 8):
         desync_target(a)  # stands for an optimizer step
-        a.target_updater.step()
+        a.target_updater.step() if step == "updater" else a.step_target()
         copies.append(all(torch.equal(o, t) for o, t in zip(online_params(a), target_params(a))))
     assert copies == [False, False, True, False, False, True, False]
 
@@ -139,7 +141,7 @@ def test_soft_update_moves_the_target_by_tau() -> None:
     before = target_params(a)
     desync_target(a)
     online = online_params(a)
-    a.target_updater.step()
+    a.step_target()
     for old, new, o in zip(before, target_params(a), online):
         assert torch.allclose(new, 0.9 * old + 0.1 * o, atol=1e-6)
 
@@ -163,7 +165,7 @@ def test_exploration_and_learning_rate_are_set_in_place() -> None:
     a = agent()
     a.set_epsilon(0.25)
     a.set_learning_rate(3e-4)
-    assert float(a.egreedy.eps) == 0.25
+    assert float(a.explore_policy.eps) == 0.25
     assert [g["lr"] for g in a.optimizer.param_groups] == [3e-4]
     a.set_epsilon(0.0)
     obs = TensorDict({"observation": torch.randn(50, OBS)}, batch_size=[50])

@@ -95,3 +95,30 @@ def test_follows_target_updates():
     after, _ = fused(*_args(sample))
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, agent.loss(sample.clone())["loss"])
+
+
+def test_n_step_discount_matches_dqnloss():
+    agent = _agent(True, "smooth_l1")
+    sample = _sample(4, False)
+    steps = torch.randint(1, 4, (BATCH,), generator=torch.Generator().manual_seed(4))
+    sample.set("steps_to_next_obs", steps)
+    fused = FusedDQNLoss(agent.loss, agent.q_network, gamma=0.97)
+    loss, td_error = fused(*_args(sample), steps_to_next_obs=steps)
+    reference_td = sample.clone()
+    torch.testing.assert_close(loss, agent.loss(reference_td)["loss"])
+    torch.testing.assert_close(td_error, reference_td["td_error"].reshape(-1))
+    plain, _ = fused(*_args(sample))
+    assert not torch.allclose(loss, plain)  # the discount γ^m really depends on the window length
+
+
+def test_still_bound_after_loading_a_state_dict():
+    """A resumed run loads the loss's state dict; the fused loss must see the loaded target weights."""
+    agent, other = _agent(True, "l2"), _agent(False, "l2")
+    with torch.no_grad():
+        for value in other.loss.target_value_network_params.values(True, True):
+            value.mul_(1.5)
+    fused = FusedDQNLoss(agent.loss, agent.q_network, gamma=0.97)
+    agent.loss.load_state_dict(other.loss.state_dict())
+    sample = _sample(5, False)
+    loss, _ = fused(*_args(sample))
+    torch.testing.assert_close(loss, agent.loss(sample.clone())["loss"])

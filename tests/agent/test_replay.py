@@ -85,7 +85,7 @@ def test_priorities_are_updated_from_the_dqn_td_error() -> None:
     sample = rb.sample()
     agent.loss(sample)
     squared = sample["td_error"]
-    update_priorities(rb, sample, squared)
+    update_priorities(rb, sample.get("index"), squared)
     index = sample["index"]
     # DQNLoss writes the squared TD error; the priority is its magnitude |δ|
     expected = (squared.reshape(-1).double().sqrt() + PRIORITY_EPS) ** PRIORITY_ALPHA

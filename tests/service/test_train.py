@@ -168,7 +168,7 @@ def test_dqn_options_reach_the_training_loop(tmp_path: Path) -> None:
     assert trainer.epsilon_at(127) == 1.0  # the random warm-up acts uniformly at random
     trainer.run(128)  # the random warm-up only: no updates yet; then ε follows its schedule
     assert trainer.updates == 0
-    assert float(parts.agent.egreedy.eps) == pytest.approx(1.0 - 0.99 * 128 / 1024)
+    assert float(parts.agent.explore_policy.eps) == pytest.approx(1.0 - 0.99 * 128 / 1024)
     trainer.run(256)
     assert trainer.updates == (256 - 128) * 0.5
     grads = [p.grad for p in parts.agent.loss.parameters() if p.grad is not None]

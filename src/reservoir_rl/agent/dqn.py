@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tensordict.nn import TensorDictSequential
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
 from torchrl.data import Categorical, TensorSpec
-from torchrl.modules import EGreedyModule, QValueActor
+from torchrl.envs.utils import ExplorationType, exploration_type
+from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, HardUpdate, SoftUpdate, ValueEstimators
 
+from reservoir_rl.agent.fused import FusedDQNLoss
 from reservoir_rl.agent.qnet import QNetwork
 from reservoir_rl.agent.replay import make_replay_buffer  # noqa: F401  (re-exported: one import for the pieces)
 from reservoir_rl.config import AgentConfig, TrainConfig
@@ -29,18 +32,67 @@ TRANSITION_KEYS = (
 )
 
 
+class EpsilonGreedyQPolicy(TensorDictModuleBase):
+    """ε-greedy over a Q-network in one TensorDict module, for collection.
+
+    Computes what ``TensorDictSequential(QValueActor(q_network), EGreedyModule(spec))`` computes — the
+    greedy release level, replaced with probability ε by a uniformly random one — with one module call
+    instead of four. Reads ``observation`` (float32, (*batch, obs_size)); writes ``action`` (int64,
+    (*batch,)), ``action_value`` ((*batch, n_actions)) and ``chosen_action_value`` ((*batch, 1), of the
+    action taken). Under ``set_exploration_type(DETERMINISTIC)`` it is greedy. ``eps`` is a buffer set in
+    place (`DQNAgent.set_epsilon`); random draws use the global torch generator.
+    """
+
+    in_keys = ["observation"]
+    out_keys = ["action", "action_value", "chosen_action_value"]
+
+    def __init__(self, q_network: torch.nn.Module, n_actions: int, eps: float = 1.0) -> None:
+        super().__init__()
+        self.q_network = q_network
+        self.n_actions = int(n_actions)
+        self.register_buffer("eps", torch.tensor(float(eps)))
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action_value = self.q_network(tensordict.get("observation"))
+        action = action_value.argmax(-1)
+        if exploration_type() in (ExplorationType.RANDOM, None):
+            explore = torch.rand(action.shape, device=action.device) < self.eps
+            random_action = torch.randint(self.n_actions, action.shape, device=action.device)
+            action = torch.where(explore, random_action, action)
+        tensordict.set("action", action)
+        tensordict.set("action_value", action_value)
+        tensordict.set("chosen_action_value", action_value.gather(-1, action.unsqueeze(-1)))
+        return tensordict
+
+
 @dataclass
 class DQNAgent:
+    """The pieces of a DQN agent. ``loss`` is TorchRL's `DQNLoss` (it owns the online and target parameters
+    that the optimizer and the target updater act on); ``fused_loss`` computes the same loss from plain
+    tensors on those parameters, which is what the training loop calls."""
+
     q_network: QNetwork
-    actor: QValueActor  # greedy policy
-    egreedy: EGreedyModule
-    explore_policy: TensorDictSequential  # actor followed by ε-greedy
+    actor: QValueActor  # greedy policy (evaluation)
+    explore_policy: EpsilonGreedyQPolicy  # ε-greedy policy (collection)
     loss: DQNLoss
+    fused_loss: FusedDQNLoss
     target_updater: HardUpdate | SoftUpdate
     optimizer: torch.optim.Optimizer
 
     def set_epsilon(self, epsilon: float) -> None:
-        self.egreedy.eps.fill_(epsilon)
+        self.explore_policy.eps.fill_(epsilon)
+
+    def step_target(self) -> None:
+        """Advance the target updater by one gradient update (`HardUpdate` copies every period,
+        `SoftUpdate` moves the target every update). Between two hard copies only `HardUpdate`'s counter
+        moves, so that step is taken without walking the parameters."""
+        updater = self.target_updater
+        if isinstance(updater, HardUpdate) and updater.initialized and (
+            updater.counter != updater.value_network_update_interval
+        ):
+            updater.counter += 1
+        else:
+            updater.step()
 
     def set_learning_rate(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -61,10 +113,6 @@ def make_agent(
         obs_size, n_actions, agent_config.hidden_sizes, agent_config.activation, agent_config.dueling
     ).to(device)
     actor = QValueActor(q_network, in_keys=["observation"], spec=action_spec, action_space="categorical")
-    egreedy = EGreedyModule(
-        action_spec, eps_init=float(train_config.eps_start), eps_end=float(train_config.eps_end),
-        annealing_num_steps=train_config.eps_decay_frames, device=device,
-    )
     loss = DQNLoss(
         actor,
         loss_function=agent_config.loss,
@@ -81,13 +129,15 @@ def make_agent(
         target_updater = HardUpdate(loss, value_network_update_interval=train_config.target_update_period - 1)
     else:
         target_updater = SoftUpdate(loss, tau=train_config.tau)
-    optimizer = torch.optim.Adam(loss.parameters(), lr=train_config.lr)
+    # fused Adam: one kernel per parameter tensor (CPU and CUDA), the largest saving of the update after
+    # the fused loss; numerically Adam.
+    optimizer = torch.optim.Adam(loss.parameters(), lr=train_config.lr, fused=True)
     return DQNAgent(
         q_network=q_network,
         actor=actor,
-        egreedy=egreedy,
-        explore_policy=TensorDictSequential(actor, egreedy),
+        explore_policy=EpsilonGreedyQPolicy(q_network, n_actions, eps=train_config.eps_start).to(device),
         loss=loss,
+        fused_loss=FusedDQNLoss(loss, q_network, agent_config.gamma),
         target_updater=target_updater,
         optimizer=optimizer,
     )

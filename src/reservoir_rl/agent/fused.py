@@ -17,11 +17,11 @@ Shapes: observation (B, obs_size) float32, action (B,) int64, reward / terminate
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 from torchrl.objectives import DQNLoss
 
 
@@ -35,26 +35,22 @@ class FusedDQNLoss:
     """
 
     def __init__(self, loss: DQNLoss, q_network: torch.nn.Module, gamma: float) -> None:
-        self.loss = loss
-        self.q_network = q_network
-        self.gamma = float(gamma)
-        self.double_dqn = bool(loss.double_dqn)
         if loss.loss_function not in ("smooth_l1", "l2"):
             raise ValueError(f"unsupported loss function {loss.loss_function!r}")
+        self.gamma = float(gamma)
+        self.double_dqn = bool(loss.double_dqn)
         self.loss_function = loss.loss_function
-        self._online = self._names(loss.value_network_params)
-        self._target = self._names(loss.target_value_network_params)
-
-    @staticmethod
-    def _names(params) -> dict[str, torch.Tensor]:
-        """Parameter tensors of the Q-network keyed by their module names (views into ``params``)."""
-        flat = params.flatten_keys(".")
-        prefix = "module.0.module."  # QValueActor → TensorDictModule → the Q-network
-        names = {}
-        for key, value in flat.items():
-            name = key[len(prefix):] if key.startswith(prefix) else key
-            names[name] = value
-        return names
+        # The online network's parameters are the loss's ``value_network_params`` (the same tensors), so
+        # the plain module computes online Q-values. The target network is a copy of the module bound to
+        # the loss's ``target_value_network_params``: HardUpdate / SoftUpdate write those tensors in place,
+        # so the copy always holds the current target weights.
+        self.q_network = q_network
+        self.target_network = copy.deepcopy(q_network).requires_grad_(False)
+        loss.target_value_network_params["module", "0", "module"].to_module(self.target_network)
+        online = dict(q_network.named_parameters())
+        bound = loss.value_network_params["module", "0", "module"].flatten_keys(".")
+        if any(online[name] is not tensor for name, tensor in bound.items()):
+            raise ValueError("q_network is not the network whose parameters the loss optimises")
 
     def __call__(
         self,
@@ -67,12 +63,16 @@ class FusedDQNLoss:
         steps_to_next_obs: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss (scalar, with grad to the online parameters) and td_error ((B,), detached)."""
-        q_values = functional_call(self.q_network, self._online, (observation,))
+        n = observation.shape[0]
+        if self.double_dqn:  # one online forward over s and s' (rows of s' carry no gradient)
+            q_both = self.q_network(torch.cat([observation, next_observation]))
+            q_values, online_next = q_both[:n], q_both[n:].detach()
+        else:
+            q_values = self.q_network(observation)
         chosen = q_values.gather(-1, action.reshape(-1, 1)).squeeze(-1)
         with torch.no_grad():
-            target_q = functional_call(self.q_network, self._target, (next_observation,))
+            target_q = self.target_network(next_observation)
             if self.double_dqn:
-                online_next = functional_call(self.q_network, self._online, (next_observation,))
                 next_action = online_next.argmax(-1, keepdim=True)
             else:
                 next_action = target_q.argmax(-1, keepdim=True)

@@ -117,18 +117,31 @@ def make_replay_buffer(train_config: TrainConfig, device: torch.device | str = "
     storage = LazyTensorStorage(train_config.buffer_size, device=device)
     sampler = None
     if train_config.prioritized_replay:
-        sampler = ProportionalPrioritizedSampler(train_config.buffer_size, device=device)
+        sampler = ProportionalPrioritizedSampler(
+            train_config.buffer_size, alpha=train_config.priority_alpha, beta=train_config.priority_beta, device=device
+        )
     kwargs = {"sampler": sampler} if sampler is not None else {}
     return TensorDictReplayBuffer(storage=storage, batch_size=train_config.batch_size, **kwargs)
+
+
+def sample_transitions(
+    replay_buffer: TensorDictReplayBuffer,
+) -> tuple[TensorDict, torch.Tensor, torch.Tensor | None]:
+    """One training batch straight from the sampler and the storage (what ``replay_buffer.sample()``
+    returns, without its per-call bookkeeping): the transitions (a TensorDict of ``batch_size``), their
+    storage indices (int64, (batch_size,)) and, under prioritized replay, the importance weights
+    (float32, (batch_size,)), else None."""
+    index, info = replay_buffer.sampler.sample(replay_buffer.storage, replay_buffer.batch_size)
+    return replay_buffer.storage.get(index), index, info.get("priority_weight")
 
 
 def is_prioritized(replay_buffer: TensorDictReplayBuffer) -> bool:
     return isinstance(replay_buffer.sampler, ProportionalPrioritizedSampler)
 
 
-def update_priorities(replay_buffer: TensorDictReplayBuffer, sample, td_error_squared: torch.Tensor) -> None:
-    """Set the priorities of a sampled batch to |TD error| (DQNLoss writes the squared error)."""
-    replay_buffer.sampler.update_priority(sample.get("index"), td_error_squared.detach().sqrt())
+def update_priorities(replay_buffer: TensorDictReplayBuffer, index: torch.Tensor, td_error_squared: torch.Tensor) -> None:
+    """Set the priorities of the sampled ``index`` to |TD error| (the losses give the squared error)."""
+    replay_buffer.sampler.update_priority(index, td_error_squared.detach().sqrt())
 
 
 # ------------------------------------------------------------------------------ checkpoint state

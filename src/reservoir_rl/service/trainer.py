@@ -22,7 +22,13 @@ import torch
 
 from reservoir_rl.agent.dqn import TRANSITION_KEYS
 from reservoir_rl.agent.nstep import NStepTransitions
-from reservoir_rl.agent.replay import is_prioritized, load_replay_state, replay_state, update_priorities
+from reservoir_rl.agent.replay import (
+    is_prioritized,
+    load_replay_state,
+    replay_state,
+    sample_transitions,
+    update_priorities,
+)
 from reservoir_rl.agent.schedules import linear_schedule, updates_due
 from reservoir_rl.config import config_to_dict
 from reservoir_rl.env.metrics import EpisodeAccumulator
@@ -117,18 +123,23 @@ class Trainer:
         return stopped_by
 
     def _update(self) -> None:
+        """One gradient step: the fused plain-tensor DQN loss (same loss and gradients as TorchRL's
+        `DQNLoss`, tested) on a replay batch, gradient clipping, Adam, target update, priorities."""
         parts = self.parts
         agent = parts.agent
-        sample = parts.replay_buffer.sample()
-        loss = agent.loss(sample)["loss"]
+        sample, index, weights = sample_transitions(parts.replay_buffer)
+        nxt = sample.get("next")
+        loss, td_error_squared = agent.fused_loss(
+            sample.get("observation"), sample.get("action"), nxt.get("observation"), nxt.get("reward"),
+            nxt.get("terminated"), weights=weights, steps_to_next_obs=sample.get("steps_to_next_obs", None),
+        )
         agent.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self._params, self.config.train.grad_clip_norm)
         agent.optimizer.step()
-        agent.target_updater.step()
-        td_error_squared = sample.get("td_error")  # written by DQNLoss: (Q(s,a) − target)²
+        agent.step_target()
         if is_prioritized(parts.replay_buffer):
-            update_priorities(parts.replay_buffer, sample, td_error_squared)
+            update_priorities(parts.replay_buffer, index, td_error_squared)
         self.updates += 1
         self.window.add_update(loss, grad_norm, td_error_squared.detach().sqrt().mean())
 
@@ -240,7 +251,6 @@ class Trainer:
         }
         if kind == "best":
             return payload
-        carrier = parts.collector._carrier  # the collector's in-flight root tensordict (each env's current state)
         payload.update(
             {
                 "loss_module": {k: v.detach().cpu().clone() for k, v in parts.agent.loss.state_dict().items()},
@@ -248,10 +258,7 @@ class Trainer:
                 "target_updater_counter": int(getattr(parts.agent.target_updater, "counter", 0)),
                 "replay_buffer": replay_state(parts.replay_buffer),
                 "nstep": self.nstep.state_dict(),
-                "env_state": parts.env.get_state(),
-                "carrier": {
-                    "/".join(k) if isinstance(k, tuple) else k: v.cpu().clone() for k, v in carrier.items(True, True)
-                },
+                **parts.collection_state(),  # "env_state", "carrier": the in-flight episodes
                 "episode_accumulator": self.accumulator.state_dict(),
                 "episode_count": self._episode_count.cpu().clone(),
                 "window": self.window.state_dict(),
@@ -279,10 +286,7 @@ class Trainer:
             parts.agent.target_updater.counter = int(payload["target_updater_counter"])
         load_replay_state(parts.replay_buffer, payload["replay_buffer"])
         self.nstep.load_state_dict(payload["nstep"], device)
-        parts.env.set_state(payload["env_state"])
-        carrier = parts.collector._carrier
-        for key, value in payload["carrier"].items():
-            carrier.set(tuple(key.split("/")), value.to(device))
+        parts.load_collection_state(payload)
         self.accumulator.load_state_dict(payload["episode_accumulator"])
         self.window.load_state_dict(payload["window"])
         ckpt.set_rng_state(payload["rng"])
