@@ -16,6 +16,7 @@ from reservoir_rl.agent.replay import (
     load_replay_state,
     make_replay_buffer,
     replay_state,
+    sample_transitions,
     update_priorities,
 )
 from reservoir_rl.config import AgentConfig, TrainConfig
@@ -135,3 +136,24 @@ def test_sampler_refuses_an_empty_storage() -> None:
     rb = buffer(True)
     with pytest.raises(RuntimeError, match="empty"):
         ProportionalPrioritizedSampler(4).sample(rb.storage, 2)
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_sample_transitions_draws_what_replay_buffer_sample_draws(prioritized) -> None:
+    """The training loop's direct sampling returns the same transitions, indices and weights as
+    ``replay_buffer.sample()`` from the same generator state."""
+    rb = buffer(prioritized, capacity=64, batch=16)
+    rb.extend(transitions(40))
+    if prioritized:
+        update_priorities(rb, torch.arange(10), torch.linspace(0.1, 5.0, 10))
+    torch.manual_seed(3)
+    sample, index, weights = sample_transitions(rb)
+    torch.manual_seed(3)
+    reference = rb.sample()
+    assert torch.equal(index, reference.get("index"))
+    for key in ("observation", "action", ("next", "observation"), ("next", "reward"), ("next", "terminated")):
+        assert torch.equal(sample[key], reference.get(key)), key
+    if prioritized:
+        assert torch.equal(weights, reference.get("priority_weight"))
+    else:
+        assert weights is None

@@ -128,10 +128,9 @@ class Trainer:
         parts = self.parts
         agent = parts.agent
         sample, index, weights = sample_transitions(parts.replay_buffer)
-        nxt = sample.get("next")
         loss, td_error_squared = agent.fused_loss(
-            sample.get("observation"), sample.get("action"), nxt.get("observation"), nxt.get("reward"),
-            nxt.get("terminated"), weights=weights, steps_to_next_obs=sample.get("steps_to_next_obs", None),
+            sample["observation"], sample["action"], sample[("next", "observation")], sample[("next", "reward")],
+            sample[("next", "terminated")], weights=weights, steps_to_next_obs=sample.get("steps_to_next_obs"),
         )
         agent.optimizer.zero_grad(set_to_none=True)
         loss.backward()
