@@ -122,3 +122,24 @@ def test_still_bound_after_loading_a_state_dict():
     sample = _sample(5, False)
     loss, _ = fused(*_args(sample))
     torch.testing.assert_close(loss, agent.loss(sample.clone())["loss"])
+
+
+@pytest.mark.parametrize("max_grad_norm", [1e-3, 100.0])  # clipping active / inactive
+def test_gradient_step_equals_dqnloss_clip_adam_and_target_update(max_grad_norm):
+    """The training loop's whole update equals TorchRL's: DQNLoss, clip_grad_norm_, Adam, HardUpdate."""
+    reference, agent = _agent(True, "smooth_l1"), _agent(True, "smooth_l1")
+    params = [p for p in reference.loss.parameters() if p.requires_grad]
+    for step in range(4):
+        sample = _sample(10 + step, False)
+        loss = reference.loss(sample.clone())["loss"]
+        reference.optimizer.zero_grad()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        reference.optimizer.step()
+        reference.target_updater.step()
+
+        mine, my_norm, _ = agent.gradient_step(*_args(sample), max_grad_norm=max_grad_norm)
+        torch.testing.assert_close(mine, loss.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(my_norm, norm, rtol=1e-5, atol=1e-6)
+    for name, value in reference.loss.state_dict().items():
+        torch.testing.assert_close(agent.loss.state_dict()[name], value, rtol=1e-4, atol=1e-6, msg=name)

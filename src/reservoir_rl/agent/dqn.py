@@ -7,6 +7,7 @@ Tensordict keys: the actor reads ``observation`` (float32, (*batch, obs_size)) a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from tensordict import TensorDictBase
@@ -81,6 +82,46 @@ class DQNAgent:
 
     def set_epsilon(self, epsilon: float) -> None:
         self.explore_policy.eps.fill_(epsilon)
+
+    def gradient_step(
+        self,
+        observation: torch.Tensor,
+        action: torch.Tensor,
+        next_observation: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        *,
+        max_grad_norm: float,
+        weights: Optional[torch.Tensor] = None,
+        steps_to_next_obs: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One DQN update on a replay batch: fused loss, backward, gradient-norm clipping, Adam, target
+        update. Shapes as in `FusedDQNLoss`. Returns the loss (scalar), the gradient norm before clipping
+        (scalar) and the squared TD errors ((B,)), all detached; nothing is synchronised with the device.
+
+        Clipping is ``torch.nn.utils.clip_grad_norm_``'s rule (scale every gradient by
+        min(1, max_norm / (‖g‖ + 1e-6))) in three tensor operations."""
+        loss, td_error_squared = self.fused_loss(
+            observation, action, next_observation, reward, terminated,
+            weights=weights, steps_to_next_obs=steps_to_next_obs,
+        )
+        params = self._trainable
+        for param in params:
+            param.grad = None
+        loss.backward()
+        grads = [param.grad for param in params]
+        grad_norm = torch.linalg.vector_norm(torch.cat([grad.reshape(-1) for grad in grads]))
+        torch._foreach_mul_(grads, (max_grad_norm / (grad_norm + 1e-6)).clamp(max=1.0))
+        self.optimizer.step()
+        self.step_target()
+        return loss.detach(), grad_norm, td_error_squared
+
+    @property
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        params = self.__dict__.get("_trainable_params")
+        if params is None:
+            params = self.__dict__["_trainable_params"] = [p for p in self.loss.parameters() if p.requires_grad]
+        return params
 
     def step_target(self) -> None:
         """Advance the target updater by one gradient update (`HardUpdate` copies every period,

@@ -65,7 +65,6 @@ class Trainer:
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
         self.window = TrainingWindow(parts.device)
         self._display: dict[str, float] = {}
-        self._params = [p for p in parts.agent.loss.parameters() if p.requires_grad]
         self._log_clock = (time.perf_counter(), 0)
 
     @property
@@ -123,20 +122,16 @@ class Trainer:
         return stopped_by
 
     def _update(self) -> None:
-        """One gradient step: the fused plain-tensor DQN loss (same loss and gradients as TorchRL's
-        `DQNLoss`, tested) on a replay batch, gradient clipping, Adam, target update, priorities."""
+        """One gradient step on a replay batch (`DQNAgent.gradient_step`: the fused plain-tensor DQN loss,
+        which computes TorchRL's `DQNLoss` — tested —, clipping, Adam, target update), then priorities."""
         parts = self.parts
         agent = parts.agent
         sample, index, weights = sample_transitions(parts.replay_buffer)
-        loss, td_error_squared = agent.fused_loss(
+        loss, grad_norm, td_error_squared = agent.gradient_step(
             sample["observation"], sample["action"], sample[("next", "observation")], sample[("next", "reward")],
-            sample[("next", "terminated")], weights=weights, steps_to_next_obs=sample.get("steps_to_next_obs"),
+            sample[("next", "terminated")], max_grad_norm=self.config.train.grad_clip_norm, weights=weights,
+            steps_to_next_obs=sample.get("steps_to_next_obs"),
         )
-        agent.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, self.config.train.grad_clip_norm)
-        agent.optimizer.step()
-        agent.step_target()
         if is_prioritized(parts.replay_buffer):
             update_priorities(parts.replay_buffer, index, td_error_squared)
         self.updates += 1
