@@ -178,6 +178,59 @@ def _episode_info(env, result: EvaluationResult) -> dict[str, torch.Tensor]:
     }
 
 
+def check_arguments(
+    episodes: int, years: str, baselines: str | Sequence[str], out: Optional[str | Path],
+    csv_path: Optional[str | Path], force: bool,
+) -> tuple[list[str], Optional[Path], Optional[Path]]:
+    """Validate the options of `evaluate`: (baseline names, --out path, --csv path)."""
+    if episodes < 1:
+        raise UserError(f"--episodes {episodes}: must be at least 1")
+    if years not in YEAR_CHOICES:
+        raise UserError(f"--years {years!r}: choose heldout, train or all")
+    names = parse_baselines(baselines)
+    out = check_output_file(out, force, "--out")
+    csv_path = check_output_file(csv_path, force, "--csv")
+    if out is not None and csv_path is not None and out.resolve() == csv_path.resolve():
+        raise UserError(f"--out and --csv name the same file {out}")
+    return names, out, csv_path
+
+
+def run_paired(
+    env, policies: dict[str, Any], seed: int, on_policy: Optional[Callable[[str], None]] = None
+) -> tuple[dict[str, EvaluationResult], dict[str, torch.Tensor]]:
+    """Every policy on the same ``env`` reset with ``seed``; returns the results and the episodes' traces
+    (start index, initial storage, trace inflow; checked identical for every policy)."""
+    results: dict[str, EvaluationResult] = {}
+    info: Optional[dict[str, torch.Tensor]] = None
+    for name, policy in policies.items():
+        if on_policy is not None:
+            on_policy(name)
+        results[name] = evaluate_policy(env, policy, seed)
+        this = _episode_info(env, results[name])
+        if info is None:
+            info = this
+        elif not all(torch.equal(info[k], this[k]) for k in info):  # the pairing is the point: never silently lost
+            raise RuntimeError(f"policy {name!r} was not evaluated on the same traces as the first policy")
+    assert info is not None
+    return results, info
+
+
+def per_episode_values(result: EvaluationResult) -> dict[str, torch.Tensor]:
+    """The report's metrics of one policy: name → float64 (episodes,) on the CPU."""
+    return {k: result.metrics[k].detach().cpu().to(torch.float64) for k in (*HEADLINE_METRICS, *EXTRA_METRICS)}
+
+
+def episode_info_lists(env, info: dict[str, torch.Tensor]) -> dict[str, list[Any]]:
+    """The episodes' traces as JSON-ready lists (start date, start index, initial storage, trace inflow)."""
+    start = info["start_record_index"].cpu()
+    return {
+        "start_date": [str(d) for d in env.inflow.dates[start.numpy()]],
+        "start_record_index": start.tolist(),
+        "initial_storage_hm3": info["initial_storage_hm3"].cpu().tolist(),
+        "trace_inflow_hm3": info["trace_inflow_hm3"].cpu().tolist(),
+    }
+
+
 def evaluate(
     ckpt: str | Path,
     episodes: int = 50,
@@ -205,15 +258,7 @@ def evaluate(
 
     A run given by name or folder also gets ``evaluation.json`` (the JSON document) in its folder.
     """
-    if episodes < 1:
-        raise UserError(f"--episodes {episodes}: must be at least 1")
-    if years not in YEAR_CHOICES:
-        raise UserError(f"--years {years!r}: choose heldout, train or all")
-    names = parse_baselines(baselines)
-    out = check_output_file(out, force, "--out")
-    csv_path = check_output_file(csv_path, force, "--csv")
-    if out is not None and csv_path is not None and out.resolve() == csv_path.resolve():
-        raise UserError(f"--out and --csv name the same file {out}")
+    names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force)
     source = locate_checkpoint(ckpt, runs_dir)
     payload, config = read_checkpoint(source.path)
     if seed is None:
@@ -224,24 +269,8 @@ def evaluate(
     policies = {AGENT: greedy_actor(payload, config, env, source.path)}
     for name in names:
         policies[name] = make_baseline(name, env, config.baselines)
-
-    results: dict[str, EvaluationResult] = {}
-    info: Optional[dict[str, torch.Tensor]] = None
-    for name, policy in policies.items():
-        if on_policy is not None:
-            on_policy(name)
-        results[name] = evaluate_policy(env, policy, seed)
-        this = _episode_info(env, results[name])
-        if info is None:
-            info = this
-        elif not all(torch.equal(info[k], this[k]) for k in info):  # the pairing is the point: never silently lost
-            raise RuntimeError(f"policy {name!r} was not evaluated on the same traces as the agent")
-    assert info is not None
-
-    per_episode = {
-        name: {k: res.metrics[k].detach().cpu().to(torch.float64) for k in (*HEADLINE_METRICS, *EXTRA_METRICS)}
-        for name, res in results.items()
-    }
+    results, info = run_paired(env, policies, seed, on_policy)
+    per_episode = {name: per_episode_values(res) for name, res in results.items()}
     boot = PairedBootstrap(episodes, resamples=resamples)
     summary = {name: boot.means(values) for name, values in per_episode.items()}
     agent = per_episode[AGENT]
@@ -252,13 +281,7 @@ def evaluate(
     gap = None
     if "sop" in per_episode and "dp" in per_episode:
         gap = boot.gap_share(agent["return"], per_episode["sop"]["return"], per_episode["dp"]["return"])
-    start = info["start_record_index"].cpu()
-    episode_info = {
-        "start_date": [str(d) for d in env.inflow.dates[start.numpy()]],
-        "start_record_index": start.tolist(),
-        "initial_storage_hm3": info["initial_storage_hm3"].cpu().tolist(),
-        "trace_inflow_hm3": info["trace_inflow_hm3"].cpu().tolist(),
-    }
+    episode_info = episode_info_lists(env, info)
     report = EvaluationReport(
         checkpoint=source.path,
         run_name=payload.get("run_name"),

@@ -57,6 +57,8 @@ class PlotResult:
     frames: Optional[int] = None
     baseline_returns: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    seed: Optional[int] = None  # multi-seed run: the seed of the held-out and training-panel figures
+    curves: dict[str, Any] = field(default_factory=dict)  # multi-seed run: tag -> SeedCurves
 
 
 def read_scalars(tensorboard_dir: Path) -> dict[str, Series]:
@@ -88,15 +90,15 @@ def read_scalars(tensorboard_dir: Path) -> dict[str, Series]:
             lg.setLevel(level)
 
 
-def read_evaluation(path: Path) -> Optional[dict[str, Any]]:
-    """The run's ``evaluation.json`` written by `evaluate`, or None if absent or not one."""
+def read_evaluation(path: Path, format_name: str = RESULTS_FORMAT) -> Optional[dict[str, Any]]:
+    """The run's ``evaluation.json`` written by `evaluate` (of ``format_name``), or None if absent or not one."""
     if not path.is_file():
         return None
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not isinstance(document, dict) or document.get("format") != RESULTS_FORMAT:
+    if not isinstance(document, dict) or document.get("format") != format_name:
         return None
     return document
 
@@ -134,7 +136,7 @@ def training_figures(scalars: dict[str, Series], references: dict[str, float], r
     return {"learning_curve": learning, "training": training, "reservoir_metrics": reservoir}
 
 
-def comparison_figure(document: dict[str, Any]) -> Figure:
+def comparison_figure(document: dict[str, Any], title: Optional[str] = None) -> Figure:
     """Mean and interval of the main metrics per policy, from an evaluation.json document."""
     stats: dict[str, dict[str, tuple[Optional[float], Optional[float], Optional[float]]]] = {}
     for key in COMPARISON_METRICS:
@@ -145,9 +147,19 @@ def comparison_figure(document: dict[str, Any]) -> Figure:
             if s is not None:
                 stats[label][POLICY_LABELS.get(name, name)] = (s.get("mean"), s.get("ci_low"), s.get("ci_high"))
     boot = document.get("bootstrap", {})
-    title = (f"{document.get('run_name')} at frame {document.get('frames', 0):,}: {document.get('episodes')} "
-             f"{document.get('years')} episodes, mean and {boot.get('confidence', 0.95):.0%} bootstrap interval")
+    title = title or (f"{document.get('run_name')} at frame {document.get('frames', 0):,}: {document.get('episodes')} "
+                      f"{document.get('years')} episodes, mean and {boot.get('confidence', 0.95):.0%} bootstrap interval")
     return policy_comparison_figure(stats, title=title)
+
+
+def output_targets(run_path: Path, out: Optional[str | Path], names: list[str], fmt: str, force: bool) -> dict[str, Path]:
+    """Figure name → file in ``out`` (default RUN/figures, whose files are the program's to replace; in
+    another folder an existing file is refused unless ``force``)."""
+    out_dir = Path(out) if out is not None else run_path / "figures"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: is a file, not a folder")
+    program_owned = out is None or out_dir.resolve() == (run_path / "figures").resolve()
+    return _targets(out_dir, names, fmt, force, program_owned)
 
 
 def _targets(out_dir: Path, names: list[str], fmt: str, force: bool, program_owned: bool) -> dict[str, Path]:
@@ -157,6 +169,43 @@ def _targets(out_dir: Path, names: list[str], fmt: str, force: bool, program_own
         if existing:
             raise UserError(f"--out {out_dir}: {existing[0].name} exists; choose another folder or add --force to overwrite")
     return targets
+
+
+def heldout_figures(run_dir: RunDir, result: PlotResult, label: Optional[str] = None) -> tuple[dict[str, Figure], dict[str, float], int]:
+    """Trajectory, action histogram and reward breakdown of the run's best checkpoint against SOP and DP, on
+    the held-out episodes of its training evaluations; returns (figures, baseline label → mean return on
+    those episodes, number of episodes). Fills ``result.checkpoint``, ``frames`` and ``baseline_returns``;
+    a run without a checkpoint adds a note instead."""
+    try:
+        source = locate_checkpoint(str(run_dir.path), run_dir.path.parent)
+    except UserError as error:
+        result.notes.append(f"held-out figures skipped: {error}")
+        return {}, {}, 0
+    payload, config = read_checkpoint(source.path)
+    result.checkpoint, result.frames = source.path, int(payload["counters"].get("frames", 0))
+    eval_episodes = config.train.eval_episodes
+    seed = config.train.seed + EVAL_SEED_OFFSET
+    seed_everything(seed)
+    env = make_env(config, "heldout", n_envs=eval_episodes, seed=seed, inflow=load_inflow(config.inflow))
+    agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
+    baselines = {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed) for name in BASELINE_NAMES}
+    result.baseline_returns = {name: res.mean("return") for name, res in baselines.items()}
+    figures = evaluation_figures(agent, env, others={"SOP": baselines["sop"], "DP": baselines["dp"]})
+    figures["trajectory"].suptitle(
+        f"{label or run_dir.name} (frame {result.frames:,}, {source.path.name}): held-out episode from "
+        f"{env.inflow.dates[int(agent.trajectory.get('record_index')[0, 0])]}"
+    )
+    references = {POLICY_LABELS[name]: value for name, value in result.baseline_returns.items()}
+    return figures, references, eval_episodes
+
+
+def baseline_returns(run_dir: RunDir) -> dict[str, float]:
+    """Mean return of each baseline on the held-out episodes of the run's training evaluations."""
+    config = read_checkpoint(locate_checkpoint(str(run_dir.path), run_dir.path.parent).path)[1]
+    seed = config.train.seed + EVAL_SEED_OFFSET
+    env = make_env(config, "heldout", n_envs=config.train.eval_episodes, seed=seed, inflow=load_inflow(config.inflow))
+    return {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed).mean("return")
+            for name in BASELINE_NAMES}
 
 
 FIGURE_NAMES = ["learning_curve", "training", "reservoir_metrics", "trajectory", "action_histogram", "reward_breakdown",
@@ -169,8 +218,12 @@ def plot(
     fmt: str = "png",
     runs_dir: str | Path = "runs",
     force: bool = False,
+    seed: Optional[int] = None,
 ) -> PlotResult:
     """Write the figures of ``run`` (name under ``runs_dir`` or folder) into ``out`` (default RUN/figures).
+
+    A multi-seed run gets the figures of `reservoir_rl.service.plot_seeds.plot_seeds` (``seed``: the seed
+    of its held-out figures; for a single run it must be None).
 
     Files: learning_curve, training, reservoir_metrics (from TensorBoard events); trajectory,
     action_histogram, reward_breakdown (greedy agent vs SOP vs DP on held-out episodes, from the run's
@@ -181,41 +234,23 @@ def plot(
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose png or svg")
+    from reservoir_rl.service.seeds import find_group
+
+    group = find_group(run, runs_dir)
+    if group is not None:
+        from reservoir_rl.service.plot_seeds import plot_seeds
+
+        return plot_seeds(group, out, fmt, force, seed)
     run_dir: RunDir = find_run(str(run), Path(runs_dir))
-    out_dir = Path(out) if out is not None else run_dir.path / "figures"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: is a file, not a folder")
-    program_owned = out is None or out_dir.resolve() == (run_dir.path / "figures").resolve()
-    targets = _targets(out_dir, FIGURE_NAMES, fmt, force, program_owned)
+    if seed is not None:
+        raise UserError(f"--seed {seed}: {run_dir.path} is a run of one seed (--seed picks a seed of a multi-seed run)")
+    targets = output_targets(run_dir.path, out, FIGURE_NAMES, fmt, force)
     result = PlotResult(run_dir.path)
 
     scalars = read_scalars(run_dir.tensorboard)
     if not scalars:
         result.notes.append(f"no TensorBoard scalars in {run_dir.tensorboard} yet: training curves are empty")
-    figures: dict[str, Figure] = {}
-    references: dict[str, float] = {}
-    eval_episodes = 0
-    try:
-        source = locate_checkpoint(str(run_dir.path), run_dir.path.parent)
-    except UserError as error:
-        source = None
-        result.notes.append(f"held-out figures skipped: {error}")
-    if source is not None:
-        payload, config = read_checkpoint(source.path)
-        result.checkpoint, result.frames = source.path, int(payload["counters"].get("frames", 0))
-        eval_episodes = config.train.eval_episodes
-        seed = config.train.seed + EVAL_SEED_OFFSET
-        seed_everything(seed)
-        env = make_env(config, "heldout", n_envs=eval_episodes, seed=seed, inflow=load_inflow(config.inflow))
-        agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
-        baselines = {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed) for name in BASELINE_NAMES}
-        references = {POLICY_LABELS[name]: res.mean("return") for name, res in baselines.items()}
-        result.baseline_returns = {name: res.mean("return") for name, res in baselines.items()}
-        figures.update(evaluation_figures(agent, env, others={"SOP": baselines["sop"], "DP": baselines["dp"]}))
-        figures["trajectory"].suptitle(
-            f"{run_dir.name} (frame {result.frames:,}, {source.path.name}): held-out episode from "
-            f"{env.inflow.dates[int(agent.trajectory.get('record_index')[0, 0])]}"
-        )
+    figures, references, eval_episodes = heldout_figures(run_dir, result)
     figures.update(training_figures(scalars, references, run_dir.name, eval_episodes))
     document = read_evaluation(run_dir.path / "evaluation.json")
     if document is not None:

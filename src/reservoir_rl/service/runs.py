@@ -16,6 +16,7 @@ from reservoir_rl.errors import UserError
 
 RUN_PATTERN = re.compile(r"^run-(\d+)$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SEEDS_FILE = "seeds.yaml"  # marks a multi-seed run folder (run-N/seed-K/ are ordinary runs)
 TRACKED_PACKAGES = ("reservoir-rl", "torch", "torchrl", "tensordict", "numpy", "tensorboard", "pydantic")
 
 
@@ -81,8 +82,10 @@ def next_run_name(runs_dir: Path) -> str:
     return f"run-{max(numbers, default=0) + 1}"
 
 
-def create_run(runs_dir: Path, name: Optional[str] = None) -> RunDir:
-    """Create a new, empty run folder; an existing name is an error (nothing is overwritten)."""
+def create_run(runs_dir: Path, name: Optional[str] = None, checkpoints: bool = True) -> RunDir:
+    """Create a new, empty run folder; an existing name is an error (nothing is overwritten).
+
+    ``checkpoints=False`` leaves out the ``checkpoints`` folder (a multi-seed run holds seed runs instead)."""
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"{runs_dir}: runs folder is not a directory")
@@ -104,7 +107,8 @@ def create_run(runs_dir: Path, name: Optional[str] = None) -> RunDir:
             except FileExistsError:
                 continue
     run = RunDir(path)
-    run.checkpoints.mkdir()
+    if checkpoints:
+        run.checkpoints.mkdir()
     return run
 
 
@@ -114,7 +118,12 @@ def find_run(run: str, runs_dir: Path) -> RunDir:
     for path in candidates:
         if path.is_dir() and (path / "checkpoints").is_dir():
             return RunDir(path)
-    known = sorted(p.name for p in Path(runs_dir).glob("*") if (p / "checkpoints").is_dir()) if Path(runs_dir).is_dir() else []
+    for path in candidates:
+        if (path / SEEDS_FILE).is_file():
+            seeds = sorted(p.name for p in path.glob("seed-*") if (p / "checkpoints").is_dir())
+            example = f"{run.rstrip('/')}/{seeds[0]}" if seeds else f"{run.rstrip('/')}/seed-K"
+            raise UserError(f"{path} holds several seeds ({', '.join(seeds) or 'none started yet'}): name one, e.g. {example}")
+    known = sorted(p.name for p in Path(runs_dir).glob("*") if (p / "checkpoints").is_dir() or (p / SEEDS_FILE).is_file()) if Path(runs_dir).is_dir() else []
     hint = f"; runs in {runs_dir}: {', '.join(known[-8:])}" if known else f"; no runs in {runs_dir}"
     raise UserError(f"unknown run {run!r}{hint}")
 

@@ -19,6 +19,7 @@ from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.service import checkpoint as ckpt
 from reservoir_rl.service.build import build_training, resolve_device
 from reservoir_rl.service.runs import RunDir, create_run, find_run, git_state, package_versions, run_lock
+from reservoir_rl.service.seeds import follow_parent
 from reservoir_rl.service.trainer import Trainer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -90,6 +91,7 @@ def _write_metadata(run: RunDir, config: Config, command: list[str], event: str)
 def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float, save_first: bool) -> TrainSummary:
     try:
         with stop_on_signals(trainer):
+            follow_parent()  # a seed of `train --seeds`: stop (with a checkpoint) if that process dies
             if save_first:
                 trainer.save_checkpoint()  # frame 0: a run killed at any moment can be resumed
             stopped_by = trainer.run(total_frames)
