@@ -130,17 +130,19 @@ class SeedsEvaluationReport:
         })
 
 
+# Sections that decide the episodes, the baselines and the network: the same for every seed (train may
+# differ: train.seed, and train.total_frames in a best.pt saved before a resume extended the run).
+SHARED_SECTIONS = ("env", "inflow", "baselines", "agent")
+
+
 def _same_config(configs: dict[int, Any], group: SeedGroup) -> None:
-    """The seeds must differ only in train.seed (else their episodes and baselines would not be shared)."""
-    flat = {}
-    for seed, config in configs.items():
-        raw = config_to_dict(config)
-        raw["train"] = {k: v for k, v in raw["train"].items() if k != "seed"}
-        flat[seed] = raw
+    """Refuse seeds whose checkpoints disagree on the sections that must be shared."""
     first = group.seeds[0]
+    reference = config_to_dict(configs[first])
     for seed in group.seeds[1:]:
-        for section in flat[first]:
-            if flat[seed][section] != flat[first][section]:
+        raw = config_to_dict(configs[seed])
+        for section in SHARED_SECTIONS:
+            if raw[section] != reference[section]:
                 raise UserError(f"{group.path}: seed-{seed} was trained with another {section!r} section than "
                                 f"seed-{first}; evaluate the seeds one by one")
 

@@ -184,6 +184,14 @@ def _frames_on_disk(run: RunDir) -> Optional[int]:
     return max(frames, default=None)
 
 
+def _total_frames(run: RunDir, default: int) -> int:
+    """train.total_frames of a seed's own config.yaml (a resume with --total-frames changes it), else ``default``."""
+    try:
+        return int(yaml.safe_load(run.config_path.read_text(encoding="utf-8"))["train"]["total_frames"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return default
+
+
 def _read_outcome(outcome: SeedOutcome) -> None:
     """Fill frames and held-out returns from the seed's ``last.pt`` (left empty if it cannot be read)."""
     from reservoir_rl.errors import CheckpointError
@@ -282,12 +290,13 @@ def run_jobs(jobs: list[_Job], parallel: int, threads: int, on_message: Messages
     ``on_exit`` is called with each job whose process has ended."""
     pending = collections.deque(jobs)
     running: dict[int, _Job] = {}
+    ended: list[_Job] = []  # reported after the next seeds have started (reading an outcome takes a while)
     state: dict[str, Any] = {"stopped_by": None}
     selector = selectors.DefaultSelector()
     env = _child_env(threads)
     with _forward_signals(running, state):
         try:
-            while pending or running:
+            while pending or running or ended:
                 while pending and len(running) < parallel and not state["stopped_by"]:
                     job = pending.popleft()
                     job.log.parent.mkdir(parents=True, exist_ok=True)
@@ -303,6 +312,10 @@ def run_jobs(jobs: list[_Job], parallel: int, threads: int, on_message: Messages
                     if on_message is not None:
                         on_message(f"seed {job.seed} │ started (pid {job.process.pid}, {threads} thread"
                                    f"{'s' if threads > 1 else ''}), output in {job.log}")
+                for job in ended:
+                    if on_exit is not None:
+                        on_exit(job)
+                ended.clear()
                 if not running:
                     break
                 for key, _ in selector.select(timeout=POLL_SECONDS):
@@ -323,8 +336,7 @@ def run_jobs(jobs: list[_Job], parallel: int, threads: int, on_message: Messages
                     job.handle.close()
                     job.seconds = time.monotonic() - job.started
                     del running[job.seed]
-                    if on_exit is not None:
-                        on_exit(job)
+                    ended.append(job)
         finally:
             for job in running.values():  # an error here: do not leave seeds training unattended
                 with contextlib.suppress(ProcessLookupError):
@@ -447,11 +459,11 @@ def resume_seeds(
     if total_frames is not None and total_frames < 1:
         raise UserError(f"--total-frames {total_frames}: must be positive")
     config = load_config(group.config_path)
-    target = total_frames if total_frames is not None else config.train.total_frames
     with run_lock(RunDir(group.path)):
         jobs, outcomes = [], {}
         for seed in group.seeds:
             run = group.run(seed)
+            target = total_frames if total_frames is not None else _total_frames(run, config.train.total_frames)
             outcome = outcomes[seed] = SeedOutcome(seed, run.path, "not started", target, log=group.log_path(seed))
             frames = _frames_on_disk(run)
             if not run.path.exists():
@@ -469,9 +481,9 @@ def resume_seeds(
             done = [o for o in outcomes.values() if o.status == "already finished"]
             if len(done) == len(outcomes):
                 most = max(o.frames or 0 for o in done)
-                raise UserError(f"{group.path}: every seed has trained {target:,} frames or more; "
+                raise UserError(f"{group.path}: every seed has trained its train.total_frames; "
                                 f"pass --total-frames above {most:,} to continue")
         parallel, threads = _parallelism(max(1, len(jobs)), max_parallel)
-        _record(group, "resume", list(command or sys.argv), total_frames=target, parallel=parallel,
+        _record(group, "resume", list(command or sys.argv), total_frames=total_frames, parallel=parallel,
                 threads_per_process=threads)
         return _run(group, jobs, outcomes, parallel, threads, started, on_message)
