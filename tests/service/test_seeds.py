@@ -36,7 +36,8 @@ EPISODES = 4
 runner = CliRunner()
 SEEDS = (3, 4, 5, 6)
 TINY = {"baselines": {"dp_storage_levels": 100},
-        "train": {"total_frames": 10_000_000, "eval_every_frames": 256, "checkpoint_every_frames": 128}}
+        "train": {"total_frames": 10_000_000, "eval_every_frames": 512, "checkpoint_every_frames": 128,
+                  "updates_per_frame": 0.125}}
 
 
 def cli(*args: str, wait: bool = True):
@@ -276,7 +277,7 @@ def test_plot_draws_every_seed_with_their_mean(resumed, evaluated, tmp_path: Pat
     assert all(p.stat().st_size > 1000 for p in result.files)
     curves = result.curves["eval/return"]
     series = [read_scalars(run / f"seed-{s}" / "tensorboard")["eval/return"] for s in SEEDS]
-    assert curves.steps.tolist() == [*range(256, target + 1, 256), *([target] if target % 256 else [])]
+    assert curves.steps.tolist() == [*range(512, target + 1, 512), *([target] if target % 512 else [])]
     assert all(steps.tolist() == curves.steps.tolist() for steps, _ in series)
     table = np.stack([values for _, values in series])
     np.testing.assert_allclose(curves.mean, table.mean(axis=0))
@@ -296,3 +297,33 @@ def test_single_seed_commands_name_one_seed_of_a_multi_seed_run(resumed) -> None
     assert result.exit_code == 2 and f"already trained {target:,} frames" in result.output
 
 
+
+
+CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+from reservoir_rl.service.seeds import follow_parent
+signal.signal(signal.SIGTERM, lambda *_: (Path(sys.argv[1]).write_text("SIGTERM"), os._exit(0)))
+follow_parent()
+Path(sys.argv[1] + ".ready").touch()
+time.sleep(60)
+"""
+PARENT = """
+import os, subprocess, sys, time
+from pathlib import Path
+env = {**os.environ, "RESERVOIR_RL_PARENT_PID": str(os.getpid())}
+subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], env=env)
+while not Path(sys.argv[2] + ".ready").exists():
+    time.sleep(0.02)
+os._exit(0)  # dies without a word to its child
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_a_seed_gets_sigterm_when_the_process_that_started_it_dies(tmp_path: Path) -> None:
+    marker = tmp_path / "child"
+    subprocess.run([sys.executable, "-c", PARENT, CHILD, str(marker)], timeout=TIMEOUT_S, check=True)
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.read_text() == "SIGTERM"

@@ -22,7 +22,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -220,7 +219,7 @@ class _Job:
     argv: list[str]
     log: Path
     process: Optional[subprocess.Popen] = None
-    handle: Any = None
+    reader: Any = None  # the log file, read as the process appends to it
     buffer: bytes = b""
     armed: bool = False
     signals_owed: list[int] = field(default_factory=list)
@@ -282,33 +281,50 @@ def _forward_signals(running: dict[int, _Job], state: dict[str, Any]) -> Iterato
             signal.signal(sig, old)
 
 
+def _read_output(job: _Job, on_message: Messages) -> None:
+    """Handle the lines the seed's process has appended to its log since the last call."""
+    data = job.reader.read()
+    if not data:
+        return
+    job.buffer += data
+    *lines, job.buffer = job.buffer.split(b"\n")
+    for raw in lines:
+        _line(job, raw, on_message)
+
+
+def _start(job: _Job, env: dict[str, str]) -> None:
+    """Start the seed's process, its output appended to its log file (which outlives this process)."""
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    with open(job.log, "ab") as handle:
+        stamp = dt.datetime.now().isoformat(timespec="seconds")
+        handle.write(f"=== {stamp} {' '.join(job.argv)}\n".encode())
+        handle.flush()
+        offset = handle.tell()
+        job.started = time.monotonic()
+        job.process = subprocess.Popen(job.argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env=env, start_new_session=True)
+    job.reader = open(job.log, "rb")
+    job.reader.seek(offset)
+
+
 def run_jobs(jobs: list[_Job], parallel: int, threads: int, on_message: Messages,
              on_exit: Optional[Callable[[_Job], None]] = None) -> Optional[str]:
     """Run the seeds' processes, ``parallel`` at a time; returns the signal that stopped them, if any.
 
-    Each job's output goes to its log file; progress lines go to ``on_message`` prefixed by the seed;
-    ``on_exit`` is called with each job whose process has ended."""
+    Each process writes to its log file; progress lines read from it go to ``on_message`` prefixed by the
+    seed; ``on_exit`` is called with each job whose process has ended."""
     pending = collections.deque(jobs)
     running: dict[int, _Job] = {}
     ended: list[_Job] = []  # reported after the next seeds have started (reading an outcome takes a while)
     state: dict[str, Any] = {"stopped_by": None}
-    selector = selectors.DefaultSelector()
     env = _child_env(threads)
     with _forward_signals(running, state):
         try:
             while pending or running or ended:
                 while pending and len(running) < parallel and not state["stopped_by"]:
                     job = pending.popleft()
-                    job.log.parent.mkdir(parents=True, exist_ok=True)
-                    job.handle = open(job.log, "ab")
-                    stamp = dt.datetime.now().isoformat(timespec="seconds")
-                    job.handle.write(f"=== {stamp} {' '.join(job.argv)}\n".encode())
-                    job.handle.flush()
-                    job.started = time.monotonic()
-                    job.process = subprocess.Popen(job.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                    _start(job, env)
                     running[job.seed] = job
-                    selector.register(job.process.stdout, selectors.EVENT_READ, job)
                     if on_message is not None:
                         on_message(f"seed {job.seed} │ started (pid {job.process.pid}, {threads} thread"
                                    f"{'s' if threads > 1 else ''}), output in {job.log}")
@@ -318,22 +334,15 @@ def run_jobs(jobs: list[_Job], parallel: int, threads: int, on_message: Messages
                 ended.clear()
                 if not running:
                     break
-                for key, _ in selector.select(timeout=POLL_SECONDS):
-                    job = key.data
-                    data = os.read(key.fd, 65536)
-                    if data:
-                        job.handle.write(data)
-                        job.buffer += data
-                        *lines, job.buffer = job.buffer.split(b"\n")
-                        for raw in lines:
-                            _line(job, raw, on_message)
+                time.sleep(POLL_SECONDS)
+                for job in list(running.values()):
+                    code = job.process.poll()  # before reading: all it wrote before exiting is read
+                    _read_output(job, on_message)
+                    if code is None:
                         continue
-                    selector.unregister(key.fileobj)  # end of output: the process is ending
                     if job.buffer:
                         _line(job, job.buffer, on_message)
-                    job.process.wait()
-                    job.process.stdout.close()
-                    job.handle.close()
+                    job.reader.close()
                     job.seconds = time.monotonic() - job.started
                     del running[job.seed]
                     ended.append(job)
@@ -343,8 +352,7 @@ def run_jobs(jobs: list[_Job], parallel: int, threads: int, on_message: Messages
                     job.process.send_signal(signal.SIGTERM)
             for job in running.values():
                 job.process.wait()
-                job.handle.close()
-            selector.close()
+                job.reader.close()
     return state["stopped_by"]
 
 
