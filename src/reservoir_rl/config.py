@@ -216,6 +216,20 @@ class AgentConfig(_Section):
         return self
 
 
+class CollectorConfig(_Section):
+    """Where the environment steps of training are collected (see docs/scaling.md)."""
+
+    backend: Literal["sync", "process", "ray"] = Field(
+        "sync", description="sync: in the training process; process: worker processes; ray: Ray actors"
+    )
+    workers: int = Field(
+        2, ge=1, le=256, description="process / ray: worker processes or actors, each stepping n_envs / workers reservoirs"
+    )
+    ray_address: Optional[str] = Field(
+        None, description="ray: address of a running cluster ('auto', 'ray://host:10001'); None starts Ray locally"
+    )
+
+
 class TrainConfig(_Section):
     """Training loop; schedules are in absolute frames so a resumed or extended run continues them."""
 
@@ -227,6 +241,8 @@ class TrainConfig(_Section):
     batch_size: int = Field(64, ge=1)
     buffer_size: int = Field(100_000, ge=1)
     prioritized_replay: bool = False
+    priority_alpha: float = Field(0.6, ge=0, le=1, description="prioritized replay: p^alpha sampling (0 = uniform)")
+    priority_beta: float = Field(0.4, ge=0, le=1, description="prioritized replay: importance-weight exponent")
     lr: float = Field(1e-3, gt=0)
     lr_end: Optional[float] = Field(None, gt=0, description="linear decay target; None = constant")
     lr_decay_frames: int = Field(200_000, ge=1)
@@ -243,6 +259,17 @@ class TrainConfig(_Section):
     eval_episodes: int = Field(10, ge=1)
     seed: int = 0
     device: Literal["cpu", "cuda"] = "cpu"
+    collector: CollectorConfig = CollectorConfig()
+
+    @model_validator(mode="after")
+    def _envs_split_across_workers(self) -> "TrainConfig":
+        workers = self.collector.workers
+        if self.collector.backend != "sync" and self.n_envs % workers:
+            raise ValueError(
+                f"n_envs ({self.n_envs}) must be a multiple of collector.workers ({workers}): "
+                "each worker steps n_envs / workers reservoirs"
+            )
+        return self
 
 
 class LoggingConfig(_Section):

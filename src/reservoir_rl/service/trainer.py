@@ -35,7 +35,7 @@ from reservoir_rl.env.metrics import EpisodeAccumulator
 from reservoir_rl.errors import CheckpointError
 from reservoir_rl.monitor.logger import ReservoirLogger
 from reservoir_rl.service import checkpoint as ckpt
-from reservoir_rl.service.build import TrainingParts
+from reservoir_rl.service.build import TrainingParts, cpu_tree
 from reservoir_rl.service.evaluation import EvaluationResult, evaluate_policy
 from reservoir_rl.service.figures import evaluation_figures
 from reservoir_rl.service.runs import RunDir, package_versions
@@ -119,6 +119,7 @@ class Trainer:
         if stopped_by == "done" and (self.last_eval is None or self.last_eval.get("frames") != self.frames):
             self._evaluate(figures=True)
         self.save_checkpoint()
+        parts.close()  # process / ray: stop the workers (a later run() starts new ones that continue the episodes)
         return stopped_by
 
     def _update(self) -> None:
@@ -248,7 +249,7 @@ class Trainer:
         payload.update(
             {
                 "loss_module": {k: v.detach().cpu().clone() for k, v in parts.agent.loss.state_dict().items()},
-                "optimizer": parts.agent.optimizer.state_dict(),
+                "optimizer": cpu_tree(parts.agent.optimizer.state_dict()),  # (Adam's moments live on the device)
                 "target_updater_counter": int(getattr(parts.agent.target_updater, "counter", 0)),
                 "replay_buffer": replay_state(parts.replay_buffer),
                 "nstep": self.nstep.state_dict(),
