@@ -49,10 +49,13 @@ def seed_everything(seed: int) -> None:
 
 
 def _shutdown(collector: Any) -> None:
+    threads = torch.get_num_threads()  # (MultiSyncCollector.shutdown raises this process's thread count)
     try:
         collector.shutdown()
     except Exception:  # noqa: BLE001 - best effort at exit; the workers also stop when their pipes close
         pass
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
