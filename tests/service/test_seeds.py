@@ -302,7 +302,7 @@ def test_single_seed_commands_name_one_seed_of_a_multi_seed_run(resumed) -> None
 CHILD = """
 import os, signal, sys, time
 from pathlib import Path
-from reservoir_rl.service.seeds import follow_parent
+from reservoir_rl.service.processes import follow_parent
 signal.signal(signal.SIGTERM, lambda *_: (Path(sys.argv[1]).write_text("SIGTERM"), os._exit(0)))
 follow_parent()
 Path(sys.argv[1] + ".ready").touch()

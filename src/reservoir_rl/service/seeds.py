@@ -12,40 +12,30 @@ Each seed trains in its own process, ``python -m reservoir_rl train run-N/config
 time, each with ``cpu_count // parallel`` torch threads (OMP_NUM_THREADS). The processes live in their own
 session, so a terminal's Ctrl-C reaches only this process, which forwards SIGINT / SIGTERM to every seed
 (each then saves a checkpoint) and starts no further seed; a second signal is forwarded too (the seeds stop
-at once, as a single run does). If this process dies, Linux sends each seed SIGTERM (`follow_parent`).
+at once, as a single run does). If this process dies, Linux sends each seed SIGTERM
+(`reservoir_rl.service.processes`).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import datetime as dt
 import os
 import re
-import signal
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import yaml
 
 from reservoir_rl.config import config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import UserError
+from reservoir_rl.service.processes import Job, Messages, exit_reason, run_jobs
 from reservoir_rl.service.runs import SEEDS_FILE, RunDir, create_run, run_lock
 
+
 SEEDS_FORMAT = "reservoir-rl-seeds"
-PARENT_PID_ENV = "RESERVOIR_RL_PARENT_PID"
-POLL_SECONDS = 0.25
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# A seed's process prints this (the plain progress view's first line) once its signal handlers are set:
-# a signal that arrives earlier is held back until then (Python's default SIGINT would raise a traceback).
-_ARMED = re.compile(r"^training [\d,]+ frames")
-_PROGRESS = re.compile(r"^frames [\d,]+/[\d,]+")
-Messages = Optional[Callable[[str], None]]
 
 
 @dataclass(frozen=True)
@@ -114,22 +104,6 @@ def find_group(run: str | Path, runs_dir: str | Path = "runs") -> Optional[SeedG
         if (path / SEEDS_FILE).is_file():
             return read_group(path)
     return None
-
-
-def follow_parent() -> None:
-    """In a seed's process: have Linux send SIGTERM when the `train --seeds` process that started it dies,
-    so the seed saves a checkpoint and stops instead of training on unattended. No-op elsewhere."""
-    parent = os.environ.get(PARENT_PID_ENV)
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if str(os.getppid()) != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 # ------------------------------------------------------------------------------------- outcomes
@@ -210,160 +184,6 @@ def _read_outcome(outcome: SeedOutcome) -> None:
     outcome.last_eval_return = last_eval.get("return")
 
 
-# ------------------------------------------------------------------------------------- processes
-
-
-@dataclass
-class _Job:
-    seed: int
-    argv: list[str]
-    log: Path
-    process: Optional[subprocess.Popen] = None
-    reader: Any = None  # the log file, read as the process appends to it
-    buffer: bytes = b""
-    armed: bool = False
-    signals_owed: list[int] = field(default_factory=list)
-    started: float = 0.0
-    seconds: float = 0.0
-    error: Optional[str] = None
-    last_line: str = ""
-
-
-def _child_env(threads: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), PARENT_PID_ENV: str(os.getpid()),
-                "PYTHONUNBUFFERED": "1"})
-    env.pop("RESERVOIR_RL_DEBUG", None)
-    return env
-
-
-def _signal(job: _Job, signum: int) -> None:
-    if not job.armed:  # not listening yet: deliver once it is
-        job.signals_owed.append(signum)
-        return
-    with contextlib.suppress(ProcessLookupError):
-        job.process.send_signal(signum)
-
-
-def _line(job: _Job, raw: bytes, on_message: Messages) -> None:
-    text = raw.decode("utf-8", errors="replace").rstrip()
-    if not text.strip():
-        return
-    job.last_line = text.strip()
-    if text.startswith("error:"):
-        job.error = text
-    if not job.armed and _ARMED.match(text):
-        job.armed = True
-        for signum in job.signals_owed:
-            _signal(job, signum)
-        job.signals_owed.clear()
-    if on_message is not None and _PROGRESS.match(text):
-        on_message(f"seed {job.seed} │ {text}")
-
-
-@contextlib.contextmanager
-def _forward_signals(running: dict[int, _Job], state: dict[str, Any]) -> Iterator[None]:
-    """SIGINT / SIGTERM: remember the first, forward every one to the running seeds."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        state["stopped_by"] = state["stopped_by"] or signal.Signals(signum).name
-        for job in list(running.values()):
-            _signal(job, signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _read_output(job: _Job, on_message: Messages) -> None:
-    """Handle the lines the seed's process has appended to its log since the last call."""
-    data = job.reader.read()
-    if not data:
-        return
-    job.buffer += data
-    *lines, job.buffer = job.buffer.split(b"\n")
-    for raw in lines:
-        _line(job, raw, on_message)
-
-
-def _start(job: _Job, env: dict[str, str]) -> None:
-    """Start the seed's process, its output appended to its log file (which outlives this process)."""
-    job.log.parent.mkdir(parents=True, exist_ok=True)
-    with open(job.log, "ab") as handle:
-        stamp = dt.datetime.now().isoformat(timespec="seconds")
-        handle.write(f"=== {stamp} {' '.join(job.argv)}\n".encode())
-        handle.flush()
-        offset = handle.tell()
-        job.started = time.monotonic()
-        job.process = subprocess.Popen(job.argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env, start_new_session=True)
-    job.reader = open(job.log, "rb")
-    job.reader.seek(offset)
-
-
-def run_jobs(jobs: list[_Job], parallel: int, threads: int, on_message: Messages,
-             on_exit: Optional[Callable[[_Job], None]] = None) -> Optional[str]:
-    """Run the seeds' processes, ``parallel`` at a time; returns the signal that stopped them, if any.
-
-    Each process writes to its log file; progress lines read from it go to ``on_message`` prefixed by the
-    seed; ``on_exit`` is called with each job whose process has ended."""
-    pending = collections.deque(jobs)
-    running: dict[int, _Job] = {}
-    ended: list[_Job] = []  # reported after the next seeds have started (reading an outcome takes a while)
-    state: dict[str, Any] = {"stopped_by": None}
-    env = _child_env(threads)
-    with _forward_signals(running, state):
-        try:
-            while pending or running or ended:
-                while pending and len(running) < parallel and not state["stopped_by"]:
-                    job = pending.popleft()
-                    _start(job, env)
-                    running[job.seed] = job
-                    if on_message is not None:
-                        on_message(f"seed {job.seed} │ started (pid {job.process.pid}, {threads} thread"
-                                   f"{'s' if threads > 1 else ''}), output in {job.log}")
-                for job in ended:
-                    if on_exit is not None:
-                        on_exit(job)
-                ended.clear()
-                if not running:
-                    break
-                time.sleep(POLL_SECONDS)
-                for job in list(running.values()):
-                    code = job.process.poll()  # before reading: all it wrote before exiting is read
-                    _read_output(job, on_message)
-                    if code is None:
-                        continue
-                    if job.buffer:
-                        _line(job, job.buffer, on_message)
-                    job.reader.close()
-                    job.seconds = time.monotonic() - job.started
-                    del running[job.seed]
-                    ended.append(job)
-        finally:
-            for job in running.values():  # an error here: do not leave seeds training unattended
-                with contextlib.suppress(ProcessLookupError):
-                    job.process.send_signal(signal.SIGTERM)
-            for job in running.values():
-                job.process.wait()
-                job.reader.close()
-    return state["stopped_by"]
-
-
-def _exit_reason(job: _Job) -> str:
-    code = job.process.returncode
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    line = job.error or job.last_line or "no output"
-    return f"exit code {code}: {line.removeprefix('error:').strip()}"
-
-
 def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
     cores = os.cpu_count() or 1
     parallel = max(1, min(n_jobs, max_parallel or cores, cores))
@@ -380,16 +200,16 @@ def _record(group: SeedGroup, event: str, command: list[str], **extra: Any) -> N
     group.seeds_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
-def _run(group: SeedGroup, jobs: list[_Job], outcomes: dict[int, SeedOutcome], parallel: int, threads: int,
+def _run(group: SeedGroup, jobs: list[Job], outcomes: dict[int, SeedOutcome], parallel: int, threads: int,
          started: float, on_message: Messages) -> SeedsSummary:
     """Run ``jobs``; each seed's outcome is read from its run folder as soon as its process ends."""
 
-    def on_exit(job: _Job) -> None:
+    def on_exit(job: Job) -> None:
         outcome = outcomes[job.seed]
         outcome.exit_code, outcome.seconds = job.process.returncode, job.seconds
         _read_outcome(outcome)
         if job.process.returncode != 0:
-            outcome.status, outcome.error = "failed", _exit_reason(job)
+            outcome.status, outcome.error = "failed", exit_reason(job)
         elif outcome.frames is not None and outcome.frames >= outcome.total_frames:
             outcome.status = "finished"
         else:
@@ -449,7 +269,7 @@ def train_seeds(
         group.seeds_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
                 threads_per_process=threads)
-        jobs = [_Job(seed, _train_argv(group, seed), group.log_path(seed)) for seed in seeds]
+        jobs = [Job(seed, _train_argv(group, seed), group.log_path(seed)) for seed in seeds]
         outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", config.train.total_frames) for s in seeds}
         return _run(group, jobs, outcomes, parallel, threads, started, on_message)
 
@@ -476,7 +296,7 @@ def resume_seeds(
             frames = _frames_on_disk(run)
             if not run.path.exists():
                 extra = [] if total_frames is None else ["--set", f"train.total_frames={total_frames}"]
-                jobs.append(_Job(seed, _train_argv(group, seed, extra), group.log_path(seed)))
+                jobs.append(Job(seed, _train_argv(group, seed, extra), group.log_path(seed)))
             elif frames is None:
                 outcome.status = "failed"
                 outcome.error = f"{run.path} has no checkpoint to resume from; remove the folder to train this seed again"
@@ -484,7 +304,7 @@ def resume_seeds(
                 outcome.status, outcome.frames = "already finished", frames
             else:
                 extra = [] if total_frames is None else ["--total-frames", str(total_frames)]
-                jobs.append(_Job(seed, [*_python(), "resume", str(run.path.resolve()), *extra], group.log_path(seed)))
+                jobs.append(Job(seed, [*_python(), "resume", str(run.path.resolve()), *extra], group.log_path(seed)))
         if not jobs:
             done = [o for o in outcomes.values() if o.status == "already finished"]
             if len(done) == len(outcomes):

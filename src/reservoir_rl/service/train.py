@@ -19,7 +19,7 @@ from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.service import checkpoint as ckpt
 from reservoir_rl.service.build import build_training, resolve_device
 from reservoir_rl.service.runs import RunDir, create_run, find_run, git_state, package_versions, run_lock
-from reservoir_rl.service.seeds import follow_parent
+from reservoir_rl.service.processes import follow_parent
 from reservoir_rl.service.trainer import Trainer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -1,0 +1,200 @@
+"""The processes of a multi-seed run: start each seed's command, at most N at a time, follow its output,
+forward SIGINT / SIGTERM, and have each seed stop if the starting process dies.
+
+Each process writes to its own log file (which outlives the starting process); its progress lines are read
+back from that file. The processes live in their own session, so a terminal's Ctrl-C reaches only the
+starting process, which forwards it once to every seed that is listening.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+PARENT_PID_ENV = "RESERVOIR_RL_PARENT_PID"
+POLL_SECONDS = 0.25
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A seed's process prints this (the plain progress view's first line) once its signal handlers are set:
+# a signal that arrives earlier is held back until then (Python's default SIGINT would raise a traceback).
+_ARMED = re.compile(r"^training [\d,]+ frames")
+_PROGRESS = re.compile(r"^frames [\d,]+/[\d,]+")
+Messages = Optional[Callable[[str], None]]
+
+
+def follow_parent() -> None:
+    """In a seed's process: have Linux send SIGTERM when the `train --seeds` process that started it dies,
+    so the seed saves a checkpoint and stops instead of training on unattended. No-op elsewhere."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@dataclass
+class Job:
+    seed: int
+    argv: list[str]
+    log: Path
+    process: Optional[subprocess.Popen] = None
+    reader: Any = None  # the log file, read as the process appends to it
+    buffer: bytes = b""
+    armed: bool = False
+    signals_owed: list[int] = field(default_factory=list)
+    started: float = 0.0
+    seconds: float = 0.0
+    error: Optional[str] = None
+    last_line: str = ""
+
+
+def _child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), PARENT_PID_ENV: str(os.getpid()),
+                "PYTHONUNBUFFERED": "1"})
+    env.pop("RESERVOIR_RL_DEBUG", None)
+    return env
+
+
+def _signal(job: Job, signum: int) -> None:
+    if not job.armed:  # not listening yet: deliver once it is
+        job.signals_owed.append(signum)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        job.process.send_signal(signum)
+
+
+def _line(job: Job, raw: bytes, on_message: Messages) -> None:
+    text = raw.decode("utf-8", errors="replace").rstrip()
+    if not text.strip():
+        return
+    job.last_line = text.strip()
+    if text.startswith("error:"):
+        job.error = text
+    if not job.armed and _ARMED.match(text):
+        job.armed = True
+        for signum in job.signals_owed:
+            _signal(job, signum)
+        job.signals_owed.clear()
+    if on_message is not None and _PROGRESS.match(text):
+        on_message(f"seed {job.seed} │ {text}")
+
+
+@contextlib.contextmanager
+def _forward_signals(running: dict[int, Job], state: dict[str, Any]) -> Iterator[None]:
+    """SIGINT / SIGTERM: remember the first, forward every one to the running seeds."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        state["stopped_by"] = state["stopped_by"] or signal.Signals(signum).name
+        for job in list(running.values()):
+            _signal(job, signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _read_output(job: Job, on_message: Messages) -> None:
+    """Handle the lines the seed's process has appended to its log since the last call."""
+    data = job.reader.read()
+    if not data:
+        return
+    job.buffer += data
+    *lines, job.buffer = job.buffer.split(b"\n")
+    for raw in lines:
+        _line(job, raw, on_message)
+
+
+def _start(job: Job, env: dict[str, str]) -> None:
+    """Start the seed's process, its output appended to its log file (which outlives this process)."""
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    with open(job.log, "ab") as handle:
+        stamp = dt.datetime.now().isoformat(timespec="seconds")
+        handle.write(f"=== {stamp} {' '.join(job.argv)}\n".encode())
+        handle.flush()
+        offset = handle.tell()
+        job.started = time.monotonic()
+        job.process = subprocess.Popen(job.argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env=env, start_new_session=True)
+    job.reader = open(job.log, "rb")
+    job.reader.seek(offset)
+
+
+def run_jobs(jobs: list[Job], parallel: int, threads: int, on_message: Messages,
+             on_exit: Optional[Callable[[Job], None]] = None) -> Optional[str]:
+    """Run the seeds' processes, ``parallel`` at a time; returns the signal that stopped them, if any.
+
+    Each process writes to its log file; progress lines read from it go to ``on_message`` prefixed by the
+    seed; ``on_exit`` is called with each job whose process has ended."""
+    pending = collections.deque(jobs)
+    running: dict[int, Job] = {}
+    ended: list[Job] = []  # reported after the next seeds have started (reading an outcome takes a while)
+    state: dict[str, Any] = {"stopped_by": None}
+    env = _child_env(threads)
+    with _forward_signals(running, state):
+        try:
+            while pending or running or ended:
+                while pending and len(running) < parallel and not state["stopped_by"]:
+                    job = pending.popleft()
+                    _start(job, env)
+                    running[job.seed] = job
+                    if on_message is not None:
+                        on_message(f"seed {job.seed} │ started (pid {job.process.pid}, {threads} thread"
+                                   f"{'s' if threads > 1 else ''}), output in {job.log}")
+                for job in ended:
+                    if on_exit is not None:
+                        on_exit(job)
+                ended.clear()
+                if not running:
+                    break
+                time.sleep(POLL_SECONDS)
+                for job in list(running.values()):
+                    code = job.process.poll()  # before reading: all it wrote before exiting is read
+                    _read_output(job, on_message)
+                    if code is None:
+                        continue
+                    if job.buffer:
+                        _line(job, job.buffer, on_message)
+                    job.reader.close()
+                    job.seconds = time.monotonic() - job.started
+                    del running[job.seed]
+                    ended.append(job)
+        finally:
+            for job in running.values():  # an error here: do not leave seeds training unattended
+                with contextlib.suppress(ProcessLookupError):
+                    job.process.send_signal(signal.SIGTERM)
+            for job in running.values():
+                job.process.wait()
+                job.reader.close()
+    return state["stopped_by"]
+
+
+def exit_reason(job: Job) -> str:
+    """One line: why the process of ``job`` failed."""
+    code = job.process.returncode
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    line = job.error or job.last_line or "no output"
+    return f"exit code {code}: {line.removeprefix('error:').strip()}"
