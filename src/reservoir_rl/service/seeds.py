@@ -257,6 +257,11 @@ def train_seeds(
     raw = config_to_dict(config)
     for seed in seeds:
         config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
+    if config.train.device == "cuda":  # one line here rather than one per seed
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available on this machine")
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):
