@@ -118,6 +118,7 @@ class Trainer:
         stopped_by = self.stop_requested or "done"
         if stopped_by == "done" and (self.last_eval is None or self.last_eval.get("frames") != self.frames):
             self._evaluate(figures=True)
+            self.view.update(self.frames, self._display_stats(self.frames))  # show the final evaluation
         self.save_checkpoint()
         parts.close()  # process / ray: stop the workers (a later run() starts new ones that continue the episodes)
         return stopped_by
