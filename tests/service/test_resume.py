@@ -174,6 +174,12 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="unknown run 'nope'"):
         service.resume("nope", QuietView(), runs)
     run = RunDir(runs / "run")
+    for path in ckpt.frame_checkpoints(run.checkpoints) + [run.last_checkpoint]:
+        payload = ckpt.load_checkpoint(path)
+        del payload["episode_count"], payload["window"]  # as written by another version of the trainer
+        ckpt.atomic_save(payload, path)
+    with pytest.raises(CheckpointError, match="at frame 128 lacks episode_count, window: .*another version"):
+        service.resume("run", QuietView(), runs, total_frames=256)
     for path in run.checkpoints.glob("*.pt"):
         path.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="no usable checkpoint"):

@@ -41,6 +41,13 @@ from reservoir_rl.service.figures import evaluation_figures
 from reservoir_rl.service.runs import RunDir, package_versions
 from reservoir_rl.service.training_stats import RESERVOIR_GROUP, TrainingWindow
 
+# what a periodic checkpoint must hold to be resumed (see `Trainer.state_payload`)
+RESUME_KEYS = (
+    "counters", "episode_count", "loss_module", "optimizer", "target_updater_counter", "replay_buffer", "nstep",
+    "env_state", "carrier", "episode_accumulator", "window", "rng",
+)
+
+
 def crossed(before: int, after: int, every: int) -> bool:
     """True when a multiple of ``every`` lies in (before, after]."""
     return after // every > before // every
@@ -270,6 +277,13 @@ class Trainer:
         device = parts.device
         if payload.get("kind", "periodic") != "periodic":
             raise CheckpointError(f"a {payload.get('kind')!r} checkpoint holds no training state to resume")
+        missing = [key for key in RESUME_KEYS if key not in payload]
+        if missing:
+            raise CheckpointError(
+                f"the checkpoint of {payload.get('run_name', 'this run')} at frame "
+                f"{payload.get('counters', {}).get('frames', '?')} lacks {', '.join(missing)}: it was written by "
+                "another version of reservoir-rl and cannot be resumed exactly"
+            )
         counters = payload["counters"]
         self.frames, self.updates = int(counters["frames"]), int(counters["updates"])
         self._episode_count = payload["episode_count"].to(device).clone()
