@@ -75,7 +75,28 @@ def main() -> None:
     ]
     for river in sys.argv[2:]:
         lines += river_section(folder, river)
+    lines += LIMITS
     print("\n".join(lines))
+
+
+LIMITS = [
+    "## What limits the agent",
+    "",
+    "- **Foresight.** DP knows the whole year's inflow; the agent sees a 10-day forecast with growing "
+    "error. Most of the remaining gap is storage the agent draws down earlier than DP (see the trajectory "
+    "figures): without foresight, holding storage high through the summer risks a dry autumn.",
+    "- **Rare floods.** A catastrophic flood needs more than 2,900 m³/s (spillway 2,500 + outlets 400) "
+    "from a full reservoir. At Montague the training water years (1946–2004) have three such days "
+    "(1955-08-19, 1996-01-20, 2004-09-19); the held-out years have four (2005-04-03/04, "
+    "2006-06-28/29). The agent meets the failure it must avoid only a handful of times in training, and "
+    "the April 2005 flood (4,984 m³/s after five days above 1,000 m³/s) needs storage near 60 % of "
+    "capacity before the 10-day forecast shows its peak, when full release lowers storage by only "
+    "about 20 hm³ a day. The rules fail on the same episodes; only DP avoids them.",
+    "- **What was not tried yet**: a larger failure weight or a longer forecast in the observation, "
+    "n-step returns, dueling heads and prioritized replay in the default config (all are settings), "
+    "longer training (a default run takes 2–3 minutes of the 10 the target allows).",
+    "",
+]
 
 
 if __name__ == "__main__":
