@@ -259,6 +259,9 @@ class TrainConfig(_Section):
     eval_episodes: int = Field(10, ge=1)
     seed: int = 0
     device: Literal["cpu", "cuda"] = "cpu"
+    torch_threads: int = Field(
+        1, ge=0, description="CPU threads of torch in the training process; 0 = torch's default (one per core)"
+    )
     collector: CollectorConfig = CollectorConfig()
 
     @model_validator(mode="after")

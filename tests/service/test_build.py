@@ -121,3 +121,14 @@ def test_cuda_run_trains_resumes_and_writes_cpu_checkpoints(tmp_path: Path) -> N
     assert ckpt.load_checkpoint(path)["config"]["train"]["device"] == "cuda"
     second = service.resume(str(runs / "gpu"), QuietView(), runs_dir=runs, total_frames=512, command=["test"])
     assert (second.frames, second.updates) == (512, 96)
+
+
+@pytest.mark.parametrize("threads, expected", [(1, 1), (2, 2), (0, None)])
+def test_torch_threads_of_the_training_process(threads: int, expected) -> None:
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        build_training(config_from_dict(tiny_config(train={"torch_threads": threads})), torch.device("cpu"))
+        assert torch.get_num_threads() == (3 if expected is None else expected)  # 0 leaves torch's setting
+    finally:
+        torch.set_num_threads(before)
