@@ -167,7 +167,8 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # no storage-allocation INFO lines mid-display
     if train.torch_threads:
         # one thread is fastest for these small networks and tensors: several threads per process
-        # oversubscribe the cores as soon as anything else runs (measured 4-5x slower under load)
+        # oversubscribe the cores as soon as anything else runs (default-thread runs of the base config
+        # took 2-3x longer here than one-thread runs on the same loaded machine)
         torch.set_num_threads(train.torch_threads)
     seed_everything(train.seed)
     inflow = load_inflow(config.inflow)
