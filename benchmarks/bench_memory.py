@@ -4,9 +4,10 @@ Runs ``reservoir-rl``'s training (the service behind ``reservoir-rl train``) in 
 default config (``--config``, ``--set`` overrides as on the command line) for ``--frames`` frames, with
 checkpoints and held-out evaluations infrequent (every 250,000 frames unless ``--set`` says otherwise)
 and no mid-run figures. Every ``--interval`` seconds the parent reads the child's resident set size
-(VmRSS in /proc/PID/status, Linux), the proportional set size of the child and its own children
-together (the collector workers of ``train.collector.backend: process``; PSS from smaps_rollup counts
-the libraries they all map once), and the frame count the child reports, and prints one row.
+(VmRSS in /proc/PID/status, Linux), the private memory (USS, from /proc/PID/smaps_rollup) of the
+child and its own children together (the collector workers of ``train.collector.backend: process``;
+shared library pages, which every worker maps, are left out), and the frame count the child reports,
+and prints one row.
 
 Reported at the end:
 - RSS when the replay buffer is full: the first sample at or after ``train.buffer_size`` frames (with
@@ -107,10 +108,13 @@ def rss_mib(pid: int) -> Optional[float]:
     return _proc_kib(f"/proc/{pid}/status", "VmRSS:")
 
 
-def pss_mib(pid: int) -> Optional[float]:
-    """Proportional set size of ``pid`` in MiB: its resident pages, shared ones divided among the processes
-    that map them (the torch libraries every worker maps are counted once overall)."""
-    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+def uss_mib(pid: int) -> Optional[float]:
+    """Unique set size of ``pid`` in MiB: its private resident pages (Private_Clean + Private_Dirty in
+    /proc/PID/smaps_rollup). Shared library pages are left out: they do not grow with a leak, and their
+    proportional share (PSS) moves whenever any other process on the machine maps the same libraries."""
+    clean = _proc_kib(f"/proc/{pid}/smaps_rollup", "Private_Clean:")
+    dirty = _proc_kib(f"/proc/{pid}/smaps_rollup", "Private_Dirty:")
+    return None if clean is None or dirty is None else clean + dirty
 
 
 def descendants(pid: int) -> list[int]:
@@ -158,7 +162,7 @@ def parent(args: argparse.Namespace) -> None:
             command += ["--set", override]
         print(f"training {args.frames:,} frames: buffer_size {buffer_size:,}, n_envs {config.train.n_envs}, "
               f"backend {config.train.collector.backend}, device {config.train.device}, overrides {args.set or 'none'}")
-        print(f"{'elapsed s':>9}  {'frames':>10}  {'buffer %':>8}  {'RSS MiB':>8}  {'PSS+children':>12}  phase")
+        print(f"{'elapsed s':>9}  {'frames':>10}  {'buffer %':>8}  {'RSS MiB':>8}  {'USS+children':>12}  phase")
         started = time.monotonic()
         process = subprocess.Popen(command, cwd=ROOT)
         samples = []
@@ -167,7 +171,7 @@ def parent(args: argparse.Namespace) -> None:
             main = rss_mib(process.pid)
             if main is None:
                 break
-            total = sum(filter(None, (pss_mib(pid) for pid in [process.pid, *descendants(process.pid)])))
+            total = sum(filter(None, (uss_mib(pid) for pid in [process.pid, *descendants(process.pid)])))
             state = read_progress(progress)
             frames = int(state["frames"])
             sample = {"seconds": time.monotonic() - started, "frames": frames, "rss": main, "total": total,
@@ -191,7 +195,7 @@ def report(samples: list[dict], buffer_size: int, result: dict) -> None:
         print("the replay buffer was not full during training: no growth figure (more --frames or a smaller buffer)")
         return
     first, last = training[0], training[-1]
-    for key, label in (("rss", "training process, RSS"), ("total", "with its children (workers), PSS")):
+    for key, label in (("rss", "training process, RSS"), ("total", "private memory (USS) with its children (workers)")):
         growth = (last[key] - first[key]) / first[key] * 100
         peak = max(s[key] for s in training)
         print(f"{label}: {first[key]:.1f} MiB when the buffer was full (frame {first['frames']:,}), "
