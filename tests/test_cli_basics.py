@@ -113,3 +113,10 @@ def test_usage_errors_are_one_line(runner, tmp_path, args, expected):
     result = runner.invoke(app, args)
     assert_one_line_user_error(result, expected)
     assert "╭" not in result.stderr  # no boxed multi-line panel
+
+
+def test_square_brackets_in_an_error_are_printed(runner, tmp_path):
+    """Rich markup must not swallow bracketed text such as an extra's name (reservoir-rl[ray])."""
+    missing = tmp_path / "[draft] config.yaml"
+    result = runner.invoke(app, ["train", str(missing)])
+    assert_one_line_user_error(result, "[draft] config.yaml: config file not found")

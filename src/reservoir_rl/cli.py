@@ -84,7 +84,9 @@ def _call(action: Callable[[], T]) -> T:
 
 
 def _print_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _fail(message: str) -> None:
