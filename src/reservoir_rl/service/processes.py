@@ -108,6 +108,13 @@ def _forward_signals(running: dict[int, Job], state: dict[str, Any]) -> Iterator
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    with stop_signal_handler(handler):
+        yield
+
+
+@contextlib.contextmanager
+def stop_signal_handler(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` receives SIGINT and SIGTERM inside the block; the previous handlers come back after it."""
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield

@@ -19,10 +19,9 @@ from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.service import checkpoint as ckpt
 from reservoir_rl.service.build import build_training, resolve_device
 from reservoir_rl.service.runs import RunDir, create_run, find_run, git_state, package_versions, run_lock
-from reservoir_rl.service.processes import follow_parent
+from reservoir_rl.service.processes import follow_parent, stop_signal_handler
 from reservoir_rl.service.trainer import Trainer
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # the metrics the TensorBoard hparams view shows next to each run's hyperparameters
 HPARAM_METRICS = ("eval/return", "eval/energy_gwh", "eval/success", "episode/return_mean")
 
@@ -60,12 +59,8 @@ def stop_on_signals(trainer: Trainer) -> Iterator[None]:
             )
         trainer.stop_requested = name
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
+    with stop_signal_handler(handler):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _write_metadata(run: RunDir, config: Config, command: list[str], event: str) -> None:
