@@ -125,6 +125,9 @@ def test_wrong_types_name_the_key_and_the_value(raw, start):
         ({"agent": {"gamma": 0}}, "agent.gamma = 0: Input should be greater than 0"),
         ({"train": {"eps_start": 2}}, "train.eps_start = 2: Input should be less than or equal to 1"),
         ({"baselines": {"dp_storage_levels": 5}}, "baselines.dp_storage_levels = 5: Input should be greater than or equal to 10"),
+        ({"inflow": {"train_inflow_scale": [2, 1]}}, "inflow: train_inflow_scale must be [low, high] with 0 < low <= high"),
+        ({"inflow": {"train_inflow_scale": [0, 1]}}, "inflow: train_inflow_scale must be [low, high] with 0 < low <= high"),
+        ({"inflow": {"validation_water_years": -2}}, "inflow: validation_water_years must be >= 0, got -2"),
     ],
 )
 def test_out_of_range_values_name_the_key_and_the_value(raw, start):

@@ -213,7 +213,7 @@ def _render_evaluation(report) -> None:
     from rich import box
     from rich.table import Table
 
-    years = {"heldout": "held-out", "train": "training-year", "all": "any-year"}[report.years]
+    years = {"heldout": "held-out", "validation": "validation-year", "train": "training-year", "all": "any-year"}[report.years]
     where = f"{report.episodes} {years} episode{'s' if report.episodes > 1 else ''} × {report.horizon_days} days"
     console.print(
         f"[bold]{report.run_name or report.checkpoint}[/] at frame {report.frames:,} ({report.checkpoint}): "
@@ -265,7 +265,7 @@ def _interval(estimate) -> str:
 def evaluate(
     ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
     episodes: int = typer.Option(50, "--episodes", help="Paired episodes: every policy gets the same traces."),
-    years: str = typer.Option("heldout", "--years", help="Water years the episodes start in: heldout, train or all."),
+    years: str = typer.Option("heldout", "--years", help="Water years the episodes start in: heldout, validation (those of the in-training evaluation), train or all."),
     baselines: str = typer.Option("sop,hedging,rule,dp", "--baselines", help="Comma-separated: sop,hedging,rule,dp (or none)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Env seed (default: the seed of the held-out evaluations in training)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),

@@ -44,7 +44,7 @@ def render_seeds(summary) -> None:
 
 def render_seed_evaluation(report) -> None:
     """The aggregate table (mean and IQM per policy and metric), the per-seed table, the gap closed."""
-    years = {"heldout": "held-out", "train": "training-year", "all": "any-year"}[report.years]
+    years = {"heldout": "held-out", "validation": "validation-year", "train": "training-year", "all": "any-year"}[report.years]
     frames = ", ".join(f"{r.frames:,}" for r in report.per_seed)
     console.print(
         f"[bold]{report.run_dir.name}[/]: {len(report.seeds)} seeds ({', '.join(map(str, report.seeds))}), each "

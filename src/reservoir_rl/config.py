@@ -160,6 +160,16 @@ class InflowConfig(_Section):
     heldout_water_years: int | list[int] = Field(
         20, description="last N complete water years (or an explicit list) never used in training"
     )
+    validation_water_years: int | list[int] = Field(
+        0,
+        description="last N training years (or a list) kept out of training for the in-training evaluation "
+        "that picks best.pt; 0 = evaluate on training years",
+    )
+    train_inflow_scale: tuple[float, float] = Field(
+        (1.0, 1.0),
+        description="[low, high]: each training episode's inflow trace is scaled by a factor drawn "
+        "log-uniformly in this range; [1, 1] = the record as it is",
+    )
     synthetic: SyntheticInflowConfig = SyntheticInflowConfig()
 
     @model_validator(mode="after")
@@ -168,6 +178,11 @@ class InflowConfig(_Section):
             raise ValueError("source 'csv' needs inflow.path")
         if isinstance(self.heldout_water_years, int) and self.heldout_water_years < 1:
             raise ValueError(f"heldout_water_years must be >= 1, got {self.heldout_water_years}")
+        if isinstance(self.validation_water_years, int) and self.validation_water_years < 0:
+            raise ValueError(f"validation_water_years must be >= 0, got {self.validation_water_years}")
+        low, high = self.train_inflow_scale
+        if not 0 < low <= high:
+            raise ValueError(f"train_inflow_scale must be [low, high] with 0 < low <= high, got [{low}, {high}]")
         return self
 
 

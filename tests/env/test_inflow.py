@@ -16,6 +16,7 @@ from reservoir_rl.env.inflow import (
     episode_start_indices,
     load_bundled,
     load_csv,
+    split_validation,
     split_water_years,
     synthetic,
 )
@@ -352,3 +353,22 @@ def test_split_water_years_errors():
     partial = load_bundled()
     with pytest.raises(InflowDataError, match="2025"):
         split_water_years(partial, [2025])  # incomplete water year
+
+
+def test_split_validation_zero_int_and_sequence():
+    record = synthetic(n_years=8)  # 1991..1998
+    train, _ = split_water_years(record, 2)  # 1991..1996
+    assert split_validation(record, train, 0) == (train, train)
+    assert split_validation(record, train, 2) == ([1991, 1992, 1993, 1994], [1995, 1996])
+    assert split_validation(record, train, [1992, 1991]) == ([1993, 1994, 1995, 1996], [1991, 1992])
+
+
+def test_split_validation_errors():
+    record = synthetic(n_years=8)
+    train, heldout = split_water_years(record, 2)
+    with pytest.raises(InflowDataError, match=r"\[1997\] are not training"):
+        split_validation(record, train, [1997])  # a held-out year cannot validate
+    with pytest.raises(InflowDataError, match="no water year left to train on"):
+        split_validation(record, train, 6)
+    with pytest.raises(InflowDataError, match=">= 0"):
+        split_validation(record, train, -1)

@@ -453,7 +453,78 @@ def test_training_env_never_touches_heldout_years(bundled_record):
     heldout = make_env(config, split="heldout", n_envs=4, seed=0, inflow=bundled_record)
     assert np.isin(_water_year_of(bundled_record, heldout._start_indices), heldout_years).all()
     with pytest.raises(ConfigError, match="split"):
-        make_env(config, split="validation", inflow=bundled_record)
+        make_env(config, split="test", inflow=bundled_record)
+
+
+def test_validation_split_defaults_to_training_years_and_can_be_carved_out(bundled_record):
+    train_years, heldout_years = split_water_years(bundled_record, 20)
+    default = make_env(Config(), split="validation", n_envs=2, seed=0, inflow=bundled_record)
+    assert default.water_years == train_years  # 0: the in-training evaluation ranks on training years
+    config = Config.model_validate({"inflow": {"validation_water_years": 5}})
+    fit = make_env(config, split="train", n_envs=2, seed=0, inflow=bundled_record)
+    validation = make_env(config, split="validation", n_envs=2, seed=0, inflow=bundled_record)
+    assert validation.water_years == train_years[-5:]
+    assert fit.water_years == train_years[:-5]
+    assert set(validation.water_years).isdisjoint(heldout_years)
+    everything = make_env(config, split="all", n_envs=2, seed=0, inflow=bundled_record)
+    assert everything.water_years == sorted(train_years + heldout_years)
+
+
+# ------------------------------------------------------------------ inflow scaling (training episodes)
+
+
+def test_inflow_scale_multiplies_inflow_and_forecast_and_keeps_mass_balance(synthetic_record):
+    config = EnvConfig(forecast={"error_sigma": 1e-9})  # near-exact forecast: compare with the record
+    env = DiscreteReservoirEnv(config, synthetic_record, n_envs=256, seed=3, inflow_scale_range=(0.5, 2.0),
+                               water_years=synthetic_record.complete_water_years())
+    td = env.reset()
+    scale = env.inflow_scale.clone()
+    assert scale.min() >= 0.5 and scale.max() <= 2.0 and scale.std() > 0.2
+    # log-uniform: log-scale is uniform on [log 0.5, log 2], median 1
+    assert abs(float(scale.log().mean())) < 0.15 and abs(float(scale.median()) - 1.0) < 0.15
+    true = env.inflow_trace_hm3(td["record_index"], config.forecast.lead_days)
+    forecast = td["observation"][:, 3:] * env.mean_inflow_hm3
+    torch.testing.assert_close(forecast, true * scale.unsqueeze(-1), rtol=1e-4, atol=1e-4)
+    td["action"] = torch.full((256,), 5, dtype=torch.int64)
+    out = env.step(td)["next"]
+    torch.testing.assert_close(out["inflow_hm3"], env.inflow_hm3_at(td["record_index"]) * scale)
+    balance = td["storage_hm3"] + out["inflow_hm3"] - out["evaporation_hm3"] - out["release_hm3"] - out["spill_hm3"]
+    torch.testing.assert_close(out["storage_hm3"], balance, rtol=0, atol=1e-3)
+
+
+def test_inflow_scale_is_redrawn_only_for_reset_envs_and_survives_state_round_trip(synthetic_record):
+    env = DiscreteReservoirEnv(None, synthetic_record, n_envs=8, seed=1, inflow_scale_range=(0.7, 1.4),
+                               water_years=synthetic_record.complete_water_years())
+    env.reset()
+    before = env.inflow_scale.clone()
+    mask = torch.tensor([True, False] * 4).unsqueeze(-1)
+    env.reset(TensorDict({"_reset": mask}, batch_size=[8]))
+    after = env.inflow_scale
+    assert torch.equal(after[1::2], before[1::2]) and not torch.equal(after[0::2], before[0::2])
+    twin = DiscreteReservoirEnv(None, synthetic_record, n_envs=8, seed=99, inflow_scale_range=(0.7, 1.4),
+                                water_years=synthetic_record.complete_water_years())
+    twin.set_state(env.get_state())
+    assert torch.equal(twin.inflow_scale, env.inflow_scale)
+
+
+def test_unscaled_env_draws_the_same_episodes_as_before_scaling_existed(synthetic_record):
+    years = synthetic_record.complete_water_years()
+    plain = DiscreteReservoirEnv(None, synthetic_record, years, n_envs=16, seed=5)
+    unit = DiscreteReservoirEnv(None, synthetic_record, years, n_envs=16, seed=5, inflow_scale_range=(1.0, 1.0))
+    wide = DiscreteReservoirEnv(None, synthetic_record, years, n_envs=16, seed=5, inflow_scale_range=(0.9, 1.1))
+    a, b, c = plain.reset(), unit.reset(), wide.reset()
+    assert torch.equal(a["record_index"], b["record_index"]) and torch.equal(a["observation"], b["observation"])
+    assert torch.equal(a["record_index"], c["record_index"])  # same starts; the factor is drawn after them
+    assert torch.equal(plain.inflow_scale, torch.ones(16))
+
+
+def test_make_env_scales_only_training_collectors(bundled_record):
+    config = Config.model_validate({"inflow": {"train_inflow_scale": [0.5, 2.0]}})
+    assert make_env(config, "train", n_envs=2, inflow=bundled_record, scale_inflow=True).inflow_scale_range == (0.5, 2.0)
+    for split in ("train", "validation", "heldout"):
+        assert make_env(config, split, n_envs=2, inflow=bundled_record).inflow_scale_range == (1.0, 1.0)
+    with pytest.raises(ConfigError, match="0 < low <= high"):
+        DiscreteReservoirEnv(None, bundled_record, n_envs=1, inflow_scale_range=(2.0, 1.0))
 
 
 def test_make_env_default_loads_bundled_record():

@@ -132,3 +132,14 @@ def test_torch_threads_of_the_training_process(threads: int, expected) -> None:
         assert torch.get_num_threads() == (3 if expected is None else expected)  # 0 leaves torch's setting
     finally:
         torch.set_num_threads(before)
+
+
+def test_only_the_training_envs_scale_inflow_and_the_evaluation_uses_validation_years() -> None:
+    config = config_from_dict(
+        tiny_config(inflow={"validation_water_years": 1, "train_inflow_scale": [0.8, 1.25]})
+    )
+    parts = build_training(config, torch.device("cpu"))
+    assert parts.env.inflow_scale_range == (0.8, 1.25)
+    assert parts.eval_env.inflow_scale_range == (1.0, 1.0)
+    # 6 synthetic years: 2 held out, the last of the remaining 4 validates, 3 train
+    assert len(parts.env.water_years) == 3 and parts.eval_env.water_years == [max(parts.env.water_years) + 1]

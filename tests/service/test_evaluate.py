@@ -131,10 +131,12 @@ def test_default_seed_reproduces_the_training_evaluation(eval_run):
     runs_dir, run_dir = eval_run
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     episodes = best["config"]["train"]["eval_episodes"]
-    report = evaluate(run_dir, episodes=episodes, baselines="none", runs_dir=runs_dir)
+    report = evaluate(run_dir, episodes=episodes, years="validation", baselines="none", runs_dir=runs_dir)
     assert report.policies == ["agent"] and report.gap_share is None
     assert report.summary["agent"]["return"].value == pytest.approx(best["best_eval_return"], rel=1e-5)
-    other_seed = evaluate(run_dir, episodes=episodes, baselines="none", runs_dir=runs_dir, seed=123)
+    heldout = evaluate(run_dir, episodes=episodes, baselines="none", runs_dir=runs_dir)  # the default
+    assert set(heldout.water_years).isdisjoint(report.water_years)
+    other_seed = evaluate(run_dir, episodes=episodes, years="validation", baselines="none", runs_dir=runs_dir, seed=123)
     assert other_seed.episode_info["start_record_index"] != report.episode_info["start_record_index"]
 
 

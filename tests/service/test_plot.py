@@ -62,12 +62,16 @@ def test_scalars_come_from_every_event_file(eval_run):
 def test_baseline_reference_levels_are_those_of_the_training_evaluation(plotted, tmp_path):
     run_dir, _ = plotted
     result = plot(run_dir, out=tmp_path / "svg", fmt="svg")
-    # the same env settings as training's held-out evaluation: `evaluate` with the default seed and
-    # eval_episodes (4) episodes, as in the fixture's evaluation.json, gives the same baseline means
-    document = json.loads((run_dir / "evaluation.json").read_text())
-    assert document["episodes"] == 4
+    # the same episodes as training's own evaluation: `evaluate --years validation` with the default seed
+    # and eval_episodes (4) episodes gives the same baseline means; the held-out episodes do not
+    heldout = json.loads((run_dir / "evaluation.json").read_text())
+    validation = evaluate(run_dir, episodes=4, years="validation", out=tmp_path / "validation.json")
+    (run_dir / "evaluation.json").write_text(json.dumps(heldout))  # the held-out document, as the fixture left it
+    assert heldout["episodes"] == 4 and heldout["years"] == "heldout"
     for name, value in result.baseline_returns.items():
-        assert value == pytest.approx(document["policies"][name]["summary"]["return"]["mean"], rel=1e-6)
+        assert value == pytest.approx(validation.summary[name]["return"].value, rel=1e-6)
+    assert any(value != pytest.approx(heldout["policies"][name]["summary"]["return"]["mean"], rel=1e-6)
+               for name, value in result.baseline_returns.items())
     assert result.baseline_returns["dp"] >= max(result.baseline_returns.values()) - 1e-6
     assert [p.stem for p in result.files] == FIGURE_NAMES
     for path in result.files:

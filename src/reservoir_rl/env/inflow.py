@@ -317,3 +317,33 @@ def split_water_years(record: InflowRecord, heldout_water_years: int | Sequence[
         raise InflowDataError(f"{record.name}: no training water year left after holding out {len(heldout)} "
                               f"of {len(complete)} complete water years ({span})")
     return train, heldout
+
+
+def split_validation(
+    record: InflowRecord, train_years: Sequence[int], validation_water_years: int | Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """(fit_years, validation_years) carved from `train_years`, each ascending.
+
+    0 keeps every training year for fitting and validates on the same years (the in-training
+    evaluation then only ranks checkpoints, it never sees held-out years); an int n > 0 takes the LAST
+    n training years out of fitting; a sequence takes exactly those years, each a training year.
+    """
+    train = sorted(int(y) for y in train_years)
+    if isinstance(validation_water_years, (int, np.integer)) and not isinstance(validation_water_years, bool):
+        n = int(validation_water_years)
+        if n < 0:
+            raise InflowDataError(f"{record.name}: number of validation water years must be >= 0, got {n}")
+        if n == 0:
+            return train, list(train)
+        validation = train[len(train) - n:]
+    else:
+        validation = sorted({int(y) for y in validation_water_years})
+        bad = [y for y in validation if y not in train]
+        if bad:
+            raise InflowDataError(f"{record.name}: validation water year(s) {bad} are not training water years "
+                                  f"of the record (held-out or incomplete years cannot validate)")
+    fit = [y for y in train if y not in validation]
+    if not fit:
+        raise InflowDataError(f"{record.name}: no water year left to train on after taking {len(validation)} "
+                              f"validation year(s) from {len(train)} training years")
+    return fit, validation

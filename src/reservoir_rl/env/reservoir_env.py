@@ -32,7 +32,13 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from reservoir_rl.config import Config, EnvConfig
-from reservoir_rl.env.inflow import InflowRecord, episode_start_indices, load_bundled, split_water_years
+from reservoir_rl.env.inflow import (
+    InflowRecord,
+    episode_start_indices,
+    load_bundled,
+    split_validation,
+    split_water_years,
+)
 from reservoir_rl.env.physics import HM3_PER_CMS_DAY, ReservoirPhysics
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reward import COMPONENTS, reward_components, weighted_reward
@@ -61,6 +67,9 @@ class DiscreteReservoirEnv(EnvBase):
         n_envs: number of reservoirs stepped together.
         device: torch device of every tensor.
         seed: seed of the env's own generator (episode starts, initial storage, forecast errors).
+        inflow_scale_range: (low, high) of the factor that scales each episode's whole inflow trace
+            (and its forecast), drawn log-uniformly at reset; (1, 1), the default, leaves the record as
+            it is. Training uses it to meet wetter and drier years than the record holds.
     """
 
     batch_locked = True
@@ -73,8 +82,13 @@ class DiscreteReservoirEnv(EnvBase):
         n_envs: int = 1,
         device: torch.device | str = "cpu",
         seed: Optional[int] = None,
+        inflow_scale_range: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         super().__init__(device=device, batch_size=torch.Size([n_envs]))
+        low_scale, high_scale = (float(x) for x in inflow_scale_range)
+        if not 0.0 < low_scale <= high_scale:
+            raise ConfigError(f"inflow scale range must satisfy 0 < low <= high, got {inflow_scale_range}")
+        self.inflow_scale_range = (low_scale, high_scale)
         self.config = config if config is not None else EnvConfig()
         self.inflow = inflow if inflow is not None else load_bundled("montague")
         if water_years is None:
@@ -106,6 +120,7 @@ class DiscreteReservoirEnv(EnvBase):
         self._storage_hm3 = torch.zeros(n_envs, dtype=torch.float32, device=dev)
         self._record_index = self._start_indices[:1].expand(n_envs).clone()
         self._steps = torch.zeros(n_envs, dtype=torch.int64, device=dev)
+        self._inflow_scale = torch.ones(n_envs, dtype=torch.float32, device=dev)  # this episode's factor
         self._make_specs()
 
     # ------------------------------------------------------------------ specs
@@ -150,6 +165,8 @@ class DiscreteReservoirEnv(EnvBase):
         day = self._day_of_year[index]
         angle = (2.0 * math.pi / 365.0) * day.to(torch.float32)
         window = self._inflow_windows_hm3.index_select(0, index)  # (n_envs, lead): true inflow, lead 1 first
+        if self._scaled:
+            window.mul_(self._inflow_scale.unsqueeze(-1))
         noise = torch.randn(window.shape, generator=self._generator, device=self.device)
         # true inflow × exp(σ·ε − σ²/2), computed in place on the fresh tensors
         forecast = window.mul_(noise.mul_(self._forecast_sigma).sub_(self._forecast_half_variance).exp_())
@@ -183,14 +200,21 @@ class DiscreteReservoirEnv(EnvBase):
         u = torch.rand(n, generator=self._generator, device=self.device)
         storage = (low + (high - low) * u) * self.config.reservoir.capacity_hm3
         start = self._start_indices[pick]
+        scale = self._inflow_scale
+        if self._scaled:  # drawn only when scaling is on, so an unscaled env keeps its random stream
+            log_low, log_high = (math.log(x) for x in self.inflow_scale_range)
+            v = torch.rand(n, generator=self._generator, device=self.device)
+            scale = torch.exp(log_low + (log_high - log_low) * v)
         if mask is None:
             self._record_index = start
             self._storage_hm3 = storage
             self._steps = torch.zeros_like(self._steps)
+            self._inflow_scale = scale
         else:
             self._record_index = torch.where(mask, start, self._record_index)
             self._storage_hm3 = torch.where(mask, storage, self._storage_hm3)
             self._steps = torch.where(mask, torch.zeros_like(self._steps), self._steps)
+            self._inflow_scale = torch.where(mask, scale, self._inflow_scale)
         out = self._observe()
         zeros = torch.zeros(self.batch_size, dtype=torch.float32, device=self.device)
         for key in STEP_QUANTITIES:
@@ -208,6 +232,8 @@ class DiscreteReservoirEnv(EnvBase):
         action = tensordict.get("action").reshape(self.n_envs)
         index = self._record_index
         inflow_hm3 = self._inflow_hm3[index]
+        if self._scaled:
+            inflow_hm3 = inflow_hm3 * self._inflow_scale
         outcome = self.physics.step(self._storage_hm3, inflow_hm3, action, self._day_of_year[index])
         components = reward_components(self.physics, outcome)
         reward = weighted_reward(self.config.reward, components)
@@ -242,8 +268,18 @@ class DiscreteReservoirEnv(EnvBase):
         self._generator.manual_seed(0 if seed is None else int(seed))
 
     # ------------------------------------------------------------------ helpers for policies and resume
+    @property
+    def _scaled(self) -> bool:
+        return self.inflow_scale_range != (1.0, 1.0)
+
+    @property
+    def inflow_scale(self) -> torch.Tensor:
+        """Factor on each env's inflow trace in the current episode, float32 (n_envs,); ones unless
+        ``inflow_scale_range`` is set."""
+        return self._inflow_scale
+
     def inflow_hm3_at(self, record_index: torch.Tensor) -> torch.Tensor:
-        """True inflow (hm³/day) of the given record positions (any shape)."""
+        """True inflow (hm³/day) of the given record positions (any shape), unscaled."""
         return self._inflow_hm3[record_index]
 
     def inflow_trace_hm3(self, start_index: torch.Tensor, n_days: int) -> torch.Tensor:
@@ -266,6 +302,7 @@ class DiscreteReservoirEnv(EnvBase):
             "storage_hm3": self._storage_hm3.cpu().clone(),
             "record_index": self._record_index.cpu().clone(),
             "steps": self._steps.cpu().clone(),
+            "inflow_scale": self._inflow_scale.cpu().clone(),
             "generator": self._generator.get_state(),
         }
 
@@ -278,6 +315,10 @@ class DiscreteReservoirEnv(EnvBase):
         self._storage_hm3 = state["storage_hm3"].to(self.device, torch.float32).clone()
         self._record_index = state["record_index"].to(self.device, torch.int64).clone()
         self._steps = state["steps"].to(self.device, torch.int64).clone()
+        scale = state.get("inflow_scale")  # absent from checkpoints written before inflow scaling existed
+        self._inflow_scale = (
+            torch.ones_like(self._storage_hm3) if scale is None else scale.to(self.device, torch.float32).clone()
+        )
         self._generator.set_state(state["generator"])
 
 
@@ -288,12 +329,28 @@ def make_env(
     device: torch.device | str = "cpu",
     seed: Optional[int] = None,
     inflow: Optional[InflowRecord] = None,
+    scale_inflow: bool = False,
 ) -> DiscreteReservoirEnv:
-    """Build the env of a full config on its training, held-out or all water years."""
+    """Build the env of a full config on its training, validation, held-out or all water years.
+
+    With ``scale_inflow`` (the training collectors), ``train`` episodes scale their inflow trace by a
+    factor drawn in ``inflow.train_inflow_scale``; every other env sees the record as it is. ``validation`` is
+    the years of the in-training evaluation (the training years themselves when
+    ``inflow.validation_water_years`` is 0); ``all`` is every complete water year.
+    """
     record = inflow if inflow is not None else load_inflow(config.inflow)
     train_years, heldout_years = split_water_years(record, config.inflow.heldout_water_years)
-    years = {"train": train_years, "heldout": heldout_years, "all": train_years + heldout_years}
+    fit_years, validation_years = split_validation(record, train_years, config.inflow.validation_water_years)
+    years = {
+        "train": fit_years,
+        "validation": validation_years,
+        "heldout": heldout_years,
+        "all": sorted(train_years + heldout_years),
+    }
     if split not in years:
-        raise ConfigError(f"unknown split {split!r}; choose train, heldout or all")
-    return DiscreteReservoirEnv(config.env, record, years[split], n_envs=n_envs, device=device, seed=seed)
+        raise ConfigError(f"unknown split {split!r}; choose train, validation, heldout or all")
+    scale = tuple(config.inflow.train_inflow_scale) if scale_inflow and split == "train" else (1.0, 1.0)
+    return DiscreteReservoirEnv(
+        config.env, record, years[split], n_envs=n_envs, device=device, seed=seed, inflow_scale_range=scale
+    )
 

@@ -172,9 +172,11 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
         torch.set_num_threads(train.torch_threads)
     seed_everything(train.seed)
     inflow = load_inflow(config.inflow)
-    env = make_env(config, "train", n_envs=train.n_envs, device=device, seed=train.seed, inflow=inflow)
+    env = make_env(
+        config, "train", n_envs=train.n_envs, device=device, seed=train.seed, inflow=inflow, scale_inflow=True
+    )
     eval_env = make_env(
-        config, "heldout", n_envs=train.eval_episodes, device=device, seed=train.seed + EVAL_SEED_OFFSET, inflow=inflow
+        config, "validation", n_envs=train.eval_episodes, device=device, seed=train.seed + EVAL_SEED_OFFSET, inflow=inflow
     )
     agent = make_agent(env.observation_size, env.action_spec, config.agent, train, device=device)
     replay_buffer = make_replay_buffer(train, device=device)

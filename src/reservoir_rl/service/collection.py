@@ -71,7 +71,7 @@ def make_worker_env(
     random.seed(exploration_seed)
     np.random.seed(exploration_seed)
     torch.manual_seed(exploration_seed)
-    return make_env(config, "train", n_envs=n_envs, device=device, seed=env_seed, inflow=inflow)
+    return make_env(config, "train", n_envs=n_envs, device=device, seed=env_seed, inflow=inflow, scale_inflow=True)
 
 
 def ignore_interrupts() -> None:

@@ -37,7 +37,7 @@ from reservoir_rl.service.statistics import DEFAULT_RESAMPLES, Estimate, PairedB
 
 RESULTS_FORMAT = "reservoir-rl-evaluation"
 RESULTS_VERSION = 1
-YEAR_CHOICES = ("heldout", "train", "all")
+YEAR_CHOICES = ("heldout", "validation", "train", "all")
 AGENT = "agent"
 POLICY_LABELS = {AGENT: "agent (greedy)", "sop": "SOP", "hedging": "hedging", "rule": "rule curve", "dp": "DP (foresight)"}
 # Metrics of the report, in table order: name -> label (unit).
@@ -186,7 +186,7 @@ def check_arguments(
     if episodes < 1:
         raise UserError(f"--episodes {episodes}: must be at least 1")
     if years not in YEAR_CHOICES:
-        raise UserError(f"--years {years!r}: choose heldout, train or all")
+        raise UserError(f"--years {years!r}: choose heldout, validation, train or all")
     names = parse_baselines(baselines)
     out = check_output_file(out, force, "--out")
     csv_path = check_output_file(csv_path, force, "--csv")
@@ -249,7 +249,8 @@ def evaluate(
     Args:
         ckpt: a checkpoint file, or a run (name under ``runs_dir`` or folder) → its ``checkpoints/best.pt``.
         episodes: number of paired episodes (≥ 1), all simulated at once.
-        years: water years the episodes start in: ``heldout`` (never trained on), ``train`` or ``all``.
+        years: water years the episodes start in: ``heldout`` (never trained on), ``validation`` (the
+            in-training evaluation's years), ``train`` or ``all``.
         baselines: comma-separated subset of sop, hedging, rule, dp ("none" for the agent alone).
         seed: env seed (start days, initial storages, forecast errors); default: the seed of the
             held-out evaluations during training (``train.seed + EVAL_SEED_OFFSET``).

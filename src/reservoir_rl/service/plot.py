@@ -2,9 +2,9 @@
 
 Read-only: the run may still be training (its last event file may end in a partial record, checkpoints
 are replaced atomically). Figures are built without a display (matplotlib ``Figure`` objects, Agg).
-The held-out comparison (baseline reference levels, trajectories, actions, rewards) uses exactly the
-evaluation of training: ``make_env(config, "heldout", n_envs=train.eval_episodes)`` reset with
-``train.seed + EVAL_SEED_OFFSET``.
+The trajectories, actions and rewards are drawn on ``train.eval_episodes`` held-out episodes reset with
+``train.seed + EVAL_SEED_OFFSET``; the baselines' reference levels on the learning curve are scored on
+exactly the episodes of the in-training evaluation (``make_env(config, "validation", ...)``, same seed).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from reservoir_rl.baselines import BASELINE_NAMES, make_baseline
+from reservoir_rl.config import Config
+from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
@@ -172,10 +174,10 @@ def _targets(out_dir: Path, names: list[str], fmt: str, force: bool, program_own
 
 
 def heldout_figures(run_dir: RunDir, result: PlotResult, label: Optional[str] = None) -> tuple[dict[str, Figure], dict[str, float], int]:
-    """Trajectory, action histogram and reward breakdown of the run's best checkpoint against SOP and DP, on
-    the held-out episodes of its training evaluations; returns (figures, baseline label → mean return on
-    those episodes, number of episodes). Fills ``result.checkpoint``, ``frames`` and ``baseline_returns``;
-    a run without a checkpoint adds a note instead."""
+    """Trajectory, action histogram and reward breakdown of the run's best checkpoint against SOP and DP on
+    ``train.eval_episodes`` held-out episodes; returns (figures, baseline label → mean return on the
+    in-training evaluation's episodes, number of those episodes). Fills ``result.checkpoint``, ``frames`` and
+    ``baseline_returns``; a run without a checkpoint adds a note instead."""
     try:
         source = locate_checkpoint(str(run_dir.path), run_dir.path.parent)
     except UserError as error:
@@ -185,27 +187,33 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: Optional[str] = 
     result.checkpoint, result.frames = source.path, int(payload["counters"].get("frames", 0))
     eval_episodes = config.train.eval_episodes
     seed = config.train.seed + EVAL_SEED_OFFSET
+    inflow = load_inflow(config.inflow)
     seed_everything(seed)
-    env = make_env(config, "heldout", n_envs=eval_episodes, seed=seed, inflow=load_inflow(config.inflow))
+    env = make_env(config, "heldout", n_envs=eval_episodes, seed=seed, inflow=inflow)
     agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
-    baselines = {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed) for name in BASELINE_NAMES}
-    result.baseline_returns = {name: res.mean("return") for name, res in baselines.items()}
-    figures = evaluation_figures(agent, env, others={"SOP": baselines["sop"], "DP": baselines["dp"]})
+    shown = {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed) for name in ("sop", "dp")}
+    figures = evaluation_figures(agent, env, others={"SOP": shown["sop"], "DP": shown["dp"]})
     figures["trajectory"].suptitle(
         f"{label or run_dir.name} (frame {result.frames:,}, {source.path.name}): held-out episode from "
         f"{env.inflow.dates[int(agent.trajectory.get('record_index')[0, 0])]}"
     )
+    result.baseline_returns = _validation_returns(config, inflow)
     references = {POLICY_LABELS[name]: value for name, value in result.baseline_returns.items()}
     return figures, references, eval_episodes
 
 
-def baseline_returns(run_dir: RunDir) -> dict[str, float]:
-    """Mean return of each baseline on the held-out episodes of the run's training evaluations."""
-    config = read_checkpoint(locate_checkpoint(str(run_dir.path), run_dir.path.parent).path)[1]
+def _validation_returns(config: Config, inflow: InflowRecord) -> dict[str, float]:
+    """Mean return of each baseline on the episodes of the run's in-training evaluations."""
     seed = config.train.seed + EVAL_SEED_OFFSET
-    env = make_env(config, "heldout", n_envs=config.train.eval_episodes, seed=seed, inflow=load_inflow(config.inflow))
+    env = make_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
     return {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed).mean("return")
             for name in BASELINE_NAMES}
+
+
+def baseline_returns(run_dir: RunDir) -> dict[str, float]:
+    """Mean return of each baseline on the episodes of the run's in-training evaluations."""
+    config = read_checkpoint(locate_checkpoint(str(run_dir.path), run_dir.path.parent).path)[1]
+    return _validation_returns(config, load_inflow(config.inflow))
 
 
 FIGURE_NAMES = ["learning_curve", "training", "reservoir_metrics", "trajectory", "action_histogram", "reward_breakdown",

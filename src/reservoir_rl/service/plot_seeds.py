@@ -98,7 +98,7 @@ def plot_seeds(
     document = read_evaluation(group.path / "evaluation.json", SEEDS_RESULTS_FORMAT)
     if document is not None:
         boot = document.get("bootstrap", {})
-        years = {"heldout": "held-out", "train": "training-year", "all": "any-year"}.get(document.get("years"), "")
+        years = {"heldout": "held-out", "validation": "validation-year", "train": "training-year", "all": "any-year"}.get(document.get("years"), "")
         figures["evaluation"] = comparison_figure(document, title=(
             f"{group.name}, {len(document.get('seeds', []))} seeds: {document.get('episodes')} {years} episodes; "
             f"agent: mean over seeds; {boot.get('confidence', 0.95):.0%} stratified bootstrap intervals"))
