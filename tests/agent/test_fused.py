@@ -35,10 +35,12 @@ def _sample(seed: int, weights: bool) -> TensorDict:
     return td
 
 
-def _agent(double_dqn: bool, loss: str, dueling: bool = False):
+def _agent(double_dqn: bool, loss: str, dueling: bool = False, hidden_sizes=(128, 128), activation: str = "relu"):
     torch.manual_seed(0)
     agent = make_agent(
-        OBS, Categorical(ACTIONS), AgentConfig(double_dqn=double_dqn, loss=loss, dueling=dueling, gamma=0.97),
+        OBS, Categorical(ACTIONS),
+        AgentConfig(double_dqn=double_dqn, loss=loss, dueling=dueling, gamma=0.97, hidden_sizes=list(hidden_sizes),
+                    activation=activation),
         TrainConfig(), device="cpu",
     )
     # make the target net differ from the online net, as it does between hard updates
@@ -124,10 +126,48 @@ def test_still_bound_after_loading_a_state_dict():
     torch.testing.assert_close(loss, agent.loss(sample.clone())["loss"])
 
 
+@pytest.mark.parametrize("double_dqn", [True, False])
+@pytest.mark.parametrize("loss_name", ["smooth_l1", "l2"])
+@pytest.mark.parametrize("weights", [False, True])
+@pytest.mark.parametrize("hidden_sizes", [(128, 128), (16,), (24, 16, 8)])
+def test_manual_gradients_equal_autograd_through_dqnloss(double_dqn, loss_name, weights, hidden_sizes):
+    agent = _agent(double_dqn, loss_name, hidden_sizes=hidden_sizes)
+    fused = agent.fused_loss
+    assert fused.has_manual_gradients
+    params = list(agent.q_network.parameters())
+    sample = _sample(6, weights)
+    # large rewards put some TD errors outside the Huber threshold, small ones inside
+    sample["next", "reward"] = sample["next", "reward"] * torch.linspace(0.01, 4.0, BATCH).unsqueeze(-1)
+    steps = torch.randint(1, 4, (BATCH,), generator=torch.Generator().manual_seed(6))
+    sample.set("steps_to_next_obs", steps)
+    reference_td = sample.clone()
+    reference = agent.loss(reference_td)["loss"]
+    reference_grads = torch.autograd.grad(reference, params)
+    loss, td_error, grads = fused.loss_and_gradients(
+        *_args(sample), weights=sample.get("priority_weight", None), steps_to_next_obs=steps
+    )
+    assert not loss.requires_grad and not any(g.requires_grad for g in grads)
+    torch.testing.assert_close(loss, reference, rtol=1e-6, atol=1e-7)
+    assert len(grads) == len(reference_grads)
+    for mine, theirs in zip(grads, reference_grads):
+        assert mine.shape == theirs.shape
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(td_error, reference_td["td_error"].reshape(-1), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dueling, activation", [(True, "relu"), (False, "tanh")])
+def test_other_networks_fall_back_to_autograd(dueling, activation):
+    agent = _agent(True, "smooth_l1", dueling=dueling, activation=activation)
+    assert not agent.fused_loss.has_manual_gradients
+    with pytest.raises(ValueError, match="ReLU MLP"):
+        agent.fused_loss.loss_and_gradients(*_args(_sample(7, False)))
+
+
+@pytest.mark.parametrize("dueling", [False, True])  # manual gradients / autograd
 @pytest.mark.parametrize("max_grad_norm", [1e-3, 100.0])  # clipping active / inactive
-def test_gradient_step_equals_dqnloss_clip_adam_and_target_update(max_grad_norm):
+def test_gradient_step_equals_dqnloss_clip_adam_and_target_update(max_grad_norm, dueling):
     """The training loop's whole update equals TorchRL's: DQNLoss, clip_grad_norm_, Adam, HardUpdate."""
-    reference, agent = _agent(True, "smooth_l1"), _agent(True, "smooth_l1")
+    reference, agent = _agent(True, "smooth_l1", dueling=dueling), _agent(True, "smooth_l1", dueling=dueling)
     params = [p for p in reference.loss.parameters() if p.requires_grad]
     for step in range(4):
         sample = _sample(10 + step, False)

@@ -99,22 +99,74 @@ class DQNAgent:
         update. Shapes as in `FusedDQNLoss`. Returns the loss (scalar), the gradient norm before clipping
         (scalar) and the squared TD errors ((B,)), all detached; nothing is synchronised with the device.
 
-        Clipping is ``torch.nn.utils.clip_grad_norm_``'s rule (scale every gradient by
-        min(1, max_norm / (‖g‖ + 1e-6))) in three tensor operations."""
-        loss, td_error_squared = self.fused_loss(
-            observation, action, next_observation, reward, terminated,
-            weights=weights, steps_to_next_obs=steps_to_next_obs,
-        )
-        params = self._trainable
-        for param in params:
-            param.grad = None
-        loss.backward()
-        grads = [param.grad for param in params]
-        grad_norm = torch.linalg.vector_norm(torch.cat([grad.reshape(-1) for grad in grads]))
+        The default ReLU MLP gets its gradients from `FusedDQNLoss.loss_and_gradients` (no autograd graph);
+        other networks from ``backward()``. Clipping is ``torch.nn.utils.clip_grad_norm_``'s rule (scale
+        every gradient by min(1, max_norm / (‖g‖ + 1e-6))) in a few tensor operations."""
+        if self.fused_loss.has_manual_gradients:  # the default ReLU MLP: gradients without autograd
+            loss, td_error_squared, grads = self.fused_loss.loss_and_gradients(
+                observation, action, next_observation, reward, terminated,
+                weights=weights, steps_to_next_obs=steps_to_next_obs,
+            )
+            for param, grad in zip(self._network_params, grads):
+                param.grad = grad
+        else:
+            loss, td_error_squared = self.fused_loss(
+                observation, action, next_observation, reward, terminated,
+                weights=weights, steps_to_next_obs=steps_to_next_obs,
+            )
+            for param in self._trainable:
+                param.grad = None
+            loss.backward()
+            grads = [param.grad for param in self._trainable]
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         torch._foreach_mul_(grads, (max_grad_norm / (grad_norm + 1e-6)).clamp(max=1.0))
-        self.optimizer.step()
+        self.optimizer_step()
         self.step_target()
         return loss.detach(), grad_norm, td_error_squared
+
+    def optimizer_step(self) -> None:
+        """``optimizer.step()``. For the fused single-group Adam that `make_agent` builds, once its state
+        exists, the step calls the fused kernel directly — exactly what ``Adam.step`` runs (step counts + 1,
+        then ``torch._fused_adam_``) without its per-call bookkeeping, which costs more than the kernel on
+        these small networks. The state stays in ``optimizer.state`` (checkpoints are unchanged)."""
+        optimizer = self.optimizer
+        groups = optimizer.param_groups
+        group = groups[0]
+        if not (
+            isinstance(optimizer, torch.optim.Adam) and len(groups) == 1 and group["fused"] and not group["amsgrad"]
+            and not group["maximize"] and not group["differentiable"] and not group.get("decoupled_weight_decay")
+        ):
+            optimizer.step()
+            return
+        params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+        state = optimizer.state
+        for param in group["params"]:
+            if param.grad is None:
+                continue
+            param_state = state.get(param)
+            if not param_state:  # the first step creates the state
+                optimizer.step()
+                return
+            params.append(param)
+            grads.append(param.grad)
+            exp_avgs.append(param_state["exp_avg"])
+            exp_avg_sqs.append(param_state["exp_avg_sq"])
+            steps.append(param_state["step"])
+        if not params:
+            return
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+            beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+        )
+
+    @property
+    def _network_params(self) -> list[torch.nn.Parameter]:
+        params = self.__dict__.get("_network_params_list")
+        if params is None:
+            params = self.__dict__["_network_params_list"] = list(self.q_network.parameters())
+        return params
 
     @property
     def _trainable(self) -> list[torch.nn.Parameter]:

@@ -13,6 +13,11 @@ computes the same loss from plain tensors:
     td_error         (q(s, a) − y)², the priority `DQNLoss` writes
 
 Shapes: observation (B, obs_size) float32, action (B,) int64, reward / terminated (B, 1) or (B,).
+
+For the plain ReLU MLP (the default network) `FusedDQNLoss.loss_and_gradients` also writes the
+gradients itself — the forward pass keeps its activations, the backward pass is four matrix products
+and two ReLU masks — instead of recording an autograd graph: about a third of the tensor operations of
+forward + ``backward()``, the same gradients (tested against autograd and `DQNLoss`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ class FusedDQNLoss:
         bound = loss.value_network_params["module", "0", "module"].flatten_keys(".")
         if any(online[name] is not tensor for name, tensor in bound.items()):
             raise ValueError("q_network is not the network whose parameters the loss optimises")
+        self._online_layers = _relu_mlp_layers(q_network)
+        self._target_layers = _relu_mlp_layers(self.target_network)
+
+    @property
+    def has_manual_gradients(self) -> bool:
+        """True when the network is a plain ReLU MLP, whose gradients `loss_and_gradients` writes itself."""
+        return self._online_layers is not None
 
     def __call__(
         self,
@@ -90,3 +102,84 @@ class FusedDQNLoss:
         else:
             loss = elementwise.mean()
         return loss, (chosen.detach() - target).pow(2)
+
+    def loss_and_gradients(
+        self,
+        observation: torch.Tensor,
+        action: torch.Tensor,
+        next_observation: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        weights: Optional[torch.Tensor] = None,
+        steps_to_next_obs: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Loss (scalar), td_error ((B,)) and the gradient of the loss for each online parameter (in the
+        network's ``parameters()`` order), all without autograd. Needs `has_manual_gradients`.
+
+        Per layer l with input a_{l-1} and output z_l = a_{l-1} W_lᵀ + b_l (a_l = relu(z_l) in the hidden
+        layers): ∂L/∂q is zero except at the stored action, where it is ℓ'(q(s, a) − y) · w_i / Σw (w = 1
+        without importance weights); ∂L/∂W_l = δ_lᵀ a_{l-1}, ∂L/∂b_l = Σ_i δ_l, δ_{l-1} = (δ_l W_l) ⊙ [a_{l-1} > 0].
+        Only the rows of s carry gradient (the rows of s' feed the double-DQN argmax)."""
+        layers = self._online_layers
+        if layers is None:
+            raise ValueError("manual gradients need a plain ReLU MLP Q-network")
+        n = observation.shape[0]
+        with torch.no_grad():
+            x = torch.cat([observation, next_observation]) if self.double_dqn else observation
+            activations = [x]
+            for weight, bias in layers[:-1]:
+                x = torch.addmm(bias, x, weight.t()).clamp_min_(0.0)
+                activations.append(x)
+            q_all = torch.addmm(layers[-1][1], x, layers[-1][0].t())
+            action_column = action.reshape(-1, 1)
+            chosen = q_all[:n].gather(-1, action_column).squeeze(-1)
+            target_q = _mlp_forward(self._target_layers, next_observation)
+            greedy_source = q_all[n:] if self.double_dqn else target_q
+            next_value = target_q.gather(-1, greedy_source.argmax(-1, keepdim=True)).squeeze(-1)
+            discount = self.gamma if steps_to_next_obs is None else self.gamma ** steps_to_next_obs.reshape(-1)
+            not_terminated = (~terminated.reshape(-1)).to(next_value.dtype)
+            target = reward.reshape(-1) + discount * not_terminated * next_value
+            diff = chosen - target
+            if self.loss_function == "smooth_l1":  # Huber with δ = 1: ½d² inside |d| < 1, |d| − ½ outside
+                slope = diff.clamp(-1.0, 1.0)
+                elementwise = torch.where(diff.abs() < 1.0, 0.5 * diff * diff, diff.abs() - 0.5)
+            else:
+                slope = 2.0 * diff
+                elementwise = diff * diff
+            share = weights.reshape(-1) / weights.sum() if weights is not None else torch.full_like(diff, 1.0 / n)
+            loss = (elementwise * share).sum()
+            delta = torch.zeros(n, q_all.shape[-1], dtype=q_all.dtype, device=q_all.device)
+            delta.scatter_(-1, action_column, (slope * share).unsqueeze(-1))
+            grads: list[torch.Tensor] = []
+            for index in range(len(layers) - 1, -1, -1):
+                weight, _ = layers[index]
+                layer_input = activations[index][:n]
+                grads.append(delta.sum(0))  # bias
+                grads.append(delta.t().mm(layer_input))  # weight
+                if index:  # through the ReLU: zero where its output was 0 (autograd's own rule)
+                    delta = torch.ops.aten.threshold_backward(delta.mm(weight), layer_input, 0.0)
+            grads.reverse()  # weight, bias of the first layer first: the parameters() order
+            return loss, diff * diff, grads
+
+
+def _relu_mlp_layers(network: torch.nn.Module) -> Optional[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """[(weight, bias), ...] of a non-dueling `QNetwork` whose body is Linear / ReLU pairs, else None."""
+    body, head = getattr(network, "body", None), getattr(network, "head", None)
+    if getattr(network, "dueling", True) or not isinstance(body, torch.nn.Sequential) or not isinstance(head, torch.nn.Linear):
+        return None
+    modules = list(body)
+    linears = modules[0::2]
+    if len(modules) % 2 or not all(isinstance(m, torch.nn.Linear) for m in linears) or not all(
+        isinstance(m, torch.nn.ReLU) for m in modules[1::2]
+    ):
+        return None
+    layers = [(m.weight, m.bias) for m in [*linears, head]]
+    if any(bias is None for _, bias in layers):
+        return None
+    return layers
+
+
+def _mlp_forward(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    for weight, bias in layers[:-1]:
+        x = torch.addmm(bias, x, weight.t()).clamp_min_(0.0)
+    return torch.addmm(layers[-1][1], x, layers[-1][0].t())
