@@ -182,16 +182,46 @@ class EpisodeAccumulator:
         return {name: values[done] for name, values in metrics.items()}
 
     def update_batch(self, batch: TensorDictBase) -> FinishedEpisodes:
-        """Feed a collector batch of shape (n_envs, T) day by day (a loop over T days, not over envs)."""
+        """Feed a collector batch of shape (n_envs, T), all T days at once.
+
+        Running sums restart after each done day: with c the cumulative sum over the batch's days and
+        t₀ the last done day before t, the episode-so-far sum on day t is c[t] − c[t₀] (or the carried
+        state + c[t] when no episode ended earlier in the batch). Running min / max restart the same way
+        through a per-episode offset added before a cumulative max."""
         next_td = batch.get("next")
-        dones, days = [], []
-        for t in range(batch.shape[1]):
-            done, metrics = self._step(next_td[:, t])
-            dones.append(done)
-            days.append(metrics)
-        return FinishedEpisodes(
-            torch.stack(dones, dim=1), {name: torch.stack([d[name] for d in days], dim=1) for name in days[0]}
-        )
+        n_envs, days = batch.shape[0], batch.shape[1]
+        daily = daily_indicators(next_td, self.config)
+        done = next_td.get("done").reshape(n_envs, days)
+        state = self._state
+        additive = [name for name, how in REDUCTIONS.items() if how in ("sum", "mean")]
+        # which episode of the batch each day belongs to: 0 = the one carried in from the state
+        episode = torch.cumsum(done.to(torch.int64), dim=1) - done.to(torch.int64)  # dones strictly before t
+        carried = (episode == 0).unsqueeze(-1)
+        day_index = torch.arange(days, device=done.device).expand(n_envs, days)
+        last_done = torch.where(done, day_index, torch.full_like(day_index, -1)).cummax(dim=1).values
+        previous_done = torch.cat([torch.full_like(last_done[:, :1], -1), last_done[:, :-1]], dim=1)  # t₀ (−1: none)
+        values = torch.stack([daily[name] for name in additive], dim=-1).to(torch.float64)  # (n, T, K)
+        cumulative = torch.cat([torch.zeros_like(values[:, :1]), values.cumsum(dim=1)], dim=1)  # c, 0 first
+        base = cumulative.gather(1, (previous_done + 1).unsqueeze(-1).expand(-1, -1, len(additive)))
+        carry = torch.stack([state[name] for name in additive], dim=-1).to(torch.float64).unsqueeze(1)
+        running = (cumulative[:, 1:] - base + torch.where(carried, carry, 0.0)).to(torch.float32)
+        metrics = {name: running[..., k] for k, name in enumerate(additive)}
+        storage = daily["storage_max_hm3"].to(torch.float64)
+        offset = episode.to(torch.float64) * (2.0 * storage.abs().amax() + 1.0)  # later episodes sit above earlier ones
+        for name, sign in (("storage_max_hm3", 1.0), ("storage_min_hm3", -1.0)):
+            shifted = sign * storage + offset
+            peak = (shifted.cummax(dim=1).values - offset) * sign
+            carried_value = state[name].unsqueeze(1).to(torch.float64)
+            combined = torch.maximum(peak, carried_value) if sign > 0 else torch.minimum(peak, carried_value)
+            metrics[name] = torch.where(episode == 0, combined, peak).to(torch.float32)
+        fresh = self._fresh()
+        for name in state:
+            state[name] = torch.where(done[:, -1], fresh[name], metrics[name][:, -1])
+        metrics["storage_mean_hm3"] = metrics["storage_mean_hm3"] / metrics["length"].clamp(min=1.0)
+        metrics["success"] = (
+            (metrics["failures"] == 0) & (metrics["length"] >= self.config.horizon_days)
+        ).to(torch.float32)
+        return FinishedEpisodes(done, metrics)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: value.cpu().clone() for name, value in self._state.items()}
