@@ -110,11 +110,11 @@ def _render_summary(summary) -> None:
     table.add_row("wall time", f"{summary.seconds:,.1f} s")
     if summary.last_eval:
         ev = summary.last_eval
-        table.add_row("held-out greedy return", f"{ev['return']:.2f} (min {ev['return_min']:.2f}, max {ev['return_max']:.2f})")
-        table.add_row("held-out energy / spill", f"{ev['energy_gwh']:.1f} GWh / {ev['spill_hm3']:.1f} hm³ per episode")
-        table.add_row("held-out failures / success", f"{ev['failures']:.2f} / {ev['success']:.0%}")
+        table.add_row("validation greedy return", f"{ev['return']:.2f} (min {ev['return_min']:.2f}, max {ev['return_max']:.2f})")
+        table.add_row("validation energy / spill", f"{ev['energy_gwh']:.1f} GWh / {ev['spill_hm3']:.1f} hm³ per episode")
+        table.add_row("validation failures / success", f"{ev['failures']:.2f} / {ev['success']:.0%}")
     if summary.best_eval_return is not None:
-        table.add_row("best held-out return", f"{summary.best_eval_return:.2f} (checkpoints/best.pt)")
+        table.add_row("best validation return", f"{summary.best_eval_return:.2f} (checkpoints/best.pt)")
     table.add_row("folder", str(summary.run_dir))
     if summary.stopped_by != "done":
         table.add_row("continue with", f"reservoir-rl resume {summary.run_dir}")
@@ -267,7 +267,7 @@ def evaluate(
     episodes: int = typer.Option(50, "--episodes", help="Paired episodes: every policy gets the same traces."),
     years: str = typer.Option("heldout", "--years", help="Water years the episodes start in: heldout, validation (those of the in-training evaluation), train or all."),
     baselines: str = typer.Option("sop,hedging,rule,dp", "--baselines", help="Comma-separated: sop,hedging,rule,dp (or none)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Env seed (default: the seed of the held-out evaluations in training)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Env seed (default: the seed of the in-training evaluations)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per episode and policy here."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files."),

@@ -14,9 +14,10 @@ def render_seeds(summary) -> None:
     table = Table(title=f"Run {summary.run_dir}: {len(summary.seeds)} seeds, {summary.parallel} at a time, "
                         f"{summary.threads} thread{'s' if summary.threads > 1 else ''} each, "
                         f"{summary.seconds:,.1f} s", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption="held-out: greedy return on the held-out years in the seed's training evaluations",
+                  caption="validation: greedy return on the validation episodes of the seed's training evaluations "
+                          "(training years unless inflow.validation_water_years is set)",
                   caption_justify="left")
-    for header in ("seed", "status", "frames", "best held-out", "last held-out", "wall time", "folder"):
+    for header in ("seed", "status", "frames", "best validation", "last validation", "wall time", "folder"):
         table.add_column(header, justify="left" if header in ("status", "folder") else "right", overflow="fold",
                          no_wrap=header in ("status", "frames"))
     for o in summary.outcomes:

@@ -141,7 +141,7 @@ def test_reward_breakdown_grouped() -> None:
 def test_learning_curve_has_labelled_reference_lines() -> None:
     steps = np.arange(0, 10_000, 500)
     series = {"train return": (steps, np.linspace(-20, 30, steps.size)),
-              "eval return (held-out)": (steps[::4], np.array([-15.0, np.nan, 10.0, 25.0, 28.0]))}
+              "eval return (validation)": (steps[::4], np.array([-15.0, np.nan, 10.0, 25.0, 28.0]))}
     fig = learning_curve_figure(series, {"SOP": -12.0, "DP": 40.0, "missing": float("nan")}, title="lc")
     (ax,) = fig.axes
     labels = _labels(ax)

@@ -131,6 +131,7 @@ def test_live_view_renders_episode_table() -> None:
     for text in ("recent episodes", "energy (GWh)", "spill (hm³)", "violations", "19.00", "1.23", "5.7", "365"):
         assert text in out, text
     assert "5,000/10,000 frames" in out and "1,000 fps" in out and "ε 0.420" in out and "loss –" in out
+    assert "eval return (validation) 7.50" in out  # the in-training evaluation runs on the validation episodes
     # only the 8 most recent episodes are shown: the final table starts at episode #5 (return 12.00)
     table = view.render().renderables[-1]
     assert table.row_count == 8

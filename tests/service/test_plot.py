@@ -122,3 +122,23 @@ def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval
     assert len(lines["agent"]) == len(lines["SOP"]) == full > 10
     assert np.isfinite(lines["agent"][:10]).all() and np.isnan(lines["agent"][10:]).all()
     assert np.allclose(lines["agent"][:10], lines["SOP"][:10])
+    # unnamed episodes (training's TensorBoard figures) vs the held-out episodes `plot` draws
+    assert figures["trajectory"]._suptitle.get_text().startswith("Episode from ")
+    assert figures["action_histogram"].get_axes()[0].get_title() == "Release levels chosen"
+    named = evaluation_figures(sop, env, episodes="held-out")
+    assert named["trajectory"]._suptitle.get_text().startswith("Held-out episode from ")
+    assert named["action_histogram"].get_axes()[0].get_title() == "Release levels chosen (held-out)"
+    assert named["reward_breakdown"].get_axes()[0].get_title() == "Reward per episode by component (held-out)"
+
+
+def test_learning_curve_names_the_validation_episodes():
+    from reservoir_rl.service.plot import training_figures
+
+    steps, values = np.array([256, 512]), np.array([1.0, 2.0])
+    scalars = {tag: (steps, values) for tag in ("episode/return_mean", "eval/return", "eval/energy_gwh")}
+    figures = training_figures(scalars, {"SOP": 0.5}, "tiny", 4)
+    (ax,) = figures["learning_curve"].get_axes()
+    assert "greedy agent (validation, 4 episodes)" in [line.get_label() for line in ax.get_lines()]
+    assert ax.get_title() == "tiny: learning curve; dashed: baselines on the same validation episodes"
+    energy = figures["reservoir_metrics"].get_axes()[0]
+    assert "validation greedy" in [line.get_label() for line in energy.get_lines()]

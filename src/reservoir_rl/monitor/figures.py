@@ -251,7 +251,7 @@ def learning_curve_figure(
     """Learning curves with baseline reference levels.
 
     Inputs: ``series`` — name → (steps (N,), values (N,)), e.g. {"train return": …, "eval return
-    (held-out)": …}; steps are environment frames (``xlabel``), NaN values leave gaps.
+    (validation)": …}; steps are environment frames (``xlabel``), NaN values leave gaps.
     ``reference_lines`` — name → level in the units of ``ylabel`` (e.g. {"SOP": -12.0, "DP": 40.0}),
     drawn as labelled horizontal dashed lines. Returns a one-axes figure.
     """

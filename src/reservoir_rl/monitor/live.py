@@ -233,7 +233,7 @@ class LiveView(_Tracker):
         )
         parts: list[object] = [bar]
         if "eval_return" in self.stats or "best_eval_return" in self.stats:
-            parts.append(Text(f"eval return (held-out) {_fmt(self.stats.get('eval_return'), '.2f')} | "
+            parts.append(Text(f"eval return (validation) {_fmt(self.stats.get('eval_return'), '.2f')} | "
                               f"best {_fmt(self.stats.get('best_eval_return'), '.2f')} | "
                               f"lr {_fmt(self.stats.get('lr'), '.2e')}", style="magenta"))
         table = Table(title=f"recent episodes ({self.n_episodes:,} total)", title_justify="left",

@@ -21,7 +21,7 @@ from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.service import collection
 
-EVAL_SEED_OFFSET = 1_000_003  # the held-out evaluation env never shares the training env's random stream
+EVAL_SEED_OFFSET = 1_000_003  # the evaluation envs never share the training env's random stream
 
 
 def resolve_device(device: str) -> torch.device:
@@ -60,7 +60,7 @@ def _shutdown(collector: Any) -> None:
 
 @dataclass
 class TrainingParts:
-    """Everything a training run steps: env, agent, replay buffer, collector, held-out eval env.
+    """Everything a training run steps: env, agent, replay buffer, collector, validation eval env.
 
     ``env`` is the training env of the ``sync`` backend, the one its collector steps. With the
     ``process`` and ``ray`` backends the workers step their own envs (see `service.collection`) and

@@ -253,7 +253,8 @@ def evaluate(
             in-training evaluation's years), ``train`` or ``all``.
         baselines: comma-separated subset of sop, hedging, rule, dp ("none" for the agent alone).
         seed: env seed (start days, initial storages, forecast errors); default: the seed of the
-            held-out evaluations during training (``train.seed + EVAL_SEED_OFFSET``).
+            in-training evaluations (``train.seed + EVAL_SEED_OFFSET``), so ``years="validation"`` with
+            ``train.eval_episodes`` episodes reproduces them.
         out / csv_path: JSON / CSV files to write; existing files are refused unless ``force``.
         on_policy: called with each policy's name before it runs (progress display).
 

@@ -1,4 +1,4 @@
-"""Use case `evaluate` on a multi-seed run: every seed's greedy agent on the same held-out episodes.
+"""Use case `evaluate` on a multi-seed run: every seed's greedy agent on the same episodes (held-out by default).
 
 Every seed's ``best.pt`` (``last.pt`` before its first evaluation) runs on one env reset with one seed, so
 episode i has the same start day, inflow trace and initial storage for every seed and every baseline. The
@@ -161,8 +161,8 @@ def evaluate_seeds(
 ) -> SeedsEvaluationReport:
     """Evaluate every seed of ``group`` and the ``baselines`` on the same ``episodes`` traces.
 
-    ``seed`` is the env seed of the episodes; default: the held-out evaluation seed of the first seed's
-    training (``train.seed + EVAL_SEED_OFFSET``). Also writes ``evaluation.json`` into the run folder."""
+    ``seed`` is the env seed of the episodes; default: the seed of the first seed's in-training
+    evaluations (``train.seed + EVAL_SEED_OFFSET``). Also writes ``evaluation.json`` into the run folder."""
     names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force)
     sources, payloads, configs = {}, {}, {}
     for s in group.seeds:

@@ -75,12 +75,16 @@ def evaluation_figures(
     env: DiscreteReservoirEnv,
     others: Mapping[str, EvaluationResult] | None = None,
     episode: int = 0,
+    episodes: str | None = None,
 ) -> dict[str, Figure]:
     """Trajectory (one episode), action histogram and reward breakdown of an evaluation.
 
     ``others`` adds comparison policies (e.g. {"SOP": ..., "DP": ...}) evaluated on the same traces; a
-    policy whose episode ended earlier (a failure) shows a gap after its last day.
+    policy whose episode ended earlier (a failure) shows a gap after its last day. ``episodes`` names the
+    episodes in the titles (e.g. "held-out", "validation"); None leaves them unnamed.
     """
+    what = f"{episodes} episode" if episodes else "episode"
+    suffix = f" ({episodes})" if episodes else ""
     policies = {"agent": result, **(others or {})}
     series = {name: episode_series(res, episode) for name, res in policies.items()}
     start = int(result.trajectory.get("record_index")[episode, 0])
@@ -96,14 +100,14 @@ def evaluation_figures(
         {name: s["release_cms"] for name, s in pad.items()},
         spill_cms={name: s["spill_cms"] for name, s in pad.items()},
         energy_mwh={name: s["energy_mwh"] for name, s in pad.items()},
-        title=f"Held-out episode from {dates[0]}",
+        title=f"{what[:1].upper()}{what[1:]} from {dates[0]}",
     )
     counts = {name: action_counts(res, env.n_actions) for name, res in policies.items()}
     histogram = action_histogram_figure(
-        counts if others else counts["agent"], release_levels_cms(env), title="Release levels chosen (held-out)"
+        counts if others else counts["agent"], release_levels_cms(env), title=f"Release levels chosen{suffix}"
     )
     breakdown_data = {name: weighted_component_totals(res, env) for name, res in policies.items()}
     breakdown = reward_breakdown_figure(
-        breakdown_data if others else breakdown_data["agent"], title="Reward per episode by component (held-out)"
+        breakdown_data if others else breakdown_data["agent"], title=f"Reward per episode by component{suffix}"
     )
     return {"trajectory": trajectory, "action_histogram": histogram, "reward_breakdown": breakdown}

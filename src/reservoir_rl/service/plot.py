@@ -111,13 +111,16 @@ def _pick(scalars: dict[str, Series], labels: dict[str, str]) -> dict[str, Serie
 
 
 def training_figures(scalars: dict[str, Series], references: dict[str, float], run_name: str, eval_episodes: int) -> dict[str, Figure]:
-    """Learning curve (with baseline reference levels), loss / ε / Q panels and reservoir metrics over training."""
+    """Learning curve (with baseline reference levels), loss / ε / Q panels and reservoir metrics over training.
+
+    The ``eval/`` curves are the in-training evaluation, on the validation episodes; ``references`` (baseline
+    label → mean return) must be scored on those same episodes."""
     learning = learning_curve_figure(
         _pick(scalars, {"episode/return_mean": "training episodes (ε-greedy, training years)",
-                        "eval/return": f"greedy agent (held-out, {eval_episodes} episodes)"}),
+                        "eval/return": f"greedy agent (validation, {eval_episodes} episodes)"}),
         reference_lines=references,
         ylabel="return per episode",
-        title=f"{run_name}: learning curve; dashed: baselines on the same held-out episodes",
+        title=f"{run_name}: learning curve; dashed: baselines on the same validation episodes",
     )
     panels = {
         "loss": _pick(scalars, {"train/loss": "loss"}),
@@ -130,7 +133,7 @@ def training_figures(scalars: dict[str, Series], references: dict[str, float], r
     training = metric_panels_figure(panels, title=f"{run_name}: optimisation")
     reservoir = metric_panels_figure(
         {
-            label: _pick(scalars, {f"reservoir/{key}": "training episodes", f"eval/{key}": "held-out greedy"})
+            label: _pick(scalars, {f"reservoir/{key}": "training episodes", f"eval/{key}": "validation greedy"})
             for key, label in RESERVOIR_PANELS.items()
         },
         title=f"{run_name}: reservoir metrics over training",
@@ -192,7 +195,7 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: Optional[str] = 
     env = make_env(config, "heldout", n_envs=eval_episodes, seed=seed, inflow=inflow)
     agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
     shown = {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed) for name in ("sop", "dp")}
-    figures = evaluation_figures(agent, env, others={"SOP": shown["sop"], "DP": shown["dp"]})
+    figures = evaluation_figures(agent, env, others={"SOP": shown["sop"], "DP": shown["dp"]}, episodes="held-out")
     figures["trajectory"].suptitle(
         f"{label or run_dir.name} (frame {result.frames:,}, {source.path.name}): held-out episode from "
         f"{env.inflow.dates[int(agent.trajectory.get('record_index')[0, 0])]}"
@@ -233,7 +236,8 @@ def plot(
     A multi-seed run gets the figures of `reservoir_rl.service.plot_seeds.plot_seeds` (``seed``: the seed
     of its held-out figures; for a single run it must be None).
 
-    Files: learning_curve, training, reservoir_metrics (from TensorBoard events); trajectory,
+    Files: learning_curve, training, reservoir_metrics (from TensorBoard events; the learning curve's
+    baseline levels are scored on the validation episodes of the in-training evaluation); trajectory,
     action_histogram, reward_breakdown (greedy agent vs SOP vs DP on held-out episodes, from the run's
     best checkpoint); evaluation (from evaluation.json, when `evaluate` has written one). Files in the
     run's own figures folder are replaced; in a folder given with ``out`` existing files are refused

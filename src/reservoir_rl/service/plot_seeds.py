@@ -1,9 +1,10 @@
 """Use case `plot` on a multi-seed run: learning curves of every seed with their mean and band, and the
 usual held-out and training-panel figures of one seed.
 
-Each seed's held-out curve is measured during its training on its own evaluation episodes (reset with
-``train.seed + EVAL_SEED_OFFSET``), so the baseline levels drawn with the curves are each baseline's mean
-return on every seed's evaluation episodes, averaged over the seeds (the level the mean curve compares to).
+Each seed's validation curve (``eval/return``) is measured during its training on its own validation
+episodes (reset with ``train.seed + EVAL_SEED_OFFSET``), so the baseline levels drawn with the curves are
+each baseline's mean return on every seed's validation episodes, averaged over the seeds (the level the
+mean curve compares to).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from reservoir_rl.service.seeds import SeedGroup
 
 # TensorBoard tag -> panel title of the learning-curve figure
 CURVES = {
-    "eval/return": "greedy agent on held-out years",
+    "eval/return": "greedy agent on the validation episodes",
     "episode/return_mean": "training episodes (ε-greedy, training years)",
 }
 
@@ -46,7 +47,7 @@ def plot_seeds(
 ) -> PlotResult:
     """Write the figures of a multi-seed run into ``out`` (default RUN/figures).
 
-    learning_curve: every seed, the mean over seeds and the min–max band (held-out and training returns);
+    learning_curve: every seed, the mean over seeds and the min–max band (validation and training returns);
     training, reservoir_metrics, trajectory, action_histogram, reward_breakdown: of ``seed`` (default the
     first seed); evaluation: from the run's evaluation.json, when `evaluate` has written one.
     """
@@ -89,7 +90,7 @@ def plot_seeds(
     figures["learning_curve"] = seed_curves_figure(
         {CURVES[tag]: curves for tag, curves in result.curves.items()},
         reference_lines={CURVES["eval/return"]: references},
-        title=f"{group.name}: {len(started)} seeds; dashed: baselines on the seeds' held-out evaluation episodes "
+        title=f"{group.name}: {len(started)} seeds; dashed: baselines on the seeds' validation episodes "
               f"(mean over {len(per_seed)} seeds)",
     )
     if seed in started:
