@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -113,15 +113,21 @@ class ReservoirPhysics:
         inflow_hm3: torch.Tensor,
         action: torch.Tensor,
         day_of_year: torch.Tensor,
+        evaporation_depth_mm: Optional[torch.Tensor] = None,
+        supply_demand_hm3: Optional[torch.Tensor] = None,
     ) -> StepOutcome:
-        """Advance one day. ``action`` holds release levels in 0 … n−1; all inputs broadcast together."""
+        """Advance one day. ``action`` holds release levels in 0 … n−1; all inputs broadcast together.
+        ``evaporation_depth_mm`` / ``supply_demand_hm3``, when given, are `evaporation_depth_mm(day_of_year)`
+        / `supply_demand_hm3(day_of_year)` computed beforehand (an env looks them up per record day)."""
         cfg = self.config
         dead = cfg.dead_storage_hm3
+        if evaporation_depth_mm is None:
+            evaporation_depth_mm = self.evaporation_depth_mm(day_of_year)
+        if supply_demand_hm3 is None:
+            supply_demand_hm3 = self.supply_demand_hm3(day_of_year)
         target_hm3 = action.to(storage_hm3.dtype) * (self.release_capacity_hm3 / (self.n_release_levels - 1))
         water_hm3 = storage_hm3 + inflow_hm3
-        evaporation_hm3 = (self.area_km2(storage_hm3) * self.evaporation_depth_mm(day_of_year) * 1e-3).minimum(
-            water_hm3 - dead
-        )
+        evaporation_hm3 = (self.area_km2(storage_hm3) * evaporation_depth_mm * 1e-3).minimum(water_hm3 - dead)
         available_hm3 = water_hm3 - evaporation_hm3
         release_hm3 = target_hm3.minimum(available_hm3 - dead).clamp(min=0.0)
         spill_hm3 = (available_hm3 - release_hm3 - cfg.capacity_hm3).clamp(min=0.0)
@@ -133,7 +139,7 @@ class ReservoirPhysics:
         power_mw = torch.where(mean_storage_hm3 >= cfg.min_operating_hm3, power_mw, torch.zeros_like(power_mw))
         energy_mwh = (power_mw * 24.0).clamp(max=self.max_daily_energy_mwh)
 
-        demand_hm3 = self.supply_demand_hm3(day_of_year).expand_as(release_hm3)
+        demand_hm3 = supply_demand_hm3.expand_as(release_hm3)
         supply_deficit_hm3 = (demand_hm3 - release_hm3).clamp(min=0.0)
         drought_tolerance_hm3 = 1e-4 * cfg.capacity_hm3
         return StepOutcome(

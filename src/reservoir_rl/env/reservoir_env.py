@@ -107,6 +107,11 @@ class DiscreteReservoirEnv(EnvBase):
         self._start_indices = torch.as_tensor(starts, dtype=torch.int64, device=dev)
         self._inflow_hm3 = torch.as_tensor(self.inflow.inflow_hm3(), dtype=torch.float32, device=dev)
         self._day_of_year = torch.as_tensor(self.inflow.day_of_year, dtype=torch.int64, device=dev)
+        # what depends only on the calendar day, once per record day: (T,) and (T, 2)
+        self._evaporation_depth_mm = self.physics.evaporation_depth_mm(self._day_of_year)
+        self._supply_demand_hm3 = self.physics.supply_demand_hm3(self._day_of_year)
+        angle = (2.0 * math.pi / 365.0) * self._day_of_year.to(torch.float32)
+        self._season_features = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
         self.mean_inflow_hm3 = float(self.inflow.mean_inflow_cms * HM3_PER_CMS_DAY)
         sigma = self.config.forecast.error_sigma * torch.arange(1, lead + 1, dtype=torch.float32).pow(
             self.config.forecast.error_growth
@@ -163,7 +168,6 @@ class DiscreteReservoirEnv(EnvBase):
         """Root keys of the current state as a plain dict (the callers build one TensorDict)."""
         index = self._record_index
         day = self._day_of_year[index]
-        angle = (2.0 * math.pi / 365.0) * day.to(torch.float32)
         window = self._inflow_windows_hm3.index_select(0, index)  # (n_envs, lead): true inflow, lead 1 first
         if self._scaled:
             window.mul_(self._inflow_scale.unsqueeze(-1))
@@ -172,8 +176,7 @@ class DiscreteReservoirEnv(EnvBase):
         forecast = window.mul_(noise.mul_(self._forecast_sigma).sub_(self._forecast_half_variance).exp_())
         features = [
             (self._storage_hm3 / self.config.reservoir.capacity_hm3).unsqueeze(-1),
-            torch.sin(angle).unsqueeze(-1),
-            torch.cos(angle).unsqueeze(-1),
+            self._season_features.index_select(0, index),  # sin, cos of 2π·day/365
             forecast / self.mean_inflow_hm3,
         ]
         for name in self.config.extra_features:
@@ -234,7 +237,10 @@ class DiscreteReservoirEnv(EnvBase):
         inflow_hm3 = self._inflow_hm3[index]
         if self._scaled:
             inflow_hm3 = inflow_hm3 * self._inflow_scale
-        outcome = self.physics.step(self._storage_hm3, inflow_hm3, action, self._day_of_year[index])
+        outcome = self.physics.step(
+            self._storage_hm3, inflow_hm3, action, self._day_of_year[index],
+            evaporation_depth_mm=self._evaporation_depth_mm[index], supply_demand_hm3=self._supply_demand_hm3[index],
+        )
         components = reward_components(self.physics, outcome)
         reward = weighted_reward(self.config.reward, components)
         failure = outcome.flood_failure | outcome.drought_failure
