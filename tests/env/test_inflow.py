@@ -344,8 +344,9 @@ def test_split_water_years_errors():
     record = synthetic(n_years=3)  # 1991..1993
     with pytest.raises(InflowDataError, match="1990"):
         split_water_years(record, [1990])
-    with pytest.raises(InflowDataError, match="no training"):
-        split_water_years(record, 3)
+    for too_many in (3, 4, 80):
+        with pytest.raises(InflowDataError, match="no training"):
+            split_water_years(record, too_many)
     with pytest.raises(InflowDataError, match="no training"):
         split_water_years(record, [1991, 1992, 1993])
     with pytest.raises(InflowDataError):
@@ -368,7 +369,8 @@ def test_split_validation_errors():
     train, heldout = split_water_years(record, 2)
     with pytest.raises(InflowDataError, match=r"\[1997\] are not training"):
         split_validation(record, train, [1997])  # a held-out year cannot validate
-    with pytest.raises(InflowDataError, match="no water year left to train on"):
-        split_validation(record, train, 6)
+    for too_many in (4, 6, 79):
+        with pytest.raises(InflowDataError, match="no water year left to train on"):
+            split_validation(record, train, too_many)
     with pytest.raises(InflowDataError, match=">= 0"):
         split_validation(record, train, -1)

@@ -305,6 +305,9 @@ def split_water_years(record: InflowRecord, heldout_water_years: int | Sequence[
         n = int(heldout_water_years)
         if n < 0:
             raise InflowDataError(f"{record.name}: number of held-out water years must be >= 0, got {n}")
+        if n >= len(complete):
+            raise InflowDataError(f"{record.name}: no training water year left after holding out {n} "
+                                  f"of {len(complete)} complete water years ({span})")
         heldout = complete[len(complete) - n:] if n else []
     else:
         heldout = sorted({int(y) for y in heldout_water_years})
@@ -335,6 +338,9 @@ def split_validation(
             raise InflowDataError(f"{record.name}: number of validation water years must be >= 0, got {n}")
         if n == 0:
             return train, list(train)
+        if n >= len(train):
+            raise InflowDataError(f"{record.name}: no water year left to train on after taking {n} validation "
+                                  f"year(s) from {len(train)} training years")
         validation = train[len(train) - n:]
     else:
         validation = sorted({int(y) for y in validation_water_years})

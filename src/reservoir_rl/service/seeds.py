@@ -166,7 +166,7 @@ def _total_frames(run: RunDir, default: int) -> int:
 
 
 def _read_outcome(outcome: SeedOutcome) -> None:
-    """Fill frames and held-out returns from the seed's ``last.pt`` (left empty if it cannot be read)."""
+    """Fill frames and validation returns from the seed's ``last.pt`` (left empty if it cannot be read)."""
     from reservoir_rl.errors import CheckpointError
     from reservoir_rl.service.checkpoint import load_checkpoint
 

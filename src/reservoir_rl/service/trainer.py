@@ -95,7 +95,7 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self, total_frames: int) -> str:
         """Train until ``total_frames`` (or a stop request); returns why it stopped ("done" or a signal
-        name). A checkpoint is saved on the way out. A finished run is also evaluated on the held-out
+        name). A checkpoint is saved on the way out. A finished run is also evaluated on the validation
         years at its last frame (with figures); that evaluation touches no training state, so a run
         finished at N and extended later still trains exactly like one that never stopped (only its
         ``eval/`` curve has the extra point at N, which may also become ``best.pt``)."""
@@ -203,7 +203,8 @@ class Trainer:
         self.window.reset()
 
     def _evaluate(self, figures: bool) -> EvaluationResult:
-        """Greedy policy on the held-out years (same traces every time); ``best.pt`` follows its return."""
+        """Greedy policy on the validation episodes (``make_env(config, "validation")``: training years unless
+        ``inflow.validation_water_years`` is set; the same traces every time); ``best.pt`` follows its return."""
         parts = self.parts
         result = evaluate_policy(parts.eval_env, parts.agent.actor, parts.eval_seed)
         summary = result.summary()
@@ -213,7 +214,7 @@ class Trainer:
         self.logger.scalars("eval", values, self.frames)
         self._display["eval_return"] = summary["return"]
         if figures:
-            for tag, figure in evaluation_figures(result, parts.eval_env).items():
+            for tag, figure in evaluation_figures(result, parts.eval_env, episodes="validation").items():
                 self.logger.figure(f"figures/{tag}", figure, self.frames)
         if summary["return"] > self.best_eval_return:
             self.best_eval_return = summary["return"]
