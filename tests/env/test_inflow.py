@@ -369,7 +369,7 @@ def test_split_validation_errors():
     train, heldout = split_water_years(record, 2)
     with pytest.raises(InflowDataError, match=r"\[1997\] are not training"):
         split_validation(record, train, [1997])  # a held-out year cannot validate
-    for too_many in (4, 6, 79):
+    for too_many in (6, 7, 79):
         with pytest.raises(InflowDataError, match="no water year left to train on"):
             split_validation(record, train, too_many)
     with pytest.raises(InflowDataError, match=">= 0"):
