@@ -249,7 +249,7 @@ class TrainConfig(_Section):
     """Training loop; schedules are in absolute frames so a resumed or extended run continues them."""
 
     total_frames: int = Field(200_000, ge=1)
-    n_envs: int = Field(8, ge=1)
+    n_envs: int = Field(32, ge=1)
     frames_per_batch: int = Field(64, ge=1)
     init_random_frames: int = Field(5_000, ge=0)
     updates_per_frame: float = Field(0.25, gt=0, description="gradient updates per collected frame")
