@@ -14,12 +14,12 @@ def render_seeds(summary) -> None:
     table = Table(title=f"Run {summary.run_dir}: {len(summary.seeds)} seeds, {summary.parallel} at a time, "
                         f"{summary.threads} thread{'s' if summary.threads > 1 else ''} each, "
                         f"{summary.seconds:,.1f} s", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  caption="validation: greedy return on the validation episodes of the seed's training evaluations "
-                          "(training years unless inflow.validation_water_years is set)",
+                  caption="best / last: greedy return on the validation episodes of the seed's in-training "
+                          "evaluations (training years unless inflow.validation_water_years is set)",
                   caption_justify="left")
-    for header in ("seed", "status", "frames", "best validation", "last validation", "wall time", "folder"):
-        table.add_column(header, justify="left" if header in ("status", "folder") else "right", overflow="fold",
-                         no_wrap=header in ("status", "frames"))
+    for header in ("seed", "status", "frames", "best", "last", "wall time", "folder"):
+        table.add_column(header, justify="left" if header in ("status", "folder") else "right",
+                         overflow="fold" if header == "folder" else "ellipsis", no_wrap=header in ("status", "frames"))
     for o in summary.outcomes:
         frames = f"{o.frames:,}/{o.total_frames:,}" if o.frames is not None else f"–/{o.total_frames:,}"
         seconds = f"{o.seconds:,.1f} s" if o.seconds is not None else "–"
