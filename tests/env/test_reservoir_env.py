@@ -596,3 +596,19 @@ def test_works_with_n_envs(synthetic_record, n_envs):
     out_batch = env.step(step_mdp(td[..., -1]).set("action", torch.full((n_envs,), 7)))
     for key in ("storage_hm3", "release_hm3", "spill_hm3", "energy_mwh", "reward"):
         assert torch.equal(out_single["next", key], out_batch["next", key][k:k + 1]), key
+
+
+def test_log_forecast_scale_is_log1p_of_the_linear_features(synthetic_record):
+    years = synthetic_record.complete_water_years()
+    linear = DiscreteReservoirEnv(EnvConfig(), synthetic_record, years, n_envs=16, seed=2)
+    logged = DiscreteReservoirEnv(EnvConfig(forecast={"scale": "log"}), synthetic_record, years, n_envs=16, seed=2)
+    a, b = linear.reset(), logged.reset()
+    lead = linear.config.forecast.lead_days
+    torch.testing.assert_close(b["observation"][:, 3:3 + lead], torch.log1p(a["observation"][:, 3:3 + lead]))
+    torch.testing.assert_close(b["observation"][:, :3], a["observation"][:, :3])
+    # a flood 30 times the mean inflow stays a small number the network can have seen
+    assert math.log1p(30.0) < 3.5
+    action = torch.full((16,), 3, dtype=torch.int64)
+    a["action"], b["action"] = action, action.clone()
+    torch.testing.assert_close(logged.step(b)["next", "observation"][:, 3:3 + lead],
+                               torch.log1p(linear.step(a)["next", "observation"][:, 3:3 + lead]))

@@ -5,7 +5,7 @@ Tensordict keys, all with batch shape ``(n_envs,)``:
 root (state before the decision)
     observation     float32 (n_envs, obs_dim): storage / capacity, sin and cos of 2π·day/365, the
                     inflow forecast for leads 1 … L (lead 1 = today) divided by the record's mean daily
-                    inflow, then any ``env.extra_features``
+                    inflow (``env.forecast.scale: log``: ln(1 + that ratio)), then any ``env.extra_features``
     storage_hm3     float32: storage at the start of the day
     record_index    int64: position of today in the inflow record
     day_of_year     int64: 0-based calendar day of today
@@ -117,6 +117,7 @@ class DiscreteReservoirEnv(EnvBase):
             self.config.forecast.error_growth
         )
         self._forecast_sigma = sigma.to(dev)
+        self._log_forecast = self.config.forecast.scale == "log"
         self._forecast_half_variance = (0.5 * sigma * sigma).to(dev)  # log-normal bias correction, (lead,)
         # Row i is the true inflow of days i … i + lead − 1: a view, gathered by one index_select per step.
         self._inflow_windows_hm3 = self._inflow_hm3.unfold(0, lead, 1)
@@ -177,7 +178,7 @@ class DiscreteReservoirEnv(EnvBase):
         features = [
             (self._storage_hm3 / self.config.reservoir.capacity_hm3).unsqueeze(-1),
             self._season_features.index_select(0, index),  # sin, cos of 2π·day/365
-            forecast / self.mean_inflow_hm3,
+            forecast.div_(self.mean_inflow_hm3).log1p_() if self._log_forecast else forecast / self.mean_inflow_hm3,
         ]
         for name in self.config.extra_features:
             if name == "flood_zone_fraction":
