@@ -100,7 +100,7 @@ class ForecastConfig(_Section):
     error_sigma: float = Field(0.1, ge=0, le=2, description="log-space error spread at lead 1")
     error_growth: float = Field(0.5, ge=0, le=2, description="spread at lead k = error_sigma * k ** error_growth")
     scale: Literal["linear", "log"] = Field(
-        "linear",
+        "log",
         description="forecast features: linear = inflow / record mean; log = ln(1 + inflow / record mean), "
         "which keeps floods far beyond the training years within the range the network has seen",
     )

@@ -274,7 +274,7 @@ def test_extra_features(synthetic_record):
 def test_forecast_without_error_is_true_future_inflow(synthetic_record):
     lead = 10
     env = make_synthetic_env(synthetic_record, n_envs=16, seed=5,
-                             forecast=ForecastConfig(lead_days=lead, error_sigma=0.0), horizon_days=50)
+                             forecast=ForecastConfig(lead_days=lead, error_sigma=0.0, scale="linear"), horizon_days=50)
     td = env.rollout(80, seeded_policy(2), break_when_any_done=False)
     mean_hm3 = synthetic_record.mean_inflow_cms * HM3_PER_CMS_DAY
     inflow = torch.as_tensor(synthetic_record.inflow_hm3())  # float64, independent of the env's table
@@ -293,7 +293,7 @@ def test_forecast_without_error_is_true_future_inflow(synthetic_record):
 def test_forecast_error_spread_grows_with_lead(synthetic_record):
     lead, sigma, growth = 10, 0.1, 0.5
     env = make_synthetic_env(synthetic_record, n_envs=64, seed=9,
-                             forecast=ForecastConfig(lead_days=lead, error_sigma=sigma, error_growth=growth))
+                             forecast=ForecastConfig(lead_days=lead, error_sigma=sigma, error_growth=growth, scale="linear"))
     td = env.rollout(100, constant_policy(4), break_when_any_done=False)
     mean_hm3 = synthetic_record.mean_inflow_cms * HM3_PER_CMS_DAY
     index = td["record_index"].unsqueeze(-1) + torch.arange(lead)
@@ -474,7 +474,7 @@ def test_validation_split_defaults_to_training_years_and_can_be_carved_out(bundl
 
 
 def test_inflow_scale_multiplies_inflow_and_forecast_and_keeps_mass_balance(synthetic_record):
-    config = EnvConfig(forecast={"error_sigma": 1e-9})  # near-exact forecast: compare with the record
+    config = EnvConfig(forecast={"error_sigma": 1e-9, "scale": "linear"})  # near-exact forecast: compare with the record
     env = DiscreteReservoirEnv(config, synthetic_record, n_envs=256, seed=3, inflow_scale_range=(0.5, 2.0),
                                water_years=synthetic_record.complete_water_years())
     td = env.reset()
@@ -600,8 +600,9 @@ def test_works_with_n_envs(synthetic_record, n_envs):
 
 def test_log_forecast_scale_is_log1p_of_the_linear_features(synthetic_record):
     years = synthetic_record.complete_water_years()
-    linear = DiscreteReservoirEnv(EnvConfig(), synthetic_record, years, n_envs=16, seed=2)
-    logged = DiscreteReservoirEnv(EnvConfig(forecast={"scale": "log"}), synthetic_record, years, n_envs=16, seed=2)
+    assert EnvConfig().forecast.scale == "log"  # the default
+    linear = DiscreteReservoirEnv(EnvConfig(forecast={"scale": "linear"}), synthetic_record, years, n_envs=16, seed=2)
+    logged = DiscreteReservoirEnv(EnvConfig(), synthetic_record, years, n_envs=16, seed=2)
     a, b = linear.reset(), logged.reset()
     lead = linear.config.forecast.lead_days
     torch.testing.assert_close(b["observation"][:, 3:3 + lead], torch.log1p(a["observation"][:, 3:3 + lead]))
