@@ -11,7 +11,8 @@ training call returns (ours: `reservoir-rl train`'s service call, which also wri
 final checkpoint and figures). The measuring instrument — a greedy evaluation of the current Q-network on
 the same 10 held-out episodes every ``--eval-every`` frames, with the same code for both programs — is
 timed separately and subtracted: it is identical work for both and would otherwise dilute the ratio with
-a constant that depends only on ``--eval-every``. Our other settings (parallel envs, frames per collector
+a constant that depends only on ``--eval-every``. Ours also runs its own in-training evaluation (on
+validation episodes, to pick ``best.pt``) at the same frames; it is timed and subtracted too. Our other settings (parallel envs, frames per collector
 batch) are the default config's.
 
 Reported per run:
@@ -68,25 +69,39 @@ def _eval_setup():
 
 
 def worker_ours(frames: int, eval_every: int) -> dict:
-    """Train with `reservoir-rl train`'s service layer; eval returns and their wall times from TensorBoard."""
+    """Train with `reservoir-rl train`'s service layer. At each of its own (validation) evaluations the
+    current Q-network is also evaluated greedily on the bench's held-out episodes, with the same function
+    as for SB3; both evaluations are timed and left out of the clock."""
+    import torch
     import yaml
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from reservoir_rl.config import Config
     from reservoir_rl.monitor.live import make_view
     from reservoir_rl.service import trainer as trainer_module
+    from reservoir_rl.service.evaluation import evaluate_policy
     from reservoir_rl.service.train import train
 
-    _, _, _, sop = _eval_setup()
+    _, eval_env, eval_seed, sop = _eval_setup()
     s = SETTINGS
     defaults = Config().train
-    eval_marks: list[tuple[float, float]] = []  # (wall time at the start of an evaluation, its duration)
+    evals: list[tuple[int, float, float]] = []
+    spent = [0.0]  # seconds spent evaluating
+    clock = {}
     evaluate = trainer_module.Trainer._evaluate
 
     def timed_evaluate(self, figures):
         began = time.time()
-        result = evaluate(self, figures)
-        eval_marks.append((began, time.time() - began))
+        result = evaluate(self, figures)  # the program's own evaluation (validation episodes, best.pt)
+        q_network = self.parts.agent.q_network
+
+        def greedy(td):
+            with torch.no_grad():
+                td.set("action", q_network(td.get("observation")).argmax(-1))
+            return td
+
+        value = evaluate_policy(eval_env, greedy, eval_seed).mean("return")
+        spent[0] += time.time() - began
+        evals.append((self.frames, time.time() - clock["started"] - spent[0], value))
         return result
 
     trainer_module.Trainer._evaluate = timed_evaluate
@@ -106,18 +121,11 @@ def worker_ours(frames: int, eval_every: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
         path.write_text(yaml.safe_dump(config))
-        started = time.time()
+        clock["started"] = time.time()
         summary = train(path, [], make_view("quiet"), runs_dir=Path(tmp) / "runs", name="bench")
-        finished = time.time()
-        accumulator = EventAccumulator(str(Path(tmp) / "runs" / "bench" / "tensorboard"), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        evals = []
-        for event in accumulator.Scalars("eval/return"):  # logged right after its evaluation finished
-            spent = sum(duration for began, duration in eval_marks if began <= event.wall_time)
-            evals.append((event.step, event.wall_time - started - spent, event.value))
-    eval_seconds = sum(duration for _, duration in eval_marks)
-    return {"frames": summary.frames, "seconds": finished - started - eval_seconds, "wall_seconds": finished - started,
-            "eval_seconds": eval_seconds, "evals": evals, "sop_return": sop}
+        wall = time.time() - clock["started"]
+    return {"frames": summary.frames, "seconds": wall - spent[0], "wall_seconds": wall, "eval_seconds": spent[0],
+            "evals": evals, "sop_return": sop}
 
 
 def worker_sb3(frames: int, eval_every: int) -> dict:
