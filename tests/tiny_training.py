@@ -13,7 +13,7 @@ import yaml
 TINY_CONFIG: dict[str, Any] = {
     "inflow": {"source": "synthetic", "heldout_water_years": 2, "synthetic": {"n_years": 6, "seed": 3}},
     "env": {"horizon_days": 60},
-    "agent": {"hidden_sizes": [32]},
+    "agent": {"hidden_sizes": [32], "n_step": 1},  # 1-step transitions: buffer size = frames collected
     "train": {
         "total_frames": 512,
         "n_envs": 8,
