@@ -155,22 +155,32 @@ LIMITS = [
     "error. Most of the remaining gap is storage the agent draws down earlier than DP (see the trajectory "
     "figures): without foresight, holding storage high through the summer risks a dry autumn.",
     "- **Rare floods.** The catastrophic failures left are the April 2005 flood at Montague (the lists "
-    "above). Avoiding it with full release from the day the forecast first shows its peak needs half the "
-    "reservoir empty on that day, while April flows in the training years stay below the failure "
-    "threshold; the agents hold about three quarters of capacity through February and March, as the "
-    "training years reward, and open the outlets when the forecast shows the rise: too late. The rules "
-    "fail in the same episodes; only DP, which knows the flood is coming, avoids them. Being safe against "
-    "that flood means keeping half the reservoir empty every March, a design decision (a seasonal "
-    "flood-control pool) that the training record does not teach.",
-    "- **Tried** (Montague, seeds 0–2, 200,000 frames each unless said, the same 50 held-out episodes; "
-    "`reservoir-rl train configs/base.yaml --seeds 0,1,2 --set ...`): `train.n_envs` 8 → 32 closed 0.71 → "
-    "0.72 of the gap in half the time per seed (now the default); `env.reward.failure` 50 → 200 left the "
-    "failures at 0.03 per episode (the gap share rises to 0.78 only because SOP's failures cost more); "
-    "`inflow.train_inflow_scale` [0.67, 1.5] and [0.5, 2.0] (wetter and drier training years) gave 0.07 "
-    "and 0.06 failures per episode and 0.67 of the gap; 400,000 frames gave 0.67 of the gap and 0.07 "
-    "failures per episode (later checkpoints are not better).",
-    "- **Not tried yet**: a longer forecast (it changes the 13-value observation), n-step returns, "
-    "dueling heads and prioritized replay in the default config (all are settings).",
+    "above). Full release from the day the 10-day forecast first shows its peak passes it only from a "
+    "reservoir at most half full, while April flows in the training years stay below 2,100 m³/s, far "
+    "under the 2,900 m³/s failure threshold: nothing in training asks for that much empty space in early "
+    "spring. In the failing episodes the agents had drawn the reservoir down ahead of the spring to about "
+    "half or two thirds full, and then either stood above that limit when the forecast showed the peak or "
+    "released less than full capacity on some of the following days. The rules fail in the same "
+    "episodes; only DP, which knows the flood is coming, avoids them. Being safe against that flood means "
+    "keeping half the reservoir empty every March: a design decision (a seasonal flood-control pool) "
+    "that the training record does not teach.",
+    "",
+    "What was tried on Montague (seeds 0–2, 200,000 frames each unless said, the same 50 held-out episodes; "
+    "`reservoir-rl train configs/base.yaml --seeds 0,1,2 --set KEY=VALUE`, then `reservoir-rl evaluate RUN "
+    "--episodes 50`), each change against the default of its time:",
+    "",
+    "| change | gap closed | failures per episode | kept |",
+    "|---|---|---|---|",
+    "| `train.n_envs` 8 → 32 (linear forecast) | 0.71 → 0.72 | 0.03 → 0.03 | yes: half the time per seed |",
+    "| `env.forecast.scale` linear → log | 0.72 → 0.75 | 0.03 → 0.05 | yes: releases in extreme floods |",
+    "| `agent.n_step` 1 → 3 (log forecast) | 0.75 → 0.74 | 0.05 → 0.03 | yes |",
+    "| `agent.gamma` 0.99 → 0.995 (log forecast) | 0.75 → 0.70 | 0.05 → 0.03 | no |",
+    "| `train.prioritized_replay` (log forecast) | 0.75 → 0.62 | 0.05 → 0.07 | no |",
+    "| `env.reward.failure` 50 → 200 | not comparable (SOP's failures cost more) | unchanged (linear 0.03, log 0.05) | no |",
+    "| `inflow.train_inflow_scale` [0.67, 1.5] / [0.5, 2.0] (linear, 8 envs) | 0.71 → 0.67 / 0.67 | 0.03 → 0.07 / 0.06 | no |",
+    "| `train.total_frames` 400,000 (linear, 32 envs) | 0.72 → 0.67 | 0.03 → 0.07 | no: later checkpoints are not better |",
+    "",
+    "Not tried yet: a longer forecast (it changes the 13-value observation), dueling heads.",
     "",
 ]
 
