@@ -227,7 +227,7 @@ class AgentConfig(_Section):
     double_dqn: bool = True
     loss: Literal["smooth_l1", "l2"] = "smooth_l1"
     gamma: float = Field(0.99, gt=0, le=1)
-    n_step: int = Field(3, ge=1, le=20)
+    n_step: int = Field(1, ge=1, le=20)
 
     @model_validator(mode="after")
     def _sizes(self) -> "AgentConfig":
