@@ -154,8 +154,8 @@ LIMITS = [
     "- **Foresight.** DP knows the whole year's inflow; the agent sees a 10-day forecast with growing "
     "error. Most of the remaining gap is storage the agent draws down earlier than DP (see the trajectory "
     "figures): without foresight, holding storage high through the summer risks a dry autumn.",
-    "- **Rare floods.** The catastrophic failures left are the April 2005 flood at Montague (the lists "
-    "above). Full release from the day the 10-day forecast first shows its peak passes it only from a "
+    "- **Rare floods.** The catastrophic failures left are at Montague, mostly in the April 2005 flood (the "
+    "lists above). Full release from the day the 10-day forecast first shows its peak passes it only from a "
     "reservoir at most half full, while April flows in the training years stay below 2,100 m³/s, far "
     "under the 2,900 m³/s failure threshold: nothing in training asks for that much empty space in early "
     "spring. In the failing episodes the agents had drawn the reservoir down ahead of the spring to about "
