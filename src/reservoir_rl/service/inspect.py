@@ -62,6 +62,7 @@ def config_summary(config: Config) -> dict[str, Any]:
             "n_release_levels": env.n_release_levels,
             "horizon_days": env.horizon_days,
             "forecast_lead_days": env.forecast.lead_days,
+            "forecast_scale": env.forecast.scale,
             "supply_demand_cms": reservoir.supply_demand_cms,
             "terminate_on_failure": env.terminate_on_failure,
         },
