@@ -176,11 +176,13 @@ LIMITS = [
     "| `agent.n_step` 1 → 3 (log forecast) | 0.75 → 0.74; Trenton 0.77 → 0.75 | 0.05 → 0.03; Trenton 0 → 0.01 | no: no clear gain over both rivers |",
     "| `agent.gamma` 0.99 → 0.995 (log forecast) | 0.75 → 0.70 | 0.05 → 0.03 | no |",
     "| `train.prioritized_replay` (log forecast) | 0.75 → 0.62 | 0.05 → 0.07 | no |",
+    "| `agent.dueling` (log forecast) | 0.75 → 0.70 | 0.05 → 0.04 | no |",
+    "| `agent.hidden_sizes` [256, 256] (log forecast) | 0.75 → 0.67 | 0.05 → 0.05 | no |",
     "| `env.reward.failure` 50 → 200 | not comparable (SOP's failures cost more) | unchanged (linear 0.03, log 0.05) | no |",
     "| `inflow.train_inflow_scale` [0.67, 1.5] / [0.5, 2.0] (linear, 8 envs) | 0.71 → 0.67 / 0.67 | 0.03 → 0.07 / 0.06 | no |",
     "| `train.total_frames` 400,000 (linear, 32 envs) | 0.72 → 0.67 | 0.03 → 0.07 | no: later checkpoints are not better |",
     "",
-    "Not tried yet: a longer forecast (it changes the 13-value observation), dueling heads.",
+    "Not tried yet: a longer forecast (it changes the 13-value observation).",
     "",
 ]
 
