@@ -13,7 +13,9 @@ for river in montague trenton; do
     config=configs/base.yaml
     [ "$river" = trenton ] && config=configs/trenton.yaml
     rm -rf "${runs:?}/$river"
-    "$bin/reservoir-rl" train "$config" --seeds 0,1,2 --name "$river" --runs-dir "$runs" --quiet
+    # the training summary (per-seed wall time, best / last validation return) goes into the report
+    COLUMNS=100 "$bin/reservoir-rl" train "$config" --seeds 0,1,2 --name "$river" --runs-dir "$runs" --quiet \
+        | tee "docs/results/$river-training.txt"
     "$bin/reservoir-rl" evaluate "$river" --runs-dir "$runs" --episodes 50 \
         --out "docs/results/$river.json" --force
     "$bin/reservoir-rl" plot "$river" --runs-dir "$runs" --out "docs/results/$river" --force

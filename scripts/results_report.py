@@ -60,6 +60,12 @@ def river_section(folder: Path, river: str) -> list[str]:
             fails = result["summary"].get("failures")
             lines.append(f"- seed {seed}: gap share {estimate(share, '{:.2f}')}, "
                          f"failures per episode {estimate(fails, '{:.2f}')}")
+    training = folder / f"{river}-training.txt"
+    if training.exists():  # written by scripts/results.sh: `train --seeds 0,1,2 --quiet`, as printed
+        summary = [line.rstrip() for line in training.read_text().splitlines()]
+        start = next((i for i, line in enumerate(summary) if line.startswith("Run ")), 0)
+        lines += ["", "Training (`reservoir-rl train CONFIG --seeds 0,1,2`, two seeds at a time on the 2-core machine, "
+                      "one thread each):", "", "```", *[line for line in summary[start:] if line], "```"]
     lines += failure_lines(data, river)
     figures = sorted((folder / river).glob("*.png"))
     if figures:
