@@ -11,9 +11,10 @@ from reservoir_rl.cli import _POLICY_SHORT, _SHORT_LABELS, _estimate, _interval,
 
 def render_seeds(summary) -> None:
     """One row per seed, the mean over seeds, what to do next; a failed seed is one error line, exit 1."""
-    table = Table(title=f"Run {summary.run_dir}: {len(summary.seeds)} seeds, {summary.parallel} at a time, "
-                        f"{summary.threads} thread{'s' if summary.threads > 1 else ''} each, "
-                        f"{summary.seconds:,.1f} s", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+    # the title is printed on its own line: as a table title it would wrap at the table's width
+    title = (f"Run {summary.run_dir}: {len(summary.seeds)} seeds, {summary.parallel} at a time, "
+             f"{summary.threads} thread{'s' if summary.threads > 1 else ''} each, {summary.seconds:,.1f} s")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False,
                   caption="best / last: greedy return on the validation episodes of the seed's in-training "
                           "evaluations (training years unless inflow.validation_water_years is set)",
                   caption_justify="left")
@@ -30,6 +31,7 @@ def render_seeds(summary) -> None:
     if len(best) > 1:
         mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
         table.add_row("mean", "", "", _number(mean(best)), _number(mean(last)), "", "", style="bold")
+    console.print(title, highlight=False, overflow="fold")
     console.print(table)
     if summary.stopped_by:
         console.print(f"stopped by {summary.stopped_by}: every running seed saved a checkpoint", highlight=False)
