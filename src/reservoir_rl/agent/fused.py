@@ -84,14 +84,8 @@ class FusedDQNLoss:
         chosen = q_values.gather(-1, action.reshape(-1, 1)).squeeze(-1)
         with torch.no_grad():
             target_q = self.target_network(next_observation)
-            if self.double_dqn:
-                next_action = online_next.argmax(-1, keepdim=True)
-            else:
-                next_action = target_q.argmax(-1, keepdim=True)
-            next_value = target_q.gather(-1, next_action).squeeze(-1)
-            discount = self.gamma if steps_to_next_obs is None else self.gamma ** steps_to_next_obs.reshape(-1)
-            not_terminated = (~terminated.reshape(-1)).to(next_value.dtype)
-            target = reward.reshape(-1) + discount * not_terminated * next_value
+            target = self._target(target_q, online_next if self.double_dqn else target_q, reward, terminated,
+                                  steps_to_next_obs)
         if self.loss_function == "smooth_l1":
             elementwise = F.smooth_l1_loss(chosen, target, reduction="none")
         else:
@@ -102,6 +96,21 @@ class FusedDQNLoss:
         else:
             loss = elementwise.mean()
         return loss, (chosen.detach() - target).pow(2)
+
+    def _target(
+        self,
+        target_q: torch.Tensor,
+        greedy_q: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        steps_to_next_obs: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """y = r + γ^k · (1 − terminated) · q_target(s', argmax_a greedy_q(s', a)), shape (B,); ``greedy_q``
+        is the online network's Q(s') for double DQN, else ``target_q`` itself."""
+        next_value = target_q.gather(-1, greedy_q.argmax(-1, keepdim=True)).squeeze(-1)
+        discount = self.gamma if steps_to_next_obs is None else self.gamma ** steps_to_next_obs.reshape(-1)
+        not_terminated = (~terminated.reshape(-1)).to(next_value.dtype)
+        return reward.reshape(-1) + discount * not_terminated * next_value
 
     def loss_and_gradients(
         self,
@@ -134,11 +143,8 @@ class FusedDQNLoss:
             action_column = action.reshape(-1, 1)
             chosen = q_all[:n].gather(-1, action_column).squeeze(-1)
             target_q = _mlp_forward(self._target_layers, next_observation)
-            greedy_source = q_all[n:] if self.double_dqn else target_q
-            next_value = target_q.gather(-1, greedy_source.argmax(-1, keepdim=True)).squeeze(-1)
-            discount = self.gamma if steps_to_next_obs is None else self.gamma ** steps_to_next_obs.reshape(-1)
-            not_terminated = (~terminated.reshape(-1)).to(next_value.dtype)
-            target = reward.reshape(-1) + discount * not_terminated * next_value
+            target = self._target(target_q, q_all[n:] if self.double_dqn else target_q, reward, terminated,
+                                  steps_to_next_obs)
             diff = chosen - target
             if self.loss_function == "smooth_l1":  # Huber with δ = 1: ½d² inside |d| < 1, |d| − ½ outside
                 slope = diff.clamp(-1.0, 1.0)
