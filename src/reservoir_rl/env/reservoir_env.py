@@ -89,6 +89,7 @@ class DiscreteReservoirEnv(EnvBase):
         if not 0.0 < low_scale <= high_scale:
             raise ConfigError(f"inflow scale range must satisfy 0 < low <= high, got {inflow_scale_range}")
         self.inflow_scale_range = (low_scale, high_scale)
+        self._scaled = self.inflow_scale_range != (1.0, 1.0)  # checked every step
         self.config = config if config is not None else EnvConfig()
         self.inflow = inflow if inflow is not None else load_bundled("montague")
         if water_years is None:
@@ -275,10 +276,6 @@ class DiscreteReservoirEnv(EnvBase):
         self._generator.manual_seed(0 if seed is None else int(seed))
 
     # ------------------------------------------------------------------ helpers for policies and resume
-    @property
-    def _scaled(self) -> bool:
-        return self.inflow_scale_range != (1.0, 1.0)
-
     @property
     def inflow_scale(self) -> torch.Tensor:
         """Factor on each env's inflow trace in the current episode, float32 (n_envs,); ones unless
