@@ -127,6 +127,9 @@ def test_wrong_types_name_the_key_and_the_value(raw, start):
         ({"baselines": {"dp_storage_levels": 5}}, "baselines.dp_storage_levels = 5: Input should be greater than or equal to 10"),
         ({"inflow": {"train_inflow_scale": [2, 1]}}, "inflow: train_inflow_scale must be [low, high] with 0 < low <= high"),
         ({"inflow": {"train_inflow_scale": [0, 1]}}, "inflow: train_inflow_scale must be [low, high] with 0 < low <= high"),
+        ({"inflow": {"train_flood_scale": [0.9, 1.5]}}, "inflow: train_flood_scale must be [low, high] with 1 <= low <= high"),
+        ({"inflow": {"train_flood_scale": [1.5, 1.2]}}, "inflow: train_flood_scale must be [low, high] with 1 <= low <= high"),
+        ({"inflow": {"flood_threshold_cms": 0}}, "inflow.flood_threshold_cms = 0: Input should be greater than 0"),
         ({"inflow": {"validation_water_years": -2}}, "inflow: validation_water_years must be >= 0, got -2"),
     ],
 )

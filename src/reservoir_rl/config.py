@@ -51,7 +51,11 @@ class ReservoirConfig(_Section):
     capacity_hm3: float = Field(1500.0, gt=0, description="storage at the spillway crest (S_max)")
     dead_storage_hm3: float = Field(150.0, ge=0, description="below the lowest outlet; never released")
     min_operating_hm3: float = Field(300.0, ge=0, description="minimum operating level: no power below it")
-    flood_zone_hm3: float = Field(1275.0, gt=0, description="bottom of the flood-control zone")
+    flood_zone_hm3: float | list[tuple[int, float]] = Field(
+        1275.0,
+        description="bottom of the flood-control zone: a storage, or a seasonal curve [[day_of_year, storage_hm3], "
+        "...] interpolated linearly and periodically over the year",
+    )
     release_capacity_cms: float = Field(400.0, gt=0, description="controlled release: turbines + outlet works")
     turbine_capacity_cms: float = Field(250.0, gt=0, description="maximum turbine flow")
     spillway_capacity_cms: float = Field(
@@ -76,10 +80,19 @@ class ReservoirConfig(_Section):
 
     @model_validator(mode="after")
     def _zones_in_order(self) -> "ReservoirConfig":
-        order = ["dead_storage_hm3", "min_operating_hm3", "flood_zone_hm3", "capacity_hm3"]
-        values = [getattr(self, name) for name in order]
-        for (low_name, low), (high_name, high) in zip(zip(order, values), list(zip(order, values))[1:]):
-            if not low < high:
+        flood_zone = self.flood_zone_hm3
+        if isinstance(flood_zone, list):
+            days = [day for day, _ in flood_zone]
+            if not days or any(b <= a for a, b in zip(days, days[1:])) or days[0] < 0 or days[-1] > 365:
+                raise ValueError("flood_zone_hm3 curve days must be strictly increasing within 0..365")
+            storages = [storage for _, storage in flood_zone]
+            lowest, highest = min(storages), max(storages)
+        else:
+            lowest = highest = flood_zone
+        order = [("dead_storage_hm3", self.dead_storage_hm3), ("min_operating_hm3", self.min_operating_hm3),
+                 ("flood_zone_hm3", lowest), ("flood_zone_hm3", highest), ("capacity_hm3", self.capacity_hm3)]
+        for (low_name, low), (high_name, high) in zip(order, order[1:]):
+            if low_name != high_name and not low < high:
                 raise ValueError(f"zones must be ordered: {low_name} ({low}) must be below {high_name} ({high})")
         if self.turbine_capacity_cms > self.release_capacity_cms:
             raise ValueError(
@@ -175,6 +188,14 @@ class InflowConfig(_Section):
         description="[low, high]: each training episode's inflow trace is scaled by a factor drawn "
         "log-uniformly in this range; [1, 1] = the record as it is",
     )
+    train_flood_scale: tuple[float, float] = Field(
+        (1.0, 1.0),
+        description="[low, high], 1 <= low <= high: each training episode's floods (the inflow above "
+        "flood_threshold_cms) are multiplied by a factor drawn log-uniformly in this range; [1, 1] = as recorded",
+    )
+    flood_threshold_cms: Optional[float] = Field(
+        None, gt=0, description="flow above which train_flood_scale acts, m³/s; null = env.reservoir.release_capacity_cms"
+    )
     synthetic: SyntheticInflowConfig = SyntheticInflowConfig()
 
     @model_validator(mode="after")
@@ -188,6 +209,9 @@ class InflowConfig(_Section):
         low, high = self.train_inflow_scale
         if not 0 < low <= high:
             raise ValueError(f"train_inflow_scale must be [low, high] with 0 < low <= high, got [{low}, {high}]")
+        low, high = self.train_flood_scale
+        if not 1 <= low <= high:
+            raise ValueError(f"train_flood_scale must be [low, high] with 1 <= low <= high, got [{low}, {high}]")
         return self
 
 

@@ -527,6 +527,78 @@ def test_make_env_scales_only_training_collectors(bundled_record):
         DiscreteReservoirEnv(None, bundled_record, n_envs=1, inflow_scale_range=(2.0, 1.0))
 
 
+# ------------------------------------------------------------------ flood scaling (training episodes)
+
+
+def test_flood_scale_grows_only_the_inflow_above_the_threshold_in_inflow_and_forecast(synthetic_record):
+    config = EnvConfig(forecast={"error_sigma": 1e-9, "scale": "linear"})  # near-exact forecast
+    threshold_cms = 200.0
+    env = DiscreteReservoirEnv(config, synthetic_record, n_envs=256, seed=3, flood_scale_range=(1.0, 3.0),
+                               flood_threshold_cms=threshold_cms, water_years=synthetic_record.complete_water_years())
+    td = env.reset()
+    k = env.flood_scale.clone()
+    assert k.min() >= 1.0 and k.max() <= 3.0 and k.std() > 0.2
+    assert abs(float(k.log().mean()) - 0.5 * math.log(3.0)) < 0.1  # log-uniform on [0, log 3]
+    threshold_hm3 = threshold_cms * HM3_PER_CMS_DAY
+    true = env.inflow_trace_hm3(td["record_index"], config.forecast.lead_days)
+    expected = torch.where(true > threshold_hm3, threshold_hm3 + k.unsqueeze(-1) * (true - threshold_hm3), true)
+    assert (true > threshold_hm3).any() and (true <= threshold_hm3).any()  # both sides of the threshold are met
+    forecast = td["observation"][:, 3:] * env.mean_inflow_hm3
+    torch.testing.assert_close(forecast, expected, rtol=1e-4, atol=1e-4)
+    td["action"] = torch.full((256,), 5, dtype=torch.int64)
+    out = env.step(td)["next"]
+    torch.testing.assert_close(out["inflow_hm3"], expected[:, 0])
+    balance = td["storage_hm3"] + out["inflow_hm3"] - out["evaporation_hm3"] - out["release_hm3"] - out["spill_hm3"]
+    torch.testing.assert_close(out["storage_hm3"], balance, rtol=0, atol=1e-3)
+
+
+def test_flood_threshold_defaults_to_the_release_capacity(synthetic_record):
+    config = EnvConfig(reservoir={"release_capacity_cms": 321.0})
+    env = DiscreteReservoirEnv(config, synthetic_record, n_envs=2, flood_scale_range=(1.0, 2.0),
+                               water_years=synthetic_record.complete_water_years())
+    assert env.flood_threshold_hm3 == pytest.approx(321.0 * HM3_PER_CMS_DAY)
+
+
+def test_flood_scale_is_redrawn_only_for_reset_envs_and_survives_state_round_trip(synthetic_record):
+    years = synthetic_record.complete_water_years()
+    env = DiscreteReservoirEnv(None, synthetic_record, years, n_envs=8, seed=1, flood_scale_range=(1.0, 2.0))
+    env.reset()
+    before = env.flood_scale.clone()
+    env.reset(TensorDict({"_reset": torch.tensor([True, False] * 4).unsqueeze(-1)}, batch_size=[8]))
+    after = env.flood_scale
+    assert torch.equal(after[1::2], before[1::2]) and not torch.equal(after[0::2], before[0::2])
+    twin = DiscreteReservoirEnv(None, synthetic_record, years, n_envs=8, seed=99, flood_scale_range=(1.0, 2.0))
+    twin.set_state(env.get_state())
+    assert torch.equal(twin.flood_scale, env.flood_scale)
+    old_state = {key: value for key, value in env.get_state().items() if key != "flood_scale"}
+    twin.set_state(old_state)  # a checkpoint written before flood scaling existed: floods as recorded
+    assert torch.equal(twin.flood_scale, torch.ones(8))
+
+
+def test_flood_scaling_off_keeps_the_random_stream(synthetic_record):
+    years = synthetic_record.complete_water_years()
+    plain = DiscreteReservoirEnv(None, synthetic_record, years, n_envs=16, seed=5)
+    unit = DiscreteReservoirEnv(None, synthetic_record, years, n_envs=16, seed=5, flood_scale_range=(1.0, 1.0))
+    def release_half(td):
+        return td.set("action", torch.full((16,), 5, dtype=torch.int64))
+
+    a = plain.rollout(30, release_half, break_when_any_done=False)
+    b = unit.rollout(30, release_half, break_when_any_done=False)
+    assert torch.equal(a["next", "observation"], b["next", "observation"])
+    assert torch.equal(unit.flood_scale, torch.ones(16))
+
+
+def test_make_env_scales_floods_only_for_training_collectors(bundled_record):
+    config = Config.model_validate({"inflow": {"train_flood_scale": [1.0, 2.0], "flood_threshold_cms": 500.0}})
+    train = make_env(config, "train", n_envs=2, inflow=bundled_record, scale_inflow=True)
+    assert train.flood_scale_range == (1.0, 2.0)
+    assert train.flood_threshold_hm3 == pytest.approx(500.0 * HM3_PER_CMS_DAY)
+    for split in ("train", "validation", "heldout"):
+        assert make_env(config, split, n_envs=2, inflow=bundled_record).flood_scale_range == (1.0, 1.0)
+    with pytest.raises(ConfigError, match="1 <= low <= high"):
+        DiscreteReservoirEnv(None, bundled_record, n_envs=1, flood_scale_range=(0.8, 1.2))
+
+
 def test_make_env_default_loads_bundled_record():
     env = make_env(Config(), split="train", n_envs=2, seed=0)
     assert "Montague" in env.inflow.name

@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 from tensordict import TensorDictBase
 
+from reservoir_rl.env.physics import periodic_interpolate
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 
 DAYS_PER_YEAR = 365
@@ -153,20 +154,12 @@ class RuleCurvePolicy:
         days = [d for d, _ in points]
         if any(b <= a for a, b in zip(days, days[1:])) or days[0] < 0 or days[-1] > DAYS_PER_YEAR:
             raise ValueError(f"rule curve days must be distinct and lie in 0..{DAYS_PER_YEAR}, got {days}")
-        first, last = points[0], points[-1]
-        periodic = [(last[0] - DAYS_PER_YEAR, last[1]), *points, (first[0] + DAYS_PER_YEAR, first[1])]
         self.env = env
         self.curve = points
-        self._days = torch.tensor([d for d, _ in periodic], dtype=torch.float64)
-        self._fractions = torch.tensor([f for _, f in periodic], dtype=torch.float64)
 
     def target_storage_hm3(self, day_of_year: torch.Tensor) -> torch.Tensor:
         """Target end-of-day storage (hm³) for each day of year (any shape), float64."""
-        day = day_of_year.to(torch.float64) % DAYS_PER_YEAR
-        upper = torch.searchsorted(self._days, day.contiguous(), right=True).clamp(1, len(self._days) - 1)
-        lower = upper - 1
-        weight = (day - self._days[lower]) / (self._days[upper] - self._days[lower])
-        fraction = self._fractions[lower] + weight * (self._fractions[upper] - self._fractions[lower])
+        fraction = periodic_interpolate(day_of_year, [d for d, _ in self.curve], [f for _, f in self.curve])
         return fraction * self.env.physics.capacity_hm3
 
     def release_hm3(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:

@@ -52,7 +52,8 @@ def daily_indicators(next_td: TensorDictBase, config: EnvConfig) -> dict[str, to
         "release_hm3": next_td.get("release_hm3"),
         "spill_hm3": next_td.get("spill_hm3"),
         "evaporation_hm3": next_td.get("evaporation_hm3"),
-        "flood_zone_days": (storage > reservoir.flood_zone_hm3).to(storage.dtype),
+        # the flood component is negative exactly on the days storage ends above the day's flood-control zone
+        "flood_zone_days": (next_td.get(("reward_components", "flood")) < 0).to(storage.dtype),
         "env_flow_deficit_days": (env_deficit_cms > 1e-6 * max(reservoir.env_flow_cms, 1.0)).to(storage.dtype),
         "env_flow_deficit_hm3": env_deficit_cms * HM3_PER_CMS_DAY,
         "supply_deficit_hm3": supply_deficit,

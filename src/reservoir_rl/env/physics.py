@@ -35,6 +35,7 @@ class StepOutcome(NamedTuple):
     downstream_cms: torch.Tensor  # (release + spill) as a mean daily flow
     supply_deficit_hm3: torch.Tensor
     supply_demand_hm3: torch.Tensor
+    flood_zone_hm3: torch.Tensor  # bottom of the flood-control zone on the day
     flood_failure: torch.Tensor  # bool: spill beyond spillway capacity (dam overtopping)
     drought_failure: torch.Tensor  # bool: storage drawn to dead storage
 
@@ -57,8 +58,21 @@ class ReservoirPhysics:
         return self.config.dead_storage_hm3
 
     @property
-    def flood_zone_hm3(self) -> float:
-        return self.config.flood_zone_hm3
+    def seasonal_flood_zone(self) -> bool:
+        """True when the bottom of the flood-control zone follows a curve over the year."""
+        return isinstance(self.config.flood_zone_hm3, list)
+
+    def flood_zone_hm3(self, day_of_year: torch.Tensor) -> torch.Tensor:
+        """Bottom of the flood-control zone (hm³) on each day of year (any shape, 0-based), float32.
+
+        A constant, or the configured [[day_of_year, storage_hm3], ...] curve interpolated linearly and
+        periodically over 365 days."""
+        zone = self.config.flood_zone_hm3
+        if not isinstance(zone, list):
+            return torch.full(day_of_year.shape, float(zone), dtype=torch.float32, device=day_of_year.device)
+        days = [float(day) for day, _ in zone]
+        storages = [float(storage) for _, storage in zone]
+        return periodic_interpolate(day_of_year, days, storages).to(torch.float32)
 
     @property
     def release_capacity_hm3(self) -> float:
@@ -115,16 +129,20 @@ class ReservoirPhysics:
         day_of_year: torch.Tensor,
         evaporation_depth_mm: Optional[torch.Tensor] = None,
         supply_demand_hm3: Optional[torch.Tensor] = None,
+        flood_zone_hm3: Optional[torch.Tensor] = None,
     ) -> StepOutcome:
         """Advance one day. ``action`` holds release levels in 0 … n−1; all inputs broadcast together.
-        ``evaporation_depth_mm`` / ``supply_demand_hm3``, when given, are `evaporation_depth_mm(day_of_year)`
-        / `supply_demand_hm3(day_of_year)` computed beforehand (an env looks them up per record day)."""
+        ``evaporation_depth_mm`` / ``supply_demand_hm3`` / ``flood_zone_hm3``, when given, are
+        `evaporation_depth_mm(day_of_year)` / `supply_demand_hm3(day_of_year)` / `flood_zone_hm3(day_of_year)`
+        computed beforehand (an env looks them up per record day)."""
         cfg = self.config
         dead = cfg.dead_storage_hm3
         if evaporation_depth_mm is None:
             evaporation_depth_mm = self.evaporation_depth_mm(day_of_year)
         if supply_demand_hm3 is None:
             supply_demand_hm3 = self.supply_demand_hm3(day_of_year)
+        if flood_zone_hm3 is None:
+            flood_zone_hm3 = self.flood_zone_hm3(day_of_year)
         target_hm3 = action.to(storage_hm3.dtype) * (self.release_capacity_hm3 / (self.n_release_levels - 1))
         water_hm3 = storage_hm3 + inflow_hm3
         evaporation_hm3 = (self.area_km2(storage_hm3) * evaporation_depth_mm * 1e-3).minimum(water_hm3 - dead)
@@ -152,9 +170,26 @@ class ReservoirPhysics:
             downstream_cms=(release_hm3 + spill_hm3) / HM3_PER_CMS_DAY,
             supply_deficit_hm3=supply_deficit_hm3,
             supply_demand_hm3=demand_hm3,
+            flood_zone_hm3=flood_zone_hm3.to(next_storage_hm3.dtype).expand_as(next_storage_hm3),
             flood_failure=spill_hm3 > cfg.spillway_capacity_cms * HM3_PER_CMS_DAY,
             drought_failure=next_storage_hm3 <= dead + drought_tolerance_hm3,
         )
+
+
+def periodic_interpolate(day_of_year: torch.Tensor, days: list[float], values: list[float]) -> torch.Tensor:
+    """Values of the (day, value) points at each day of year (any shape), linear between points and
+    periodic over 365 days (the last point joins the first across the new year); float64.
+
+    ``days`` strictly increasing in 0 … 365, one value per day."""
+    periodic_days = [days[-1] - DAYS_PER_YEAR, *days, days[0] + DAYS_PER_YEAR]
+    periodic_values = [values[-1], *values, values[0]]
+    xp = torch.tensor(periodic_days, dtype=torch.float64, device=day_of_year.device)
+    fp = torch.tensor(periodic_values, dtype=torch.float64, device=day_of_year.device)
+    day = day_of_year.to(torch.float64) % DAYS_PER_YEAR
+    upper = torch.searchsorted(xp, day.contiguous(), right=True).clamp(1, len(xp) - 1)
+    lower = upper - 1
+    weight = (day - xp[lower]) / (xp[upper] - xp[lower])
+    return fp[lower] + weight * (fp[upper] - fp[lower])
 
 
 def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:

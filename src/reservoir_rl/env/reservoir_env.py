@@ -70,6 +70,12 @@ class DiscreteReservoirEnv(EnvBase):
         inflow_scale_range: (low, high) of the factor that scales each episode's whole inflow trace
             (and its forecast), drawn log-uniformly at reset; (1, 1), the default, leaves the record as
             it is. Training uses it to meet wetter and drier years than the record holds.
+        flood_scale_range: (low, high) of the factor ``k`` that scales each episode's floods, drawn
+            log-uniformly at reset: the part of each day's inflow above ``flood_threshold_cms`` is multiplied
+            by ``k`` (inflow ``I`` becomes ``I + (k − 1)·max(0, I − threshold)``, forecast included), so the
+            record's floods keep their season and shape but grow; (1, 1), the default, leaves them as they are.
+        flood_threshold_cms: the flow above which ``flood_scale_range`` acts, m³/s; default: the reservoir's
+            release capacity (flows the outlets cannot pass are those that fill the reservoir).
     """
 
     batch_locked = True
@@ -83,14 +89,20 @@ class DiscreteReservoirEnv(EnvBase):
         device: torch.device | str = "cpu",
         seed: Optional[int] = None,
         inflow_scale_range: tuple[float, float] = (1.0, 1.0),
+        flood_scale_range: tuple[float, float] = (1.0, 1.0),
+        flood_threshold_cms: Optional[float] = None,
     ) -> None:
         super().__init__(device=device, batch_size=torch.Size([n_envs]))
-        low_scale, high_scale = (float(x) for x in inflow_scale_range)
-        if not 0.0 < low_scale <= high_scale:
-            raise ConfigError(f"inflow scale range must satisfy 0 < low <= high, got {inflow_scale_range}")
-        self.inflow_scale_range = (low_scale, high_scale)
+        self.inflow_scale_range = _factor_range(inflow_scale_range, "inflow scale", at_least_one=False)
+        self.flood_scale_range = _factor_range(flood_scale_range, "flood scale", at_least_one=True)
         self._scaled = self.inflow_scale_range != (1.0, 1.0)  # checked every step
+        self._floods_scaled = self.flood_scale_range != (1.0, 1.0)
         self.config = config if config is not None else EnvConfig()
+        if flood_threshold_cms is None:
+            flood_threshold_cms = self.config.reservoir.release_capacity_cms
+        if not flood_threshold_cms > 0:
+            raise ConfigError(f"flood threshold must be > 0 m³/s, got {flood_threshold_cms}")
+        self.flood_threshold_hm3 = float(flood_threshold_cms) * HM3_PER_CMS_DAY
         self.inflow = inflow if inflow is not None else load_bundled("montague")
         if water_years is None:
             water_years = split_water_years(self.inflow, 20)[0]
@@ -111,6 +123,7 @@ class DiscreteReservoirEnv(EnvBase):
         # what depends only on the calendar day, once per record day: (T,) and (T, 2)
         self._evaporation_depth_mm = self.physics.evaporation_depth_mm(self._day_of_year)
         self._supply_demand_hm3 = self.physics.supply_demand_hm3(self._day_of_year)
+        self._flood_zone_hm3 = self.physics.flood_zone_hm3(self._day_of_year)
         angle = (2.0 * math.pi / 365.0) * self._day_of_year.to(torch.float32)
         self._season_features = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
         self.mean_inflow_hm3 = float(self.inflow.mean_inflow_cms * HM3_PER_CMS_DAY)
@@ -128,6 +141,7 @@ class DiscreteReservoirEnv(EnvBase):
         self._record_index = self._start_indices[:1].expand(n_envs).clone()
         self._steps = torch.zeros(n_envs, dtype=torch.int64, device=dev)
         self._inflow_scale = torch.ones(n_envs, dtype=torch.float32, device=dev)  # this episode's factor
+        self._flood_scale = torch.ones(n_envs, dtype=torch.float32, device=dev)  # this episode's flood factor
         self._make_specs()
 
     # ------------------------------------------------------------------ specs
@@ -171,6 +185,8 @@ class DiscreteReservoirEnv(EnvBase):
         index = self._record_index
         day = self._day_of_year[index]
         window = self._inflow_windows_hm3.index_select(0, index)  # (n_envs, lead): true inflow, lead 1 first
+        if self._floods_scaled:
+            window = self._scale_floods(window, self._flood_scale.unsqueeze(-1))
         if self._scaled:
             window.mul_(self._inflow_scale.unsqueeze(-1))
         noise = torch.randn(window.shape, generator=self._generator, device=self.device)
@@ -183,7 +199,7 @@ class DiscreteReservoirEnv(EnvBase):
         ]
         for name in self.config.extra_features:
             if name == "flood_zone_fraction":
-                features.append((self._storage_hm3 / self.config.reservoir.flood_zone_hm3).unsqueeze(-1))
+                features.append((self._storage_hm3 / self._flood_zone_hm3[index]).unsqueeze(-1))
             elif name == "day_fraction":
                 features.append((self._steps.to(torch.float32) / self.config.horizon_days).unsqueeze(-1))
         return {
@@ -205,21 +221,21 @@ class DiscreteReservoirEnv(EnvBase):
         u = torch.rand(n, generator=self._generator, device=self.device)
         storage = (low + (high - low) * u) * self.config.reservoir.capacity_hm3
         start = self._start_indices[pick]
-        scale = self._inflow_scale
-        if self._scaled:  # drawn only when scaling is on, so an unscaled env keeps its random stream
-            log_low, log_high = (math.log(x) for x in self.inflow_scale_range)
-            v = torch.rand(n, generator=self._generator, device=self.device)
-            scale = torch.exp(log_low + (log_high - log_low) * v)
+        # each factor is drawn only when its scaling is on, so an unscaled env keeps its random stream
+        scale = self._draw_log_uniform(self.inflow_scale_range) if self._scaled else self._inflow_scale
+        flood_scale = self._draw_log_uniform(self.flood_scale_range) if self._floods_scaled else self._flood_scale
         if mask is None:
             self._record_index = start
             self._storage_hm3 = storage
             self._steps = torch.zeros_like(self._steps)
             self._inflow_scale = scale
+            self._flood_scale = flood_scale
         else:
             self._record_index = torch.where(mask, start, self._record_index)
             self._storage_hm3 = torch.where(mask, storage, self._storage_hm3)
             self._steps = torch.where(mask, torch.zeros_like(self._steps), self._steps)
             self._inflow_scale = torch.where(mask, scale, self._inflow_scale)
+            self._flood_scale = torch.where(mask, flood_scale, self._flood_scale)
         out = self._observe()
         zeros = torch.zeros(self.batch_size, dtype=torch.float32, device=self.device)
         for key in STEP_QUANTITIES:
@@ -237,11 +253,14 @@ class DiscreteReservoirEnv(EnvBase):
         action = tensordict.get("action").reshape(self.n_envs)
         index = self._record_index
         inflow_hm3 = self._inflow_hm3[index]
+        if self._floods_scaled:
+            inflow_hm3 = self._scale_floods(inflow_hm3, self._flood_scale)
         if self._scaled:
             inflow_hm3 = inflow_hm3 * self._inflow_scale
         outcome = self.physics.step(
             self._storage_hm3, inflow_hm3, action, self._day_of_year[index],
             evaporation_depth_mm=self._evaporation_depth_mm[index], supply_demand_hm3=self._supply_demand_hm3[index],
+            flood_zone_hm3=self._flood_zone_hm3[index],
         )
         components = reward_components(self.physics, outcome)
         reward = weighted_reward(self.config.reward, components)
@@ -272,6 +291,17 @@ class DiscreteReservoirEnv(EnvBase):
         )
         return TensorDict(out, batch_size=self.batch_size, device=self.device)
 
+    def _draw_log_uniform(self, bounds: tuple[float, float]) -> torch.Tensor:
+        """One factor per env, log-uniform in ``bounds``, float32 (n_envs,), from the env's generator."""
+        log_low, log_high = (math.log(x) for x in bounds)
+        v = torch.rand(self.n_envs, generator=self._generator, device=self.device)
+        return torch.exp(log_low + (log_high - log_low) * v)
+
+    def _scale_floods(self, inflow_hm3: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        """``I + (k − 1)·max(0, I − threshold)`` in hm³/day; ``factor`` broadcasts against ``inflow_hm3``."""
+        excess_hm3 = (inflow_hm3 - self.flood_threshold_hm3).clamp_(min=0.0)
+        return inflow_hm3 + excess_hm3.mul_(factor - 1.0)
+
     def _set_seed(self, seed: Optional[int]) -> None:
         self._generator.manual_seed(0 if seed is None else int(seed))
 
@@ -281,6 +311,12 @@ class DiscreteReservoirEnv(EnvBase):
         """Factor on each env's inflow trace in the current episode, float32 (n_envs,); ones unless
         ``inflow_scale_range`` is set."""
         return self._inflow_scale
+
+    @property
+    def flood_scale(self) -> torch.Tensor:
+        """Factor on the flood part of each env's inflow in the current episode, float32 (n_envs,); ones
+        unless ``flood_scale_range`` is set."""
+        return self._flood_scale
 
     def inflow_hm3_at(self, record_index: torch.Tensor) -> torch.Tensor:
         """True inflow (hm³/day) of the given record positions (any shape), unscaled."""
@@ -307,6 +343,7 @@ class DiscreteReservoirEnv(EnvBase):
             "record_index": self._record_index.cpu().clone(),
             "steps": self._steps.cpu().clone(),
             "inflow_scale": self._inflow_scale.cpu().clone(),
+            "flood_scale": self._flood_scale.cpu().clone(),
             "generator": self._generator.get_state(),
         }
 
@@ -323,6 +360,12 @@ class DiscreteReservoirEnv(EnvBase):
         self._inflow_scale = (
             torch.ones_like(self._storage_hm3) if scale is None else scale.to(self.device, torch.float32).clone()
         )
+        flood_scale = state.get("flood_scale")  # absent from checkpoints written before flood scaling existed
+        self._flood_scale = (
+            torch.ones_like(self._storage_hm3)
+            if flood_scale is None
+            else flood_scale.to(self.device, torch.float32).clone()
+        )
         self._generator.set_state(state["generator"])
 
 
@@ -338,7 +381,8 @@ def make_env(
     """Build the env of a full config on its training, validation, held-out or all water years.
 
     With ``scale_inflow`` (the training collectors), ``train`` episodes scale their inflow trace by a
-    factor drawn in ``inflow.train_inflow_scale``; every other env sees the record as it is. ``validation`` is
+    factor drawn in ``inflow.train_inflow_scale`` and their floods by one drawn in ``inflow.train_flood_scale``;
+    every other env sees the record as it is. ``validation`` is
     the years of the in-training evaluation (the training years themselves when
     ``inflow.validation_water_years`` is 0); ``all`` is every complete water year.
     """
@@ -353,8 +397,20 @@ def make_env(
     }
     if split not in years:
         raise ConfigError(f"unknown split {split!r}; choose train, validation, heldout or all")
-    scale = tuple(config.inflow.train_inflow_scale) if scale_inflow and split == "train" else (1.0, 1.0)
+    augment = scale_inflow and split == "train"
     return DiscreteReservoirEnv(
-        config.env, record, years[split], n_envs=n_envs, device=device, seed=seed, inflow_scale_range=scale
+        config.env, record, years[split], n_envs=n_envs, device=device, seed=seed,
+        inflow_scale_range=tuple(config.inflow.train_inflow_scale) if augment else (1.0, 1.0),
+        flood_scale_range=tuple(config.inflow.train_flood_scale) if augment else (1.0, 1.0),
+        flood_threshold_cms=config.inflow.flood_threshold_cms,
     )
+
+
+def _factor_range(bounds: Sequence[float], name: str, at_least_one: bool) -> tuple[float, float]:
+    """``bounds`` as a (low, high) float pair, refused unless low ≤ high and low > 0 (``at_least_one``: low ≥ 1)."""
+    low, high = (float(x) for x in bounds)
+    if not ((low >= 1.0 if at_least_one else low > 0.0) and low <= high):
+        relation = "1 <= low <= high" if at_least_one else "0 < low <= high"
+        raise ConfigError(f"{name} range must satisfy {relation}, got {tuple(bounds)}")
+    return low, high
 

@@ -18,7 +18,8 @@ def reward_components(physics: ReservoirPhysics, outcome: StepOutcome) -> dict[s
     """Components of one step, each with the batch shape of ``outcome``.
 
     hydropower: energy / maximum daily energy, in [0, 1].
-    flood:     −(storage above the flood zone) / (depth of the flood zone), in [−1, 0].
+    flood:     −(storage above the flood zone) / (depth of the flood zone), in [−1, 0]; both taken on the
+               day's flood-control zone (seasonal when ``flood_zone_hm3`` is a curve).
     env_flow:  −(environmental-flow deficit) / env_flow_cms, in [−1, 0].
     supply:    −(supply deficit / demand)², in [−1, 0] (0 when there is no demand).
     spill:     −spill / (release capacity × 1 day), ≤ 0.
@@ -26,8 +27,8 @@ def reward_components(physics: ReservoirPhysics, outcome: StepOutcome) -> dict[s
     """
     cfg = physics.config
     storage = outcome.next_storage_hm3
-    flood_depth_hm3 = cfg.capacity_hm3 - cfg.flood_zone_hm3
-    flood = -((storage - cfg.flood_zone_hm3) / flood_depth_hm3).clamp(0.0, 1.0)
+    flood_zone_hm3 = outcome.flood_zone_hm3
+    flood = -((storage - flood_zone_hm3) / (cfg.capacity_hm3 - flood_zone_hm3)).clamp(0.0, 1.0)
     if cfg.env_flow_cms > 0:
         env_flow = -((cfg.env_flow_cms - outcome.downstream_cms) / cfg.env_flow_cms).clamp(min=0.0)
     else:

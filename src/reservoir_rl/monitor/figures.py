@@ -29,15 +29,19 @@ _LEGEND = {"loc": "center left", "bbox_to_anchor": (1.01, 0.5), "fontsize": "sma
 
 @dataclass
 class Zones:
-    """Storage zones of the reservoir, all in hm³ (0 ≤ dead ≤ min operating ≤ flood zone ≤ capacity)."""
+    """Storage zones of the reservoir, all in hm³ (0 ≤ dead ≤ min operating ≤ flood zone ≤ capacity).
+
+    ``flood_zone_hm3`` is one number, or one value per plotted day (T,) for a seasonal flood-control zone."""
 
     dead_storage_hm3: float
     min_operating_hm3: float
-    flood_zone_hm3: float
+    flood_zone_hm3: float | np.ndarray
     capacity_hm3: float
 
     def __post_init__(self) -> None:
-        levels = [self.dead_storage_hm3, self.min_operating_hm3, self.flood_zone_hm3, self.capacity_hm3]
+        flood = np.asarray(self.flood_zone_hm3, dtype=float).reshape(-1)
+        lowest, highest = (float(flood.min()), float(flood.max())) if flood.size else (math.nan, math.nan)
+        levels = [self.dead_storage_hm3, self.min_operating_hm3, lowest, highest, self.capacity_hm3]
         if not all(math.isfinite(v) for v in levels) or levels[0] < 0 or levels != sorted(levels):
             raise ValueError(f"zones must satisfy 0 <= dead <= min_operating <= flood_zone <= capacity, got {levels}")
 
@@ -97,14 +101,20 @@ def trajectory_figure(
     storages = {k: _series(v, n, f"storage_hm3[{k!r}]") for k, v in storage_hm3.items()}
     finite_max = max((float(np.nanmax(s)) for s in storages.values() if np.isfinite(s).any()), default=0.0)
     top = max(zones.capacity_hm3, finite_max) * 1.05 or 1.0
+    flood_zone = np.asarray(zones.flood_zone_hm3, dtype=float)
+    if flood_zone.ndim:  # seasonal: one bottom per day
+        flood_zone = _series(flood_zone, n, "zones.flood_zone_hm3")
     bands = [
         (0.0, zones.dead_storage_hm3, "dimgray", 0.35, "dead pool"),
         (zones.dead_storage_hm3, zones.min_operating_hm3, "tan", 0.35, "inactive"),
-        (zones.min_operating_hm3, zones.flood_zone_hm3, "lightskyblue", 0.2, "conservation"),
-        (zones.flood_zone_hm3, zones.capacity_hm3, "salmon", 0.3, "flood control"),
+        (zones.min_operating_hm3, flood_zone, "lightskyblue", 0.2, "conservation"),
+        (flood_zone, zones.capacity_hm3, "salmon", 0.3, "flood control"),
     ]
     for low, high, color, alpha, label in bands:
-        ax.axhspan(low, high, color=color, alpha=alpha, lw=0, label=label)
+        if np.ndim(low) or np.ndim(high):
+            ax.fill_between(days, low, high, color=color, alpha=alpha, lw=0, label=label)
+        else:
+            ax.axhspan(low, high, color=color, alpha=alpha, lw=0, label=label)
     ax.axhline(zones.capacity_hm3, color="black", lw=1.0, ls="-", label=f"capacity ({zones.capacity_hm3:,.0f} hm³)")
     for name, storage in storages.items():
         ax.plot(days, storage, color=colors[name], lw=1.4, label=name)

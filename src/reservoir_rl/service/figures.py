@@ -21,9 +21,16 @@ from reservoir_rl.monitor.figures import (
 from reservoir_rl.service.evaluation import EvaluationResult
 
 
-def zones_of(env: DiscreteReservoirEnv) -> Zones:
+def zones_of(env: DiscreteReservoirEnv, start_index: int, n_days: int) -> Zones:
+    """The storage zones of ``env`` over the ``n_days`` record days from ``start_index``: the bottom of the
+    flood-control zone is one number, or (n_days,) hm³ when it follows a seasonal curve."""
     r = env.config.reservoir
-    return Zones(r.dead_storage_hm3, r.min_operating_hm3, r.flood_zone_hm3, r.capacity_hm3)
+    if env.physics.seasonal_flood_zone:
+        days = env.day_of_year_trace(torch.tensor([start_index]), n_days)[0]
+        flood_zone_hm3: float | np.ndarray = env.physics.flood_zone_hm3(days).cpu().numpy()
+    else:
+        flood_zone_hm3 = float(r.flood_zone_hm3)
+    return Zones(r.dead_storage_hm3, r.min_operating_hm3, flood_zone_hm3, r.capacity_hm3)
 
 
 def episode_series(result: EvaluationResult, episode: int = 0) -> dict[str, np.ndarray]:
@@ -95,7 +102,7 @@ def evaluation_figures(
     trajectory = trajectory_figure(
         dates,
         {name: s["storage_hm3"] for name, s in pad.items()},
-        zones_of(env),
+        zones_of(env, start, n_days),
         inflow_cms,
         {name: s["release_cms"] for name, s in pad.items()},
         spill_cms={name: s["spill_cms"] for name, s in pad.items()},

@@ -1,0 +1,63 @@
+"""A seasonal flood-control zone sized from an inflow record, as flood-control pools are sized in practice.
+
+The flood-control space a reservoir keeps empty on a date is the largest flood volume it must be able to
+store then: here, the largest ``volume_days``-day volume of inflow above the release capacity (the water the
+outlets cannot pass, which the reservoir has to hold) among the windows that start within ``window_days``
+of that date in the given water years, and never less than ``min_space_hm3``. The bottom of the zone is
+the capacity minus that space. The result is a ``[[day_of_year, storage_hm3], ...]`` curve for
+``env.reservoir.flood_zone_hm3`` (interpolated linearly and periodically between its points).
+
+Sized on the training years only, the curve uses nothing the held-out years hold.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from reservoir_rl.env.inflow import InflowRecord
+from reservoir_rl.env.physics import DAYS_PER_YEAR, HM3_PER_CMS_DAY
+
+
+def flood_volumes_hm3(inflow_cms: np.ndarray, release_capacity_cms: float, volume_days: int) -> np.ndarray:
+    """Volume of inflow above the release capacity over the ``volume_days`` days starting on each day,
+    hm³, shape (T − volume_days + 1,)."""
+    excess_hm3 = np.clip(np.asarray(inflow_cms, dtype=np.float64) - release_capacity_cms, 0.0, None) * HM3_PER_CMS_DAY
+    return np.convolve(excess_hm3, np.ones(volume_days), mode="valid")
+
+
+def flood_zone_curve(
+    record: InflowRecord,
+    water_years: Sequence[int],
+    capacity_hm3: float,
+    release_capacity_cms: float,
+    min_space_hm3: float,
+    volume_days: int = 10,
+    window_days: int = 30,
+    n_points: int = 12,
+) -> list[tuple[int, float]]:
+    """Bottom of the flood-control zone (hm³) on ``n_points`` days of year spread evenly from 0.
+
+    Space on day d = max(``min_space_hm3``, largest ``volume_days``-day flood volume (above
+    ``release_capacity_cms``) of a window starting within ``window_days`` days of d, in ``water_years``),
+    capped at the capacity; bottom = capacity − space, rounded to 1 hm³. Raises ``ValueError`` when the
+    water years hold no such window.
+    """
+    if volume_days < 1 or window_days < 0 or n_points < 1:
+        raise ValueError(f"need volume_days >= 1, window_days >= 0, n_points >= 1, got {volume_days}, {window_days}, {n_points}")
+    volumes = flood_volumes_hm3(record.inflow_cms, release_capacity_cms, volume_days)
+    n = volumes.size
+    in_years = np.isin(record.water_years[:n], np.asarray(list(water_years), dtype=np.int64))
+    if not in_years.any():
+        raise ValueError(f"{record.name}: no {volume_days}-day window starts in water years {list(water_years)[:3]}…")
+    day_of_year = record.day_of_year[:n]
+    curve = []
+    for k in range(n_points):
+        day = int(round(k * DAYS_PER_YEAR / n_points))
+        distance = np.abs((day_of_year - day + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
+        near = in_years & (distance <= window_days)
+        largest_hm3 = float(volumes[near].max()) if near.any() else 0.0
+        space_hm3 = min(max(largest_hm3, min_space_hm3), capacity_hm3)
+        curve.append((day, float(round(capacity_hm3 - space_hm3))))
+    return curve
