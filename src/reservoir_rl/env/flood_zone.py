@@ -8,6 +8,7 @@ the capacity minus that space. The result is a ``[[day_of_year, storage_hm3], ..
 ``env.reservoir.flood_zone_hm3`` (interpolated linearly and periodically between its points).
 
 Sized on the training years only, the curve uses nothing the held-out years hold.
+`rule_curve_below_flood_zone` lowers a rule curve's targets under such a zone.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.physics import DAYS_PER_YEAR, HM3_PER_CMS_DAY
+from reservoir_rl.env.physics import DAYS_PER_YEAR, HM3_PER_CMS_DAY, periodic_interpolate
 
 
 def flood_volumes_hm3(inflow_cms: np.ndarray, release_capacity_cms: float, volume_days: int) -> np.ndarray:
@@ -61,3 +63,25 @@ def flood_zone_curve(
         space_hm3 = min(max(largest_hm3, min_space_hm3), capacity_hm3)
         curve.append((day, float(round(capacity_hm3 - space_hm3))))
     return curve
+
+
+def rule_curve_below_flood_zone(
+    rule_curve: Sequence[tuple[float, float]],
+    flood_zone: Sequence[tuple[int, float]],
+    capacity_hm3: float,
+    margin_fraction: float = 0.05,
+) -> list[tuple[int, float]]:
+    """A rule curve (``[[day_of_year, storage fraction], ...]``) lowered where it would stand less than
+    ``margin_fraction`` of capacity below the flood-control zone: on every day of either curve, the target
+    is min(rule curve, flood-zone bottom / capacity − margin), rounded to 0.001.
+
+    Operators keep the target storage of a rule curve in the conservation pool, under the flood-control
+    zone: a rule curve that reaches into it stores water the zone exists to keep out."""
+    rule_days, rule_values = [float(d) for d, _ in rule_curve], [float(f) for _, f in rule_curve]
+    zone_days, zone_values = [float(d) for d, _ in flood_zone], [float(s) / capacity_hm3 for _, s in flood_zone]
+    days = sorted({int(d) for d in rule_days} | {int(d) for d in zone_days})
+    day_tensor = torch.tensor(days, dtype=torch.float64)
+    rule = periodic_interpolate(day_tensor, rule_days, rule_values)
+    ceiling = periodic_interpolate(day_tensor, zone_days, zone_values) - margin_fraction
+    target = torch.minimum(rule, ceiling).clamp(min=0.0)
+    return [(day, round(float(value), 3)) for day, value in zip(days, target)]
