@@ -174,6 +174,26 @@ def test_zones_must_be_ordered(reservoir, low_key, high_key):
     assert message == f"run.yaml: env.reservoir: zones must be ordered: {low_key} must be below {high_key}"
 
 
+@pytest.mark.parametrize(
+    "curve, message",
+    [
+        ([[0, 900.0], [180, 1600.0]], "zones must be ordered: flood_zone_hm3 (1600.0) must be below capacity_hm3 (1500.0)"),
+        ([[0, 900.0], [180, 250.0]], "zones must be ordered: min_operating_hm3 (300.0) must be below flood_zone_hm3 (250.0)"),
+        ([[90, 900.0], [30, 1000.0]], "flood_zone_hm3 curve days must be strictly increasing within 0..365"),
+        ([[0, 900.0], [400, 1000.0]], "flood_zone_hm3 curve days must be strictly increasing within 0..365"),
+        ([], "flood_zone_hm3 curve days must be strictly increasing within 0..365"),
+    ],
+)
+def test_seasonal_flood_zone_checks(curve, message):
+    assert config_error({"env": {"reservoir": {"flood_zone_hm3": curve}}}) == f"run.yaml: env.reservoir: {message}"
+
+
+def test_seasonal_flood_zone_is_read_as_a_curve_and_a_number_stays_a_number():
+    curve = config_from_dict({"env": {"reservoir": {"flood_zone_hm3": [[0, 900], [180, 1200.5]]}}})
+    assert curve.env.reservoir.flood_zone_hm3 == [(0, 900.0), (180, 1200.5)]
+    assert config_from_dict({}).env.reservoir.flood_zone_hm3 == 1275.0
+
+
 def test_other_cross_key_checks():
     assert "turbine_capacity_cms (500.0) exceeds release_capacity_cms (400.0)" in config_error(
         {"env": {"reservoir": {"turbine_capacity_cms": 500.0}}})

@@ -447,3 +447,33 @@ def test_release_levels_and_action_for_release(physics):
     torch.testing.assert_close(levels, torch.arange(N_LEVELS, dtype=torch.float32) * (R_MAX / 10))
     torch.testing.assert_close(physics.action_for_release(levels), torch.arange(N_LEVELS))
     assert physics.action_for_release(torch.tensor([-5.0, 1e6])).tolist() == [0, N_LEVELS - 1]
+
+
+# ------------------------------------------------------------------ seasonal flood-control zone
+
+SEASONAL = [(0, 1000.0), (90, 700.0), (180, 1200.0)]
+
+
+def test_seasonal_flood_zone_interpolates_linearly_and_periodically():
+    physics = ReservoirPhysics(ReservoirConfig(flood_zone_hm3=SEASONAL), N_LEVELS)
+    assert physics.seasonal_flood_zone and not ReservoirPhysics(CFG, N_LEVELS).seasonal_flood_zone
+    days = torch.tensor([0, 45, 90, 135, 180, 272, 364, 365])
+    # day 272.5 is half way from (180, 1200) to (365, 1000) across the new year; day 365 wraps to day 0
+    expected = torch.tensor([1000.0, 850.0, 700.0, 950.0, 1200.0, 1200.0 - 200.0 * 92 / 185,
+                             1200.0 - 200.0 * 184 / 185, 1000.0])
+    torch.testing.assert_close(physics.flood_zone_hm3(days), expected)
+    constant = ReservoirPhysics(CFG, N_LEVELS).flood_zone_hm3(days)
+    torch.testing.assert_close(constant, torch.full((8,), CFG.flood_zone_hm3))
+
+
+def test_flood_penalty_follows_the_flood_zone_of_the_day():
+    physics = ReservoirPhysics(ReservoirConfig(flood_zone_hm3=SEASONAL, evaporation_mm_per_day=0.0), N_LEVELS)
+    storage = torch.full((3,), 1100.0)
+    out = physics.step(storage, torch.zeros(3), torch.zeros(3, dtype=torch.int64), torch.tensor([0, 90, 180]))
+    torch.testing.assert_close(out.flood_zone_hm3, torch.tensor([1000.0, 700.0, 1200.0]))
+    flood = reward_components(physics, out)["flood"]
+    # 1,100 hm³ is 100 of the 500 hm³ zone on day 0, 400 of 800 on day 90, under the zone on day 180
+    torch.testing.assert_close(flood, torch.tensor([-0.2, -0.5, 0.0]))
+    precomputed = physics.step(storage, torch.zeros(3), torch.zeros(3, dtype=torch.int64), torch.tensor([0, 90, 180]),
+                               flood_zone_hm3=torch.tensor([1000.0, 700.0, 1200.0]))
+    torch.testing.assert_close(precomputed.flood_zone_hm3, out.flood_zone_hm3)

@@ -18,6 +18,7 @@ from torchrl.envs.utils import check_env_specs, step_mdp
 from reservoir_rl.config import Config, EnvConfig, ForecastConfig, ReservoirConfig, RewardConfig
 from reservoir_rl.env import DiscreteReservoirEnv, make_env
 from reservoir_rl.env.inflow import split_water_years, synthetic
+from reservoir_rl.env.metrics import episode_metrics, first_done_mask
 from reservoir_rl.env.physics import HM3_PER_CMS_DAY
 from reservoir_rl.env.reservoir_env import FAILURE_FLAGS, STEP_QUANTITIES
 from reservoir_rl.env.reward import COMPONENTS, weighted_reward
@@ -266,6 +267,23 @@ def test_extra_features(synthetic_record):
     expected = torch.cat([torch.arange(20), torch.arange(5)]).float() / 20
     torch.testing.assert_close(td["observation"][..., -1], expected.expand(4, 25))
     torch.testing.assert_close(td["next", "observation"][:, :19, -1], (torch.arange(1, 20).float() / 20).expand(4, 19))
+
+
+def test_seasonal_flood_zone_in_feature_reward_and_flood_zone_days(synthetic_record):
+    curve = [(0, 900.0), (120, 600.0), (240, 1300.0)]
+    env = make_synthetic_env(synthetic_record, n_envs=16, horizon_days=365, extra_features=["flood_zone_fraction"],
+                             reservoir=ReservoirConfig(flood_zone_hm3=curve))
+    td = env.rollout(365, seeded_policy(3), break_when_any_done=False)
+    zone = env.physics.flood_zone_hm3(td["day_of_year"])
+    torch.testing.assert_close(td["observation"][..., -1], td["storage_hm3"] / zone)
+    storage = td["next", "storage_hm3"]
+    above = storage > zone
+    assert above.any() and (~above).any() and not torch.equal(above, storage > 900.0)  # the season matters
+    flood = td["next", "reward_components", "flood"]
+    torch.testing.assert_close(flood, -((storage - zone) / (1500.0 - zone)).clamp(0, 1))
+    metrics = episode_metrics(td, env.config)
+    valid = first_done_mask(td["next", "done"])
+    torch.testing.assert_close(metrics["flood_zone_days"], (above & valid).sum(dim=1).float())
 
 
 # ------------------------------------------------------------------ forecast

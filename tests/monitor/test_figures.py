@@ -96,6 +96,21 @@ def test_zones_must_be_ordered() -> None:
         Zones(dead_storage_hm3=100.0, min_operating_hm3=50.0, flood_zone_hm3=800.0, capacity_hm3=1000.0)
 
 
+def test_trajectory_shades_a_seasonal_flood_zone_day_by_day() -> None:
+    flood_zone = 700.0 + 200.0 * np.cos(np.arange(T) / 30.0)
+    zones = Zones(dead_storage_hm3=50.0, min_operating_hm3=120.0, flood_zone_hm3=flood_zone, capacity_hm3=1000.0)
+    storage = {"agent": np.full(T, 600.0)}
+    fig = trajectory_figure(np.arange(T), storage, zones, np.full(T, 100.0), {"agent": np.full(T, 90.0)})
+    flood_band = next(c for c in fig.axes[0].collections if c.get_label() == "flood control")
+    bottom = flood_band.get_paths()[0].vertices[:, 1]
+    assert bottom.min() == pytest.approx(flood_zone.min()) and bottom.max() == pytest.approx(1000.0)
+    with pytest.raises(ValueError, match="zones.flood_zone_hm3"):
+        trajectory_figure(np.arange(T - 1), {"agent": np.full(T - 1, 600.0)}, zones, np.full(T - 1, 100.0),
+                          {"agent": np.full(T - 1, 90.0)})
+    with pytest.raises(ValueError, match="zones must satisfy"):
+        Zones(dead_storage_hm3=50.0, min_operating_hm3=120.0, flood_zone_hm3=np.array([500.0, 1100.0]), capacity_hm3=1000.0)
+
+
 def test_action_histogram_single_and_grouped() -> None:
     levels = np.array([0.0, 25.0, 50.0, 100.0, 200.0])
     fig = action_histogram_figure(np.array([10, 0, 30, 50, 10]), levels)

@@ -1,0 +1,69 @@
+"""Tests of reservoir_rl.env.flood_zone: flood volumes, the seasonal flood-control zone sized from a record,
+and a rule curve kept under it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reservoir_rl.env.flood_zone import flood_volumes_hm3, flood_zone_curve, rule_curve_below_flood_zone
+from reservoir_rl.env.inflow import InflowRecord
+from reservoir_rl.env.physics import HM3_PER_CMS_DAY
+
+CAPACITY_HM3 = 1500.0
+RELEASE_CMS = 400.0
+
+
+def test_flood_volumes_sum_the_inflow_above_the_release_capacity():
+    flow = np.array([100.0, 500.0, 900.0, 300.0, 400.0])
+    volumes = flood_volumes_hm3(flow, RELEASE_CMS, volume_days=2)
+    np.testing.assert_allclose(volumes, np.array([100.0, 600.0, 500.0, 0.0]) * HM3_PER_CMS_DAY)
+
+
+def record_with_floods(floods: dict[str, list[float]]) -> InflowRecord:
+    """Water years 2001–2006 at 150 m³/s, with the given daily flows from each given date on."""
+    dates = np.arange(np.datetime64("2000-10-01"), np.datetime64("2006-10-01"))
+    flow = np.full(dates.size, 150.0)
+    for start, values in floods.items():
+        first = int(np.flatnonzero(dates == np.datetime64(start))[0])
+        flow[first : first + len(values)] = values
+    return InflowRecord("test", dates, flow)
+
+
+def test_zone_is_lowered_by_the_largest_flood_volume_near_each_date_and_keeps_the_minimum_space_elsewhere():
+    # a 4-day flood 600 m³/s above the release capacity in mid-March 2003: 4 × 600 × 0.0864 = 207.36 hm³
+    # inside any 10-day window, and a larger one in 2006, a year left out of the sizing
+    record = record_with_floods({"2003-03-15": [1000.0] * 4, "2006-03-10": [3000.0] * 5})
+    curve = flood_zone_curve(record, [2001, 2002, 2003, 2004, 2005], CAPACITY_HM3, RELEASE_CMS,
+                             min_space_hm3=100.0, volume_days=10, window_days=30, n_points=12)
+    assert [day for day, _ in curve] == [0, 30, 61, 91, 122, 152, 182, 213, 243, 274, 304, 335]
+    zone = dict(curve)
+    # windows starting up to 9 days before the flood hold all of it: days 61 and 91 see the 2003 flood
+    assert zone[61] == zone[91] == round(CAPACITY_HM3 - 4 * 600 * HM3_PER_CMS_DAY)
+    assert all(zone[day] == CAPACITY_HM3 - 100.0 for day in zone if day not in (61, 91))
+    with_2006 = dict(flood_zone_curve(record, [2001, 2006], CAPACITY_HM3, RELEASE_CMS, min_space_hm3=100.0))
+    assert with_2006[61] == round(CAPACITY_HM3 - 5 * 2600 * HM3_PER_CMS_DAY)
+
+
+def test_zone_never_leaves_less_than_nothing():
+    record = record_with_floods({"2003-03-15": [20000.0] * 5})
+    zone = dict(flood_zone_curve(record, [2003], CAPACITY_HM3, RELEASE_CMS, min_space_hm3=100.0))
+    assert zone[61] == 0.0
+
+
+def test_zone_refuses_years_the_record_does_not_hold():
+    with pytest.raises(ValueError, match="no 10-day window"):
+        flood_zone_curve(record_with_floods({}), [1990], CAPACITY_HM3, RELEASE_CMS, min_space_hm3=100.0)
+
+
+def test_rule_curve_is_kept_the_margin_under_the_zone_and_unchanged_where_it_already_is():
+    zone = [(0, 1200.0), (182, 600.0)]  # 0.8 of capacity on day 0, 0.4 on day 182
+    rule = [(0, 0.5), (182, 0.5)]
+    lowered = rule_curve_below_flood_zone(rule, zone, CAPACITY_HM3, margin_fraction=0.05)
+    assert lowered == [(0, 0.5), (182, 0.35)]
+    # on the days of both curves: the rule curve where it is low enough, the zone − margin where it is not
+    zone_more = [(0, 1200.0), (91, 600.0), (273, 1200.0)]
+    lowered = rule_curve_below_flood_zone([(0, 0.5), (200, 0.6)], zone_more, CAPACITY_HM3, margin_fraction=0.05)
+    days = [day for day, _ in lowered]
+    assert days == [0, 91, 200, 273]
+    assert dict(lowered)[91] == 0.35 and dict(lowered)[0] == 0.5
