@@ -95,3 +95,15 @@ def test_a_pickle_that_carries_code_is_refused_without_running_it(tmp_path):
     with pytest.raises(Exception):
         inspect_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
+
+
+def test_config_summary_shows_a_seasonal_flood_zone_as_its_range():
+    from reservoir_rl.config import config_from_dict
+    from reservoir_rl.service.inspect import config_summary
+
+    seasonal = config_from_dict({"env": {"reservoir": {"flood_zone_hm3": [[0, 928], [61, 681], [304, 1095.4]]}},
+                                 "inflow": {"train_flood_scale": [1.0, 1.5]}})
+    summary = config_summary(seasonal)
+    assert summary["env"]["flood_zone_hm3"] == "seasonal 681–1,095 (3 points)"
+    assert summary["inflow"]["train_flood_scale"] == [1.0, 1.5]
+    assert config_summary(config_from_dict({}))["env"]["flood_zone_hm3"] == 1275.0

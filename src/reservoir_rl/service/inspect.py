@@ -48,6 +48,14 @@ def _network(state: Mapping[str, torch.Tensor], config: Config, path: Path) -> t
     return network, f"{sizes} → {head} ({agent.activation} MLP{', dueling' if agent.dueling else ''})"
 
 
+def _flood_zone_text(flood_zone_hm3: float | list) -> float | str:
+    """A constant flood zone as it is; a seasonal curve as its range and number of points."""
+    if not isinstance(flood_zone_hm3, list):
+        return flood_zone_hm3
+    storages = [storage for _, storage in flood_zone_hm3]
+    return f"seasonal {min(storages):,.0f}–{max(storages):,.0f} ({len(storages)} points)"
+
+
 def config_summary(config: Config) -> dict[str, Any]:
     """The settings a reader looks for first: reservoir, inflow, network and training."""
     env, reservoir, inflow, agent, train = config.env, config.env.reservoir, config.inflow, config.agent, config.train
@@ -56,7 +64,7 @@ def config_summary(config: Config) -> dict[str, Any]:
     return {
         "env": {
             "capacity_hm3": reservoir.capacity_hm3,
-            "flood_zone_hm3": reservoir.flood_zone_hm3,
+            "flood_zone_hm3": _flood_zone_text(reservoir.flood_zone_hm3),
             "dead_storage_hm3": reservoir.dead_storage_hm3,
             "release_capacity_cms": reservoir.release_capacity_cms,
             "n_release_levels": env.n_release_levels,
@@ -68,7 +76,8 @@ def config_summary(config: Config) -> dict[str, Any]:
         },
         "inflow": {"source": source, "heldout_water_years": inflow.heldout_water_years,
                    "validation_water_years": inflow.validation_water_years,
-                   "train_inflow_scale": list(inflow.train_inflow_scale)},
+                   "train_inflow_scale": list(inflow.train_inflow_scale),
+                   "train_flood_scale": list(inflow.train_flood_scale)},
         "agent": {"hidden_sizes": list(agent.hidden_sizes), "activation": agent.activation, "dueling": agent.dueling,
                   "double_dqn": agent.double_dqn, "loss": agent.loss, "gamma": agent.gamma, "n_step": agent.n_step},
         "train": {"total_frames": train.total_frames, "n_envs": train.n_envs, "lr": train.lr,
