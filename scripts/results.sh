@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates docs/results.md and its figures: trains configs/base.yaml (Montague) and
 # configs/trenton.yaml (Trenton) with three seeds each, evaluates every seed's best.pt against the
-# baselines on 50 held-out episodes, draws the figures and writes the report.
-# Usage: bash scripts/results.sh            (about 20-30 minutes on a 2-core CPU)
+# baselines on 50 held-out episodes, draws the figures, counts every seed's failures on 500 held-out
+# episodes and writes the report.
+# Usage: bash scripts/results.sh            (about 20 minutes on a 2-core CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,6 +20,9 @@ for river in montague trenton; do
     "$bin/reservoir-rl" evaluate "$river" --runs-dir "$runs" --episodes 50 \
         --out "docs/results/$river.json" --force
     "$bin/reservoir-rl" plot "$river" --runs-dir "$runs" --out "docs/results/$river" --force
+    # failure check on ten times the episodes, agent only (after plot: it rewrites the run's evaluation.json)
+    "$bin/reservoir-rl" evaluate "$river" --runs-dir "$runs" --episodes 500 --baselines none \
+        --out "docs/results/$river-failures.json" --force
 done
 "$bin/python" scripts/results_report.py docs/results montague trenton > docs/results.md
 echo "wrote docs/results.md"

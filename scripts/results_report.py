@@ -68,6 +68,9 @@ def river_section(folder: Path, river: str) -> list[str]:
         lines += ["", "Training (`reservoir-rl train CONFIG --seeds 0,1,2`, two seeds at a time on the 2-core machine, "
                       "one thread each):", "", "```", *[line for line in summary[start:] if line], "```"]
     lines += failure_lines(data, river)
+    check = folder / f"{river}-failures.json"
+    if check.exists():  # written by scripts/results.sh: `evaluate --episodes 500 --baselines none`
+        lines += failure_check_lines(json.loads(check.read_text()), river)
     figures = sorted((folder / river).glob("*.png"))
     if figures:
         lines += ["", "Figures:", ""]
@@ -137,6 +140,42 @@ def failure_lines(data: dict, river: str) -> list[str]:
                            f"agent seed(s) {', '.join(seeds)}; also {', '.join(others) if others else 'no baseline'}")
     lines += ["", "Held-out episodes in which the agent failed:" if failing else "The agent failed in no held-out "
               "episode.", ""] + failing
+    return lines
+
+
+def full_release_flood_failures(config, n_episodes: int, seed: int) -> np.ndarray:
+    """Bool (n_episodes,): the episodes of ``evaluate --episodes n_episodes --seed seed`` in which even full
+    release on every day from the first overtops the dam (no policy can avoid that flood)."""
+    from reservoir_rl.env.reservoir_env import make_env
+    from reservoir_rl.service.evaluation import evaluate_policy
+
+    config = config.model_copy(deep=True)
+    config.env.terminate_on_failure = False  # a drought at dead storage must not end the episode before the flood
+    env = make_env(config, "heldout", n_envs=n_episodes, seed=seed)
+
+    def full_release(tensordict):
+        return tensordict.set("action", torch.full(tensordict.batch_size, env.n_actions - 1, dtype=torch.int64))
+
+    result = evaluate_policy(env, full_release, seed)
+    return result.trajectory.get(("next", "flood_failure")).any(dim=1).cpu().numpy()
+
+
+def failure_check_lines(data: dict, river: str) -> list[str]:
+    """Failures of every seed's agent on a larger held-out evaluation, and which of them no policy avoids."""
+    from reservoir_rl.config import load_config
+
+    config = load_config(CONFIGS.get(river, "configs/base.yaml"))
+    n_episodes = data["episodes"]
+    unavoidable = full_release_flood_failures(config, n_episodes, data["seed"])
+    failures = np.asarray(data["policies"]["agent"]["episodes"]["failures"]) > 0  # (seeds, episodes)
+    per_seed = [f"seed {seed}: {int(row.sum())} ({int((row & ~unavoidable).sum())} avoidable)"
+                for seed, row in zip(data["seeds"], failures)]
+    starts = data["episode_info"]["start_date"]
+    lines = ["", f"Failure check on {n_episodes} held-out episodes (`reservoir-rl evaluate RUN --episodes {n_episodes} "
+             f"--baselines none`): episodes with a catastrophic failure, per seed: {'; '.join(per_seed)}. "
+             f"Avoidable: full release on every day from the episode's first would not have overtopped the dam; "
+             f"{int(unavoidable.sum())} of the {n_episodes} episodes overtop even so"
+             + (f" ({', '.join(f'from {starts[i]}' for i in np.flatnonzero(unavoidable))})." if unavoidable.any() else ".")]
     return lines
 
 
