@@ -17,12 +17,13 @@ for river in montague trenton; do
     # the training summary (per-seed wall time, best / last validation return) goes into the report
     COLUMNS=100 "$bin/reservoir-rl" train "$config" --seeds 0,1,2 --name "$river" --runs-dir "$runs" --quiet \
         | tee "docs/results/$river-training.txt"
+    # failure check on ten times the episodes, agent only (first: the run's evaluation.json, which plot
+    # draws, is then the full comparison below)
+    "$bin/reservoir-rl" evaluate "$river" --runs-dir "$runs" --episodes 500 --baselines none \
+        --out "docs/results/$river-failures.json" --force
     "$bin/reservoir-rl" evaluate "$river" --runs-dir "$runs" --episodes 50 \
         --out "docs/results/$river.json" --force
     "$bin/reservoir-rl" plot "$river" --runs-dir "$runs" --out "docs/results/$river" --force
-    # failure check on ten times the episodes, agent only (after plot: it rewrites the run's evaluation.json)
-    "$bin/reservoir-rl" evaluate "$river" --runs-dir "$runs" --episodes 500 --baselines none \
-        --out "docs/results/$river-failures.json" --force
 done
 "$bin/python" scripts/results_report.py docs/results montague trenton > docs/results.md
 echo "wrote docs/results.md"
