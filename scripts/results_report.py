@@ -174,7 +174,7 @@ def failure_check_lines(data: dict, river: str) -> list[str]:
     lines = ["", f"Failure check on {n_episodes} held-out episodes (`reservoir-rl evaluate RUN --episodes {n_episodes} "
              f"--baselines none`): episodes with a catastrophic failure, per seed: {'; '.join(per_seed)}. "
              f"Avoidable: full release on every day from the episode's first would not have overtopped the dam; "
-             f"{int(unavoidable.sum())} of the {n_episodes} episodes overtop even so"
+             f"{int(unavoidable.sum())} of the {n_episodes} episodes overtop{'s' if unavoidable.sum() == 1 else ''} even so"
              + (f" ({', '.join(f'from {starts[i]}' for i in np.flatnonzero(unavoidable))})." if unavoidable.any() else ".")]
     return lines
 
