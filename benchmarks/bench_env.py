@@ -8,7 +8,11 @@ step      ``env.step(td)`` through torchrl's ``EnvBase`` (spec checks, ``next`` 
           ``step_mdp``, as a hand-written loop or a collector does
 rollout   ``env.rollout(steps, policy)``, which also stacks the trajectory
 
-Usage:  python benchmarks/bench_env.py [--envs 1 64 4096] [--steps 200] [--repeats 7]
+Usage:  python benchmarks/bench_env.py [--envs 1 64 4096] [--steps 200] [--repeats 7] [--config CONFIG]
+
+``--config`` times the env a training run of that config collects from (``make_env(config, "train",
+scale_inflow=True)``: its reservoir, flood-control zone, forecast and training inflow scaling) instead of
+the default ``DiscreteReservoirEnv``; both on the bundled Montague record unless the config says otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 from torchrl.envs.utils import step_mdp
 
 import reservoir_rl
-from reservoir_rl.env import DiscreteReservoirEnv
+from reservoir_rl.env import DiscreteReservoirEnv, make_env
 from reservoir_rl.env.reward import reward_components, weighted_reward
 
 
@@ -94,14 +98,24 @@ def main() -> None:
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 64, 4096], help="batch sizes to time")
     parser.add_argument("--steps", type=int, default=200, help="days per timed run (<= horizon, no reset inside)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per figure; the median is printed")
+    parser.add_argument("--config", default=None, help="time the training env of this config file")
     args = parser.parse_args()
+    config = None
+    if args.config:
+        from reservoir_rl.config import load_config
+
+        config = load_config(args.config)
     torch.set_num_threads(1)
 
     print(f"reservoir-rl {reservoir_rl.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"threads {torch.get_num_threads()}; {args.steps} days x median of {args.repeats}")
+    print(f"env: {args.config + ' (training env)' if args.config else 'DiscreteReservoirEnv() defaults'}")
     print(f"{'n_envs':>8} {'physics steps/s':>18} {'env.step steps/s':>18} {'rollout steps/s':>18}")
     for n_envs in args.envs:
-        env = DiscreteReservoirEnv(n_envs=n_envs, seed=0)
+        if config is None:
+            env = DiscreteReservoirEnv(n_envs=n_envs, seed=0)
+        else:
+            env = make_env(config, "train", n_envs=n_envs, seed=0, scale_inflow=True)
         if args.steps > env.config.horizon_days:
             parser.error(f"--steps must be <= the horizon ({env.config.horizon_days} days)")
         rates = [bench(env, args.steps, args.repeats) for bench in (bench_physics, bench_step, bench_rollout)]
