@@ -244,6 +244,7 @@ LIMITS = [
     "| `inflow.train_flood_scale` [1, 1.5] / [1, 2] (log forecast, constant flood zone) | 0.75 → 0.70 / 0.73 | 0.05 → 0.05 / 0.04 | no |",
     "| seasonal `env.reservoir.flood_zone_hm3` sized from the training years, rule curve under it | 0.75 → 0.85 (not comparable: the flood penalty changes for every policy) | 0.05 → 0.00; Trenton 0 → 0 | yes |",
     "| `inflow.train_flood_scale` [1, 1.5] / [1, 2] (seasonal zone) | 0.85 → 0.84 / 0.84 | 0.00 → 0.00 / 0.00; on 500 episodes per seed 1, 1, 5 → 1, 1, 1 / 1, 1, 3 (one episode no policy passes) | yes: [1, 1.5] |",
+    "| `train.lr_end` none → 1e-4 (linear decay over 200,000 frames) | 0.84 → 0.86; Trenton 0.82 → 0.84 | 0.00 → 0.00; 500 episodes 1, 1, 1 → 1, 1, 1; Trenton 0 → 0 | yes: last checkpoints closer to best.pt |",
     "",
     "Neither a 20- or 30-day forecast nor training on floods scaled up to twice their size removed the "
     "2005 failures under the constant zone: the agents met such a flood too rarely in training to keep room "
