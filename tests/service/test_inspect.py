@@ -97,7 +97,7 @@ def test_a_pickle_that_carries_code_is_refused_without_running_it(tmp_path):
     assert not marker.exists()
 
 
-def test_config_summary_shows_a_seasonal_flood_zone_as_its_range():
+def test_config_summary_shows_a_seasonal_flood_zone_as_its_range_and_a_decaying_learning_rate():
     from reservoir_rl.config import config_from_dict
     from reservoir_rl.service.inspect import config_summary
 
@@ -107,3 +107,6 @@ def test_config_summary_shows_a_seasonal_flood_zone_as_its_range():
     assert summary["env"]["flood_zone_hm3"] == "seasonal 681–1,095 (3 points)"
     assert summary["inflow"]["train_flood_scale"] == [1.0, 1.5]
     assert config_summary(config_from_dict({}))["env"]["flood_zone_hm3"] == 1275.0
+    assert config_summary(config_from_dict({}))["train"]["lr"] == 0.001
+    decaying = config_from_dict({"train": {"lr_end": 1e-4, "lr_decay_frames": 150000}})
+    assert config_summary(decaying)["train"]["lr"] == "0.001 → 0.0001 over 150,000 frames"

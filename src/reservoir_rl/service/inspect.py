@@ -80,7 +80,7 @@ def config_summary(config: Config) -> dict[str, Any]:
                    "train_flood_scale": list(inflow.train_flood_scale)},
         "agent": {"hidden_sizes": list(agent.hidden_sizes), "activation": agent.activation, "dueling": agent.dueling,
                   "double_dqn": agent.double_dqn, "loss": agent.loss, "gamma": agent.gamma, "n_step": agent.n_step},
-        "train": {"total_frames": train.total_frames, "n_envs": train.n_envs, "lr": train.lr,
+        "train": {"total_frames": train.total_frames, "n_envs": train.n_envs, "lr": train.lr if train.lr_end is None else f"{train.lr} → {train.lr_end} over {train.lr_decay_frames:,} frames",
                   "batch_size": train.batch_size, "buffer_size": train.buffer_size,
                   "updates_per_frame": train.updates_per_frame,
                   "epsilon": f"{train.eps_start} → {train.eps_end} over {train.eps_decay_frames:,} frames",
