@@ -32,6 +32,7 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from reservoir_rl.config import Config, EnvConfig
+from reservoir_rl.env.augmentation import draw_log_uniform, factor_range, grow_floods
 from reservoir_rl.env.inflow import (
     InflowRecord,
     episode_start_indices,
@@ -93,8 +94,8 @@ class DiscreteReservoirEnv(EnvBase):
         flood_threshold_cms: Optional[float] = None,
     ) -> None:
         super().__init__(device=device, batch_size=torch.Size([n_envs]))
-        self.inflow_scale_range = _factor_range(inflow_scale_range, "inflow scale", at_least_one=False)
-        self.flood_scale_range = _factor_range(flood_scale_range, "flood scale", at_least_one=True)
+        self.inflow_scale_range = factor_range(inflow_scale_range, "inflow scale", at_least_one=False)
+        self.flood_scale_range = factor_range(flood_scale_range, "flood scale", at_least_one=True)
         self._scaled = self.inflow_scale_range != (1.0, 1.0)  # checked every step
         self._floods_scaled = self.flood_scale_range != (1.0, 1.0)
         self.config = config if config is not None else EnvConfig()
@@ -186,7 +187,7 @@ class DiscreteReservoirEnv(EnvBase):
         day = self._day_of_year[index]
         window = self._inflow_windows_hm3.index_select(0, index)  # (n_envs, lead): true inflow, lead 1 first
         if self._floods_scaled:
-            window = self._scale_floods(window, self._flood_scale.unsqueeze(-1))
+            window = grow_floods(window, self.flood_threshold_hm3, self._flood_scale.unsqueeze(-1))
         if self._scaled:
             window.mul_(self._inflow_scale.unsqueeze(-1))
         noise = torch.randn(window.shape, generator=self._generator, device=self.device)
@@ -222,8 +223,10 @@ class DiscreteReservoirEnv(EnvBase):
         storage = (low + (high - low) * u) * self.config.reservoir.capacity_hm3
         start = self._start_indices[pick]
         # each factor is drawn only when its scaling is on, so an unscaled env keeps its random stream
-        scale = self._draw_log_uniform(self.inflow_scale_range) if self._scaled else self._inflow_scale
-        flood_scale = self._draw_log_uniform(self.flood_scale_range) if self._floods_scaled else self._flood_scale
+        scale = draw_log_uniform(self.inflow_scale_range, n, self._generator, self.device) if self._scaled \
+            else self._inflow_scale
+        flood_scale = draw_log_uniform(self.flood_scale_range, n, self._generator, self.device) \
+            if self._floods_scaled else self._flood_scale
         if mask is None:
             self._record_index = start
             self._storage_hm3 = storage
@@ -254,7 +257,7 @@ class DiscreteReservoirEnv(EnvBase):
         index = self._record_index
         inflow_hm3 = self._inflow_hm3[index]
         if self._floods_scaled:
-            inflow_hm3 = self._scale_floods(inflow_hm3, self._flood_scale)
+            inflow_hm3 = grow_floods(inflow_hm3, self.flood_threshold_hm3, self._flood_scale)
         if self._scaled:
             inflow_hm3 = inflow_hm3 * self._inflow_scale
         outcome = self.physics.step(
@@ -290,17 +293,6 @@ class DiscreteReservoirEnv(EnvBase):
             }
         )
         return TensorDict(out, batch_size=self.batch_size, device=self.device)
-
-    def _draw_log_uniform(self, bounds: tuple[float, float]) -> torch.Tensor:
-        """One factor per env, log-uniform in ``bounds``, float32 (n_envs,), from the env's generator."""
-        log_low, log_high = (math.log(x) for x in bounds)
-        v = torch.rand(self.n_envs, generator=self._generator, device=self.device)
-        return torch.exp(log_low + (log_high - log_low) * v)
-
-    def _scale_floods(self, inflow_hm3: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        """``I + (k − 1)·max(0, I − threshold)`` in hm³/day; ``factor`` broadcasts against ``inflow_hm3``."""
-        excess_hm3 = (inflow_hm3 - self.flood_threshold_hm3).clamp_(min=0.0)
-        return inflow_hm3 + excess_hm3.mul_(factor - 1.0)
 
     def _set_seed(self, seed: Optional[int]) -> None:
         self._generator.manual_seed(0 if seed is None else int(seed))
@@ -405,12 +397,4 @@ def make_env(
         flood_threshold_cms=config.inflow.flood_threshold_cms,
     )
 
-
-def _factor_range(bounds: Sequence[float], name: str, at_least_one: bool) -> tuple[float, float]:
-    """``bounds`` as a (low, high) float pair, refused unless low ≤ high and low > 0 (``at_least_one``: low ≥ 1)."""
-    low, high = (float(x) for x in bounds)
-    if not ((low >= 1.0 if at_least_one else low > 0.0) and low <= high):
-        relation = "1 <= low <= high" if at_least_one else "0 < low <= high"
-        raise ConfigError(f"{name} range must satisfy {relation}, got {tuple(bounds)}")
-    return low, high
 
