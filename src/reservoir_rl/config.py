@@ -33,6 +33,11 @@ def _accepts_number_not_bool(annotation: Any) -> bool:
     return False
 
 
+def _days_of_year_increasing(days: list[int]) -> bool:
+    """True when a day-of-year curve's days are non-empty, strictly increasing and within 0 … 365."""
+    return bool(days) and all(b > a for a, b in zip(days, days[1:])) and days[0] >= 0 and days[-1] <= 365
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -83,7 +88,7 @@ class ReservoirConfig(_Section):
         flood_zone = self.flood_zone_hm3
         if isinstance(flood_zone, list):
             days = [day for day, _ in flood_zone]
-            if not days or any(b <= a for a, b in zip(days, days[1:])) or days[0] < 0 or days[-1] > 365:
+            if not _days_of_year_increasing(days):
                 raise ValueError("flood_zone_hm3 curve days must be strictly increasing within 0..365")
             storages = [storage for _, storage in flood_zone]
             lowest, highest = min(storages), max(storages)
@@ -235,7 +240,7 @@ class BaselinesConfig(_Section):
         if self.hedging_end_fraction >= self.hedging_start_fraction:
             raise ValueError("hedging_end_fraction must be below hedging_start_fraction")
         days = [d for d, _ in self.rule_curve]
-        if not days or any(b <= a for a, b in zip(days, days[1:])) or days[0] < 0 or days[-1] > 365:
+        if not _days_of_year_increasing(days):
             raise ValueError("rule_curve days must be strictly increasing within 0..365")
         if any(not 0 <= f <= 1 for _, f in self.rule_curve):
             raise ValueError("rule_curve storage fractions must lie in [0, 1]")

@@ -68,7 +68,7 @@ class ReservoirPhysics:
         A constant, or the configured [[day_of_year, storage_hm3], ...] curve interpolated linearly and
         periodically over 365 days."""
         zone = self.config.flood_zone_hm3
-        if not isinstance(zone, list):
+        if not self.seasonal_flood_zone:
             return torch.full(day_of_year.shape, float(zone), dtype=torch.float32, device=day_of_year.device)
         days = [float(day) for day, _ in zone]
         storages = [float(storage) for _, storage in zone]

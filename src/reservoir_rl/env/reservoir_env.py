@@ -348,15 +348,11 @@ class DiscreteReservoirEnv(EnvBase):
         self._storage_hm3 = state["storage_hm3"].to(self.device, torch.float32).clone()
         self._record_index = state["record_index"].to(self.device, torch.int64).clone()
         self._steps = state["steps"].to(self.device, torch.int64).clone()
-        scale = state.get("inflow_scale")  # absent from checkpoints written before inflow scaling existed
-        self._inflow_scale = (
-            torch.ones_like(self._storage_hm3) if scale is None else scale.to(self.device, torch.float32).clone()
-        )
-        flood_scale = state.get("flood_scale")  # absent from checkpoints written before flood scaling existed
-        self._flood_scale = (
-            torch.ones_like(self._storage_hm3)
-            if flood_scale is None
-            else flood_scale.to(self.device, torch.float32).clone()
+        # the episode factors are absent from checkpoints written before their scaling existed: ones
+        self._inflow_scale, self._flood_scale = (
+            torch.ones_like(self._storage_hm3) if state.get(key) is None
+            else state[key].to(self.device, torch.float32).clone()
+            for key in ("inflow_scale", "flood_scale")
         )
         self._generator.set_state(state["generator"])
 
