@@ -81,7 +81,7 @@ class ProgressFileView:
 
 
 def child(args: argparse.Namespace) -> None:
-    from reservoir_rl.service import train as service
+    from reservoir_rl.commands import train as service
 
     summary = service.train(
         args.config, [*INFREQUENT, f"train.total_frames={args.frames}", *args.set], ProgressFileView(Path(args.progress)),

@@ -58,8 +58,8 @@ def _eval_setup():
     from reservoir_rl.baselines import make_baseline
     from reservoir_rl.config import Config
     from reservoir_rl.env.reservoir_env import make_env
-    from reservoir_rl.service.build import EVAL_SEED_OFFSET
-    from reservoir_rl.service.evaluation import evaluate_policy
+    from reservoir_rl.training.build import EVAL_SEED_OFFSET
+    from reservoir_rl.evaluation.rollout import evaluate_policy
 
     config = Config()
     seed = config.train.seed + EVAL_SEED_OFFSET
@@ -77,9 +77,9 @@ def worker_ours(frames: int, eval_every: int) -> dict:
 
     from reservoir_rl.config import Config
     from reservoir_rl.monitor.live import make_view
-    from reservoir_rl.service import trainer as trainer_module
-    from reservoir_rl.service.evaluation import evaluate_policy
-    from reservoir_rl.service.train import train
+    from reservoir_rl.training import trainer as trainer_module
+    from reservoir_rl.evaluation.rollout import evaluate_policy
+    from reservoir_rl.commands.train import train
 
     _, eval_env, eval_seed, sop = _eval_setup()
     s = SETTINGS
@@ -135,7 +135,7 @@ def worker_sb3(frames: int, eval_every: int) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
     from reservoir_rl.env.gym_adapter import GymReservoirEnv
-    from reservoir_rl.service.evaluation import evaluate_policy
+    from reservoir_rl.evaluation.rollout import evaluate_policy
 
     config, eval_env, eval_seed, sop = _eval_setup()
     s = SETTINGS

@@ -147,7 +147,7 @@ def full_release_flood_failures(config, n_episodes: int, seed: int) -> np.ndarra
     """Bool (n_episodes,): the episodes of ``evaluate --episodes n_episodes --seed seed`` in which even full
     release on every day from the first overtops the dam (no policy can avoid that flood)."""
     from reservoir_rl.env.reservoir_env import make_env
-    from reservoir_rl.service.evaluation import evaluate_policy
+    from reservoir_rl.evaluation.rollout import evaluate_policy
 
     config = config.model_copy(deep=True)
     config.env.terminate_on_failure = False  # a drought at dead storage must not end the episode before the flood

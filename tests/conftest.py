@@ -45,7 +45,7 @@ def eval_run(tmp_path_factory):
     import yaml
 
     from reservoir_rl.monitor.live import make_view
-    from reservoir_rl.service.train import train
+    from reservoir_rl.commands.train import train
 
     root = tmp_path_factory.mktemp("eval_run")
     config_path = root / "tiny.yaml"

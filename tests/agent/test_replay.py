@@ -20,7 +20,7 @@ from reservoir_rl.agent.replay import (
     update_priorities,
 )
 from reservoir_rl.config import AgentConfig, TrainConfig
-from reservoir_rl.service.checkpoint import atomic_save, check_plain
+from reservoir_rl.runs.checkpoint import atomic_save, check_plain
 from torchrl.data import Categorical
 
 OBS, ACTIONS = 4, 5

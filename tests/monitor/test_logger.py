@@ -13,8 +13,8 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from reservoir_rl.monitor.live import QuietView
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
-from reservoir_rl.service import checkpoint as ckpt
-from reservoir_rl.service import train as service
+from reservoir_rl.runs import checkpoint as ckpt
+from reservoir_rl.commands import train as service
 from tiny_training import TINY_CONFIG, read_events, write_config
 
 TOTAL_FRAMES = 768

@@ -1,0 +1,322 @@
+"""Several seeds of one config: `train --seeds 0,1,2` into ``run-N/seed-K/``, and `resume` of such a run.
+
+Layout of a multi-seed run::
+
+    run-N/seeds.yaml        the seeds, the command lines that trained / resumed them
+    run-N/config.yaml       the resolved config every seed trains (``--set`` and ``--device`` applied)
+    run-N/logs/seed-K.log   everything seed K's process printed
+    run-N/seed-K/           an ordinary run (config.yaml with train.seed = K, checkpoints, TensorBoard, ...)
+
+Each seed trains in its own process, ``python -m reservoir_rl train run-N/config.yaml --seed K --name seed-K
+--runs-dir run-N`` (resume: ``python -m reservoir_rl resume run-N/seed-K``), at most ``os.cpu_count()`` at a
+time, each with ``cpu_count // parallel`` torch threads (OMP_NUM_THREADS). The processes live in their own
+session, so a terminal's Ctrl-C reaches only this process, which forwards SIGINT / SIGTERM to every seed
+(each then saves a checkpoint) and starts no further seed; a second signal is forwarded too (the seeds stop
+at once, as a single run does). If this process dies, Linux sends each seed SIGTERM
+(`reservoir_rl.runs.processes`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from reservoir_rl.config import config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.errors import UserError
+from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
+from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, run_lock
+
+
+SEEDS_FORMAT = "reservoir-rl-seeds"
+
+
+@dataclass(frozen=True)
+class SeedGroup:
+    """The files of a multi-seed run."""
+
+    path: Path
+    seeds: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def seeds_path(self) -> Path:
+        return self.path / SEEDS_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def run(self, seed: int) -> RunDir:
+        return RunDir(self.path / f"seed-{seed}")
+
+    def log_path(self, seed: int) -> Path:
+        return self.logs / f"seed-{seed}.log"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` → [0, 1, 2]; an empty list, a non-integer, a negative or a repeated seed is a one-line error."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not any(parts):
+        raise UserError(f"--seeds {text!r}: give a comma-separated list of seeds, e.g. --seeds 0,1,2")
+    seeds = []
+    for part in parts:
+        if not re.fullmatch(r"\d+", part):
+            what = "an empty entry" if not part else repr(part)
+            raise UserError(f"--seeds {text!r}: {what} is not a whole number ≥ 0; e.g. --seeds 0,1,2")
+        seed = int(part)
+        if seed in seeds:
+            raise UserError(f"--seeds {text!r}: seed {seed} is listed twice")
+        seeds.append(seed)
+    return seeds
+
+
+def read_group(path: Path) -> SeedGroup:
+    """The multi-seed run in ``path`` (its seeds.yaml checked)."""
+    file = path / SEEDS_FILE
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise UserError(f"{file}: cannot read it ({' '.join(str(error).split())[:120]})") from None
+    seeds = document.get("seeds") if isinstance(document, dict) else None
+    if not (isinstance(seeds, list) and seeds and all(type(s) is int and s >= 0 for s in seeds) and len(set(seeds)) == len(seeds)):
+        raise UserError(f"{file}: not a seeds file of reservoir-rl (needs 'seeds': a list of distinct whole numbers)")
+    return SeedGroup(path, tuple(seeds))
+
+
+def find_group(run: str | Path, runs_dir: str | Path = "runs") -> Optional[SeedGroup]:
+    """The multi-seed run named by ``run`` (a folder, or a name under ``runs_dir``), or None if it is not one."""
+    for path in (Path(run), Path(runs_dir) / str(run)):
+        if (path / SEEDS_FILE).is_file():
+            return read_group(path)
+    return None
+
+
+# ------------------------------------------------------------------------------------- outcomes
+
+
+@dataclass
+class SeedOutcome:
+    """How one seed's process ended and where its run stands."""
+
+    seed: int
+    run_dir: Path
+    status: str  # finished | stopped | failed | not started | already finished
+    total_frames: int
+    exit_code: Optional[int] = None
+    error: Optional[str] = None  # one line: why the process failed
+    frames: Optional[int] = None
+    best_eval_return: Optional[float] = None
+    last_eval_return: Optional[float] = None
+    seconds: Optional[float] = None
+    log: Optional[Path] = None
+
+
+@dataclass
+class SeedsSummary:
+    run_dir: Path
+    seeds: list[int]
+    outcomes: list[SeedOutcome]
+    stopped_by: Optional[str]  # the signal that stopped the run, if any
+    parallel: int
+    threads: int
+    seconds: float
+
+    @property
+    def failed(self) -> list[SeedOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def unfinished(self) -> bool:
+        return any(o.status in ("stopped", "not started", "failed") for o in self.outcomes)
+
+
+def _frames_on_disk(run: RunDir) -> Optional[int]:
+    """Frames of the newest periodic checkpoint file (from its name: no loading), or None."""
+    from reservoir_rl.runs.checkpoint import FRAME_FILE_PREFIX
+
+    frames = []
+    for path in run.checkpoints.glob(f"{FRAME_FILE_PREFIX}*.pt") if run.checkpoints.is_dir() else []:
+        digits = path.name.removeprefix(FRAME_FILE_PREFIX).removesuffix(".pt")
+        if digits.isdigit():
+            frames.append(int(digits))
+    return max(frames, default=None)
+
+
+def _total_frames(run: RunDir, default: int) -> int:
+    """train.total_frames of a seed's own config.yaml (a resume with --total-frames changes it), else ``default``."""
+    try:
+        return int(yaml.safe_load(run.config_path.read_text(encoding="utf-8"))["train"]["total_frames"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return default
+
+
+def _read_outcome(outcome: SeedOutcome) -> None:
+    """Fill frames and validation returns from the seed's ``last.pt`` (left empty if it cannot be read)."""
+    from reservoir_rl.errors import CheckpointError
+    from reservoir_rl.runs.checkpoint import load_checkpoint
+
+    last = RunDir(outcome.run_dir).last_checkpoint
+    if not last.is_file():
+        return
+    try:
+        payload = load_checkpoint(last)
+    except CheckpointError:
+        outcome.frames = _frames_on_disk(RunDir(outcome.run_dir))
+        return
+    outcome.frames = int(payload.get("counters", {}).get("frames", 0))
+    outcome.best_eval_return = payload.get("best_eval_return")
+    last_eval = payload.get("last_eval") or {}
+    outcome.last_eval_return = last_eval.get("return")
+
+
+def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
+    cores = os.cpu_count() or 1
+    parallel = max(1, min(n_jobs, max_parallel or cores, cores))
+    return parallel, max(1, cores // parallel)
+
+
+def _record(group: SeedGroup, event: str, command: list[str], **extra: Any) -> None:
+    """Append an event to seeds.yaml."""
+    document = yaml.safe_load(group.seeds_path.read_text(encoding="utf-8"))
+    document.setdefault("history", []).append({
+        "event": event, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(command), **extra,
+    })
+    group.seeds_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+
+
+def _run(group: SeedGroup, jobs: list[Job], outcomes: dict[int, SeedOutcome], parallel: int, threads: int,
+         started: float, on_message: Messages) -> SeedsSummary:
+    """Run ``jobs``; each seed's outcome is read from its run folder as soon as its process ends."""
+
+    def on_exit(job: Job) -> None:
+        outcome = outcomes[job.seed]
+        outcome.exit_code, outcome.seconds = job.process.returncode, job.seconds
+        _read_outcome(outcome)
+        if job.process.returncode != 0:
+            outcome.status, outcome.error = "failed", exit_reason(job)
+        elif outcome.frames is not None and outcome.frames >= outcome.total_frames:
+            outcome.status = "finished"
+        else:
+            outcome.status = "stopped"
+        if on_message is not None:
+            frames = f" at frame {outcome.frames:,}" if outcome.frames is not None else ""
+            on_message(f"seed {job.seed} │ {outcome.status}{frames} after {job.seconds:,.1f} s"
+                       + (f" ({outcome.error})" if outcome.error else ""))
+
+    for job in jobs:
+        outcomes[job.seed].log = job.log
+    stopped_by = run_jobs(jobs, parallel, threads, on_message, on_exit)
+    ordered = [outcomes[s] for s in group.seeds]
+    return SeedsSummary(group.path, list(group.seeds), ordered, stopped_by, parallel, threads,
+                        time.perf_counter() - started)
+
+
+def _python() -> list[str]:
+    return [sys.executable, "-m", "reservoir_rl"]
+
+
+def _train_argv(group: SeedGroup, seed: int, extra: list[str] = ()) -> list[str]:
+    return [*_python(), "train", str(group.config_path.resolve()), "--seed", str(seed), "--name", f"seed-{seed}",
+            "--runs-dir", str(group.path.resolve()), *extra]
+
+
+def train_seeds(
+    config_path: str | Path,
+    seeds: list[int],
+    overrides: list[str],
+    runs_dir: str | Path = "runs",
+    name: Optional[str] = None,
+    device: Optional[str] = None,
+    command: Optional[list[str]] = None,
+    on_message: Messages = None,
+    max_parallel: Optional[int] = None,
+) -> SeedsSummary:
+    """Create ``run-N`` and train one ordinary run per seed into ``run-N/seed-K``, in parallel processes.
+
+    The config is validated (for every seed) before anything is created; the resolved config is written
+    to ``run-N/config.yaml`` and every seed trains it with its own ``train.seed``."""
+    started = time.perf_counter()
+    extra = list(overrides) + ([f"train.device={device}"] if device is not None else [])
+    config = load_config(config_path, extra)
+    raw = config_to_dict(config)
+    for seed in seeds:
+        config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
+    if config.train.device == "cuda":  # one line here rather than one per seed
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available on this machine")
+    folder = create_run(Path(runs_dir), name, checkpoints=False)
+    group = SeedGroup(folder.path, tuple(seeds))
+    with run_lock(folder):
+        header = (f"# the config every seed of {group.name} trains (see {SEEDS_FILE}); seed-K/config.yaml is this "
+                  "file with train.seed = K\n")
+        group.config_path.write_text(header + dump_config(config), encoding="utf-8")
+        command = list(command or sys.argv)
+        parallel, threads = _parallelism(len(seeds), max_parallel)
+        document = {"format": SEEDS_FORMAT, "seeds": list(seeds), "config": str(config_path), "overrides": extra}
+        group.seeds_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
+                threads_per_process=threads)
+        jobs = [Job(seed, _train_argv(group, seed), group.log_path(seed)) for seed in seeds]
+        outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", config.train.total_frames) for s in seeds}
+        return _run(group, jobs, outcomes, parallel, threads, started, on_message)
+
+
+def resume_seeds(
+    group: SeedGroup,
+    total_frames: Optional[int] = None,
+    command: Optional[list[str]] = None,
+    on_message: Messages = None,
+    max_parallel: Optional[int] = None,
+) -> SeedsSummary:
+    """Continue every seed of a multi-seed run: `resume` the seeds that have a checkpoint, `train` the ones
+    that never started, leave the finished ones (``total_frames``, all frames, extends them)."""
+    started = time.perf_counter()
+    if total_frames is not None and total_frames < 1:
+        raise UserError(f"--total-frames {total_frames}: must be positive")
+    config = load_config(group.config_path)
+    with run_lock(RunDir(group.path)):
+        jobs, outcomes = [], {}
+        for seed in group.seeds:
+            run = group.run(seed)
+            target = total_frames if total_frames is not None else _total_frames(run, config.train.total_frames)
+            outcome = outcomes[seed] = SeedOutcome(seed, run.path, "not started", target, log=group.log_path(seed))
+            frames = _frames_on_disk(run)
+            if not run.path.exists():
+                extra = [] if total_frames is None else ["--set", f"train.total_frames={total_frames}"]
+                jobs.append(Job(seed, _train_argv(group, seed, extra), group.log_path(seed)))
+            elif frames is None:
+                outcome.status = "failed"
+                outcome.error = f"{run.path} has no checkpoint to resume from; remove the folder to train this seed again"
+            elif frames >= target:
+                outcome.status, outcome.frames = "already finished", frames
+            else:
+                extra = [] if total_frames is None else ["--total-frames", str(total_frames)]
+                jobs.append(Job(seed, [*_python(), "resume", str(run.path.resolve()), *extra], group.log_path(seed)))
+        if not jobs:
+            done = [o for o in outcomes.values() if o.status == "already finished"]
+            if len(done) == len(outcomes):
+                most = max(o.frames or 0 for o in done)
+                raise UserError(f"{group.path}: every seed has trained its train.total_frames; "
+                                f"pass --total-frames above {most:,} to continue")
+        parallel, threads = _parallelism(max(1, len(jobs)), max_parallel)
+        _record(group, "resume", list(command or sys.argv), total_frames=total_frames, parallel=parallel,
+                threads_per_process=threads)
+        return _run(group, jobs, outcomes, parallel, threads, started, on_message)

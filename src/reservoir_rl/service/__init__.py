@@ -1,1 +1,0 @@
-"""Use cases shared by every command: train, resume, evaluate, plot, inspect; run folders; checkpoints."""

@@ -1,0 +1,180 @@
+"""`evaluate`: a paired comparison of the greedy agent with the baselines, with bootstrap intervals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from reservoir_rl.errors import UserError
+from reservoir_rl.runs.checkpoint import load_checkpoint
+from reservoir_rl.commands.evaluate import HEADLINE_METRICS, evaluate
+
+EPISODES = 8
+POLICIES = ["agent", "sop", "hedging", "rule", "dp"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(eval_run, tmp_path_factory):
+    runs_dir, run_dir = eval_run
+    folder = tmp_path_factory.mktemp("evaluate")
+    report = evaluate("tiny", episodes=EPISODES, runs_dir=runs_dir, out=folder / "results.json", csv_path=folder / "episodes.csv")
+    return report, folder, run_dir
+
+
+def test_every_policy_runs_on_the_same_traces(evaluated):
+    report, _, _ = evaluated
+    assert report.policies == POLICIES
+    agent = report.results["agent"].trajectory
+    starts = agent.get("record_index")[:, 0]
+    assert len(set(starts.tolist())) > 1  # different traces across episodes ...
+    for name in POLICIES[1:]:
+        other = report.results[name].trajectory
+        # ... but the same start day and initial storage for every policy
+        assert torch.equal(other.get("record_index")[:, 0], starts)
+        assert torch.equal(other.get("storage_hm3")[:, 0], agent.get("storage_hm3")[:, 0])
+        # and the same inflow day by day while both episodes last
+        days = min(agent.shape[1], other.shape[1])
+        common = (report.results[name].metrics["length"].unsqueeze(1) > torch.arange(days)) & (
+            report.results["agent"].metrics["length"].unsqueeze(1) > torch.arange(days)
+        )
+        a_inflow = agent.get(("next", "inflow_hm3"))[:, :days]
+        o_inflow = other.get(("next", "inflow_hm3"))[:, :days]
+        assert torch.equal(a_inflow[common], o_inflow[common])
+    totals = report.episode_info["trace_inflow_hm3"]
+    assert len(totals) == EPISODES and all(t > 0 for t in totals)
+
+
+def test_perfect_foresight_dp_bounds_every_policy_on_every_episode(evaluated):
+    report, _, _ = evaluated
+    dp = report.per_episode["dp"]["return"]
+    for name in POLICIES[:-1]:
+        assert bool((dp >= report.per_episode[name]["return"] - 1e-4).all()), name
+
+
+def test_intervals_bracket_the_means_and_the_means_are_episode_means(evaluated):
+    report, _, _ = evaluated
+    for name in POLICIES:
+        for metric in HEADLINE_METRICS:
+            estimate = report.summary[name][metric]
+            values = report.per_episode[name][metric]
+            assert estimate.value == pytest.approx(float(values.nanmean()), rel=1e-9, abs=1e-12)
+            assert estimate.ci_low <= estimate.value + 1e-12 and estimate.value <= estimate.ci_high + 1e-12
+    returns = report.per_episode["agent"]["return"]
+    assert report.summary["agent"]["return"].ci_high > report.summary["agent"]["return"].ci_low or bool(
+        (returns == returns[0]).all()
+    )
+
+
+def test_supply_metrics_follow_from_the_failure_days(evaluated):
+    report, _, _ = evaluated
+    for name in POLICIES:
+        values = report.per_episode[name]
+        expected = 1.0 - values["supply_failure_days"] / values["length"]
+        assert torch.allclose(values["supply_reliability"], expected, atol=1e-6)
+        assert bool(((values["supply_resilience"] >= 0) & (values["supply_resilience"] <= 1)).all())
+    rule = report.per_episode["rule"]  # the rule curve holds water back: it fails the demand on this run
+    assert float(rule["supply_failure_days"].sum()) > 0 and float(rule["supply_vulnerability_hm3"].max()) > 0
+
+
+def test_gap_share_and_paired_differences(evaluated):
+    report, _, _ = evaluated
+    mean = {name: float(report.per_episode[name]["return"].mean()) for name in POLICIES}
+    assert report.gap_share.value == pytest.approx((mean["agent"] - mean["sop"]) / (mean["dp"] - mean["sop"]))
+    assert report.gap_share.ci_low <= report.gap_share.value <= report.gap_share.ci_high
+    for name in POLICIES[1:]:
+        diff = report.differences[name]["return"]
+        assert diff.value == pytest.approx(mean["agent"] - mean[name])
+        assert diff.ci_low <= diff.value <= diff.ci_high
+        better = float((report.per_episode["agent"]["return"] > report.per_episode[name]["return"]).double().mean())
+        assert report.agent_better[name] == better
+    assert report.differences["dp"]["return"].ci_high <= 1e-4  # nobody beats perfect foresight
+
+
+def test_json_and_csv_hold_the_same_numbers(evaluated):
+    report, folder, run_dir = evaluated
+    document = json.loads((folder / "results.json").read_text())
+    assert document["episodes"] == EPISODES and document["years"] == "heldout"
+    assert list(document["policies"]) == POLICIES
+    for name in POLICIES:
+        policy = document["policies"][name]
+        for metric in HEADLINE_METRICS:
+            episodes = policy["episodes"][metric]
+            assert len(episodes) == EPISODES
+            defined = [v for v in episodes if v is not None]
+            if defined:
+                assert policy["summary"][metric]["mean"] == pytest.approx(sum(defined) / len(defined))
+    assert document["gap_share"]["mean"] == pytest.approx(report.gap_share.value)
+    assert set(document["paired_difference"]) == set(POLICIES[1:])
+
+    with open(folder / "episodes.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == EPISODES * len(POLICIES)
+    for row in rows:
+        expected = report.per_episode[row["policy"]]["return"][int(row["episode"])]
+        assert float(row["return"]) == pytest.approx(float(expected))
+        assert row["start_date"] == document["episode_info"]["start_date"][int(row["episode"])]
+    # traces: one start date / inflow total per episode, whatever the policy
+    by_episode = {}
+    for row in rows:
+        by_episode.setdefault(row["episode"], set()).add((row["start_date"], row["trace_inflow_hm3"], row["initial_storage_hm3"]))
+    assert all(len(v) == 1 for v in by_episode.values())
+    # the run folder gets the same document for `plot`
+    saved = json.loads((run_dir / "evaluation.json").read_text())
+    assert saved["policies"]["agent"]["summary"] == document["policies"]["agent"]["summary"]
+
+
+def test_default_seed_reproduces_the_training_evaluation(eval_run):
+    runs_dir, run_dir = eval_run
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    episodes = best["config"]["train"]["eval_episodes"]
+    report = evaluate(run_dir, episodes=episodes, years="validation", baselines="none", runs_dir=runs_dir)
+    assert report.policies == ["agent"] and report.gap_share is None
+    assert report.summary["agent"]["return"].value == pytest.approx(best["best_eval_return"], rel=1e-5)
+    heldout = evaluate(run_dir, episodes=episodes, baselines="none", runs_dir=runs_dir)  # the default
+    assert set(heldout.water_years).isdisjoint(report.water_years)
+    other_seed = evaluate(run_dir, episodes=episodes, years="validation", baselines="none", runs_dir=runs_dir, seed=123)
+    assert other_seed.episode_info["start_record_index"] != report.episode_info["start_record_index"]
+
+
+def test_existing_files_are_refused_unless_forced(eval_run, tmp_path):
+    runs_dir, run_dir = eval_run
+    mine = tmp_path / "mine.json"
+    mine.write_text("precious")
+    with pytest.raises(UserError, match="exists.*--force"):
+        evaluate(run_dir / "checkpoints" / "last.pt", episodes=2, baselines="sop", out=mine)
+    with pytest.raises(UserError, match="exists"):
+        evaluate(run_dir / "checkpoints" / "last.pt", episodes=2, baselines="sop", csv_path=mine)
+    assert mine.read_text() == "precious"
+    report = evaluate(run_dir / "checkpoints" / "last.pt", episodes=2, baselines="sop", out=mine, force=True)
+    assert json.loads(mine.read_text())["episodes"] == 2
+    assert report.run_dir is None and report.files == [mine]  # a checkpoint file: no evaluation.json written
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"episodes": 0}, "--episodes 0"),
+        ({"years": "future"}, "--years 'future'"),
+        ({"baselines": "sop,magic"}, "unknown baseline 'magic'"),
+        ({"baselines": "sop,sop"}, "listed twice"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(eval_run, kwargs, message):
+    runs_dir, _ = eval_run
+    with pytest.raises(UserError, match=message) as error:
+        evaluate("tiny", runs_dir=runs_dir, **kwargs)
+    assert "\n" not in str(error.value)
+
+
+def test_train_years_and_all_years(eval_run):
+    runs_dir, _ = eval_run
+    train = evaluate("tiny", episodes=3, years="train", baselines="sop", runs_dir=runs_dir)
+    everything = evaluate("tiny", episodes=3, years="all", baselines="sop", runs_dir=runs_dir)
+    heldout_years = set(evaluate("tiny", episodes=1, baselines="none", runs_dir=runs_dir).water_years)
+    assert not heldout_years & set(train.water_years)
+    assert set(everything.water_years) == heldout_years | set(train.water_years)
+    assert not math.isnan(train.summary["sop"]["return"].value)

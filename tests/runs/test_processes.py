@@ -1,0 +1,53 @@
+"""The seeds' processes on small scripts: a signal waits until the process listens, no seed starts after a
+signal, output lines are read back from the log, a failure is one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from reservoir_rl.runs.processes import Job, exit_reason, run_jobs
+
+# Stands for a seed: start-up (Python's default SIGINT would end it with a traceback), then the handler
+# and the plain view's first line, then work until stopped.
+SEED = """
+import signal, sys, time
+time.sleep(float(sys.argv[1]))
+signal.signal(signal.SIGINT, lambda *_: (print("stopped by SIGINT", flush=True), sys.exit(0)))
+print("training 100 frames", flush=True)
+print("frames 64/100 (64.0%) | 10 fps", flush=True)
+time.sleep(30)
+print("never stopped", flush=True)
+"""
+
+
+def test_a_signal_waits_until_the_seed_listens(tmp_path: Path) -> None:
+    jobs = [Job(seed, [sys.executable, "-c", SEED, "0.5"], tmp_path / f"seed-{seed}.log") for seed in (0, 1)]
+    messages: list[str] = []
+
+    def on_message(text: str) -> None:
+        messages.append(text)
+        if text.startswith("seed 0 │ started"):  # Ctrl-C at once, while seed 0 is still starting
+            os.kill(os.getpid(), signal.SIGINT)
+
+    assert run_jobs(jobs, parallel=1, threads=1, on_message=on_message) == "SIGINT"
+    log = jobs[0].log.read_text()
+    assert jobs[0].process.returncode == 0, log
+    lines = log.splitlines()
+    assert "stopped by SIGINT" in lines and "Traceback" not in log and "never stopped" not in lines
+    assert jobs[1].process is None and not jobs[1].log.exists()  # waiting at the signal: never started
+    assert messages[1:] == ["seed 0 │ frames 64/100 (64.0%) | 10 fps"]  # progress lines, read from the log
+
+
+def test_a_failed_process_is_one_line(tmp_path: Path) -> None:
+    failing = Job(0, [sys.executable, "-c", "import sys; print('working'); print('error: the inflow file is gone'); "
+                                            "print('done'); sys.exit(2)"], tmp_path / "a.log")
+    killed = Job(1, [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], tmp_path / "b.log")
+    ended = []
+    assert run_jobs([failing, killed], parallel=2, threads=1, on_message=None, on_exit=ended.append) is None
+    assert sorted(job.seed for job in ended) == [0, 1]
+    assert exit_reason(failing) == "exit code 2: the inflow file is gone"
+    assert exit_reason(killed) == "killed by SIGKILL"
+    assert failing.log.read_text().splitlines()[1:] == ["working", "error: the inflow file is gone", "done"]
