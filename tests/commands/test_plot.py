@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from reservoir_rl.cli import app
 from reservoir_rl.errors import UserError
 from reservoir_rl.commands.evaluate import evaluate
-from reservoir_rl.evaluation.rollout import locate_checkpoint
+from reservoir_rl.runs.locate import locate_checkpoint
 from reservoir_rl.commands.plot import FIGURE_NAMES, plot, read_scalars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -106,7 +106,8 @@ def test_user_folder_files_are_not_overwritten_without_force(eval_run, tmp_path)
 def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval_run):
     from reservoir_rl.baselines import make_baseline
     from reservoir_rl.env.reservoir_env import make_env
-    from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy, read_checkpoint
+    from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy
+    from reservoir_rl.runs.locate import read_checkpoint
     from reservoir_rl.evaluation.figures import evaluation_figures
 
     _, run_dir = eval_run

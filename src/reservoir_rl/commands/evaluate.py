@@ -13,8 +13,6 @@ import csv
 import datetime as dt
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -25,14 +23,10 @@ from reservoir_rl.baselines import BASELINE_NAMES, make_baseline
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
+from reservoir_rl.files import write_text_atomic
 from reservoir_rl.training.build import EVAL_SEED_OFFSET, seed_everything
-from reservoir_rl.evaluation.rollout import (
-    EvaluationResult,
-    evaluate_policy,
-    greedy_actor,
-    locate_checkpoint,
-    read_checkpoint,
-)
+from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy, greedy_actor
+from reservoir_rl.runs.locate import locate_checkpoint, read_checkpoint
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES, Estimate, PairedBootstrap
 
 RESULTS_FORMAT = "reservoir-rl-evaluation"
@@ -153,19 +147,6 @@ def check_output_file(path: Optional[str | Path], force: bool, option: str) -> O
     if path.exists() and not force:
         raise UserError(f"{option} {path}: file exists; choose another name or add --force to overwrite it")
     return path
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` through a temporary file renamed over ``path`` (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _episode_info(env, result: EvaluationResult) -> dict[str, torch.Tensor]:

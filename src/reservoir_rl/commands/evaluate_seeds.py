@@ -39,9 +39,10 @@ from reservoir_rl.commands.evaluate import (
     json_ready,
     per_episode_values,
     run_paired,
-    write_text_atomic,
 )
-from reservoir_rl.evaluation.rollout import greedy_actor, locate_checkpoint, read_checkpoint
+from reservoir_rl.files import write_text_atomic
+from reservoir_rl.evaluation.rollout import greedy_actor
+from reservoir_rl.runs.locate import locate_checkpoint, read_checkpoint
 from reservoir_rl.commands.seeds import SeedGroup
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES, Estimate, PairedBootstrap, StratifiedBootstrap
 

@@ -17,7 +17,7 @@ import torch
 from reservoir_rl.agent.qnet import QNetwork, parameter_count
 from reservoir_rl.config import Config
 from reservoir_rl.errors import CheckpointError
-from reservoir_rl.evaluation.rollout import locate_checkpoint, read_checkpoint
+from reservoir_rl.runs.locate import locate_checkpoint, read_checkpoint
 
 
 def params_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:

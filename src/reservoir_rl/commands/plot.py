@@ -32,7 +32,8 @@ from reservoir_rl.monitor.figures import (
 )
 from reservoir_rl.training.build import EVAL_SEED_OFFSET, seed_everything
 from reservoir_rl.commands.evaluate import HEADLINE_METRICS, POLICY_LABELS, RESULTS_FORMAT
-from reservoir_rl.evaluation.rollout import evaluate_policy, greedy_actor, locate_checkpoint, read_checkpoint
+from reservoir_rl.evaluation.rollout import evaluate_policy, greedy_actor
+from reservoir_rl.runs.locate import locate_checkpoint, read_checkpoint
 from reservoir_rl.evaluation.figures import evaluation_figures
 from reservoir_rl.runs.folders import RunDir, find_run
 
