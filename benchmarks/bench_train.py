@@ -55,7 +55,7 @@ EVAL_EPISODES = 10
 
 def _eval_setup():
     """The held-out evaluation env (same episodes for both programs) and SOP's mean return on it."""
-    from reservoir_rl.baselines import make_baseline
+    from reservoir_rl.catalog import make_baseline
     from reservoir_rl.config import Config
     from reservoir_rl.env.reservoir_env import make_env
     from reservoir_rl.training.build import EVAL_SEED_OFFSET

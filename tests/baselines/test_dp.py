@@ -13,7 +13,8 @@ import itertools
 import pytest
 import torch
 
-from reservoir_rl.baselines import BASELINE_NAMES, episode_returns, make_baseline, run_episodes
+from reservoir_rl.baselines import episode_returns, run_episodes
+from reservoir_rl.catalog import BASELINE_NAMES, make_baseline
 from reservoir_rl.baselines.dp import interpolate_on_grid, solve_values, storage_grid_hm3
 from reservoir_rl.config import BaselinesConfig, EnvConfig, ReservoirConfig, RewardConfig
 from reservoir_rl.env import DiscreteReservoirEnv

@@ -12,7 +12,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from reservoir_rl.baselines import make_baseline, run_episodes
+from reservoir_rl.baselines import run_episodes
+from reservoir_rl.catalog import make_baseline
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy
 from reservoir_rl.config import BaselinesConfig, EnvConfig
 from reservoir_rl.env import DiscreteReservoirEnv

@@ -11,7 +11,8 @@ import torch
 
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.checkpoint import load_checkpoint
-from reservoir_rl.commands.evaluate import HEADLINE_METRICS, evaluate
+from reservoir_rl.catalog import HEADLINE_METRICS
+from reservoir_rl.commands.evaluate import evaluate
 
 EPISODES = 8
 POLICIES = ["agent", "sop", "hedging", "rule", "dp"]
@@ -27,8 +28,9 @@ def evaluated(eval_run, tmp_path_factory):
 
 def test_every_policy_runs_on_the_same_traces(evaluated):
     report, _, _ = evaluated
-    assert report.policies == POLICIES
-    agent = report.results["agent"].trajectory
+    assert report.policies == POLICIES and list(report.agent_results) == report.seeds and len(report.seeds) == 1
+    agent_result = report.agent_results[report.seeds[0]]
+    agent = agent_result.trajectory
     starts = agent.get("record_index")[:, 0]
     assert len(set(starts.tolist())) > 1  # different traces across episodes ...
     for name in POLICIES[1:]:
@@ -39,7 +41,7 @@ def test_every_policy_runs_on_the_same_traces(evaluated):
         # and the same inflow day by day while both episodes last
         days = min(agent.shape[1], other.shape[1])
         common = (report.results[name].metrics["length"].unsqueeze(1) > torch.arange(days)) & (
-            report.results["agent"].metrics["length"].unsqueeze(1) > torch.arange(days)
+            agent_result.metrics["length"].unsqueeze(1) > torch.arange(days)
         )
         a_inflow = agent.get(("next", "inflow_hm3"))[:, :days]
         o_inflow = other.get(("next", "inflow_hm3"))[:, :days]
@@ -99,10 +101,15 @@ def test_json_and_csv_hold_the_same_numbers(evaluated):
     document = json.loads((folder / "results.json").read_text())
     assert document["episodes"] == EPISODES and document["years"] == "heldout"
     assert list(document["policies"]) == POLICIES
+    seed = report.seeds[0]
+    assert document["seeds"] == [seed] and document["per_seed"][str(seed)]["frames"] == report.per_seed[0].frames
     for name in POLICIES:
         policy = document["policies"][name]
         for metric in HEADLINE_METRICS:
             episodes = policy["episodes"][metric]
+            if name == "agent":  # (seeds, episodes): one seed here
+                assert len(episodes) == 1
+                episodes = episodes[0]
             assert len(episodes) == EPISODES
             defined = [v for v in episodes if v is not None]
             if defined:
@@ -114,7 +121,8 @@ def test_json_and_csv_hold_the_same_numbers(evaluated):
         rows = list(csv.DictReader(handle))
     assert len(rows) == EPISODES * len(POLICIES)
     for row in rows:
-        expected = report.per_episode[row["policy"]]["return"][int(row["episode"])]
+        assert int(row["seed"]) == seed
+        expected = report.per_episode[row["policy"]]["return"].reshape(-1, EPISODES)[0, int(row["episode"])]
         assert float(row["return"]) == pytest.approx(float(expected))
         assert row["start_date"] == document["episode_info"]["start_date"][int(row["episode"])]
     # traces: one start date / inflow total per episode, whatever the policy

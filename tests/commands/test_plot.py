@@ -15,7 +15,8 @@ from reservoir_rl.cli import app
 from reservoir_rl.errors import UserError
 from reservoir_rl.commands.evaluate import evaluate
 from reservoir_rl.runs.locate import locate_checkpoint
-from reservoir_rl.commands.plot import FIGURE_NAMES, plot, read_scalars
+from reservoir_rl.commands.plot import FIGURE_NAMES, plot
+from reservoir_rl.runs.events import read_scalars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -104,7 +105,7 @@ def test_user_folder_files_are_not_overwritten_without_force(eval_run, tmp_path)
 
 
 def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval_run):
-    from reservoir_rl.baselines import make_baseline
+    from reservoir_rl.catalog import make_baseline
     from reservoir_rl.env.reservoir_env import make_env
     from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy
     from reservoir_rl.runs.locate import read_checkpoint
@@ -132,14 +133,3 @@ def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval
     assert named["reward_breakdown"].get_axes()[0].get_title() == "Reward per episode by component (held-out)"
 
 
-def test_learning_curve_names_the_validation_episodes():
-    from reservoir_rl.commands.plot import training_figures
-
-    steps, values = np.array([256, 512]), np.array([1.0, 2.0])
-    scalars = {tag: (steps, values) for tag in ("episode/return_mean", "eval/return", "eval/energy_gwh")}
-    figures = training_figures(scalars, {"SOP": 0.5}, "tiny", 4)
-    (ax,) = figures["learning_curve"].get_axes()
-    assert "greedy agent (validation, 4 episodes)" in [line.get_label() for line in ax.get_lines()]
-    assert ax.get_title() == "tiny: learning curve; dashed: baselines on the same validation episodes"
-    energy = figures["reservoir_metrics"].get_axes()[0]
-    assert "validation greedy" in [line.get_label() for line in energy.get_lines()]

@@ -27,8 +27,9 @@ from typer.testing import CliRunner
 from reservoir_rl.cli import app
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.commands.evaluate import evaluate
-from reservoir_rl.commands.plot import plot, read_scalars
-from reservoir_rl.commands.seeds import find_group, parse_seeds
+from reservoir_rl.commands.plot import plot
+from reservoir_rl.runs.events import read_scalars
+from reservoir_rl.runs.groups import find_group, parse_seeds
 from tiny_training import write_config
 
 TIMEOUT_S = 180  # start-up imports torch and torchrl in every process of a shared 2-core machine
@@ -217,7 +218,7 @@ def test_evaluate_aggregates_every_seed_on_the_same_episodes(evaluated) -> None:
         # each seed's scores are those of evaluating its own best.pt alone on the same episodes
         single = evaluate(run / f"seed-{seed}" / "checkpoints" / "best.pt", episodes=EPISODES,
                           baselines="sop,dp" if i == 0 else "none", seed=document["seed"])
-        np.testing.assert_allclose(agent[i], single.per_episode["agent"]["return"].numpy(), rtol=1e-6)
+        np.testing.assert_allclose(agent[i], single.per_episode["agent"]["return"][0].numpy(), rtol=1e-6)
         assert document["episode_info"]["start_record_index"] == single.episode_info["start_record_index"]
         if i == 0:
             for name in ("sop", "dp"):  # the baselines ran once, on the very same traces

@@ -11,13 +11,16 @@ Volumes are hm³ per day throughout (1 m³/s for one day = 0.0864 hm³).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from tensordict import TensorDictBase
 
 from reservoir_rl.env.physics import periodic_interpolate
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
+
+if TYPE_CHECKING:
+    from reservoir_rl.config import BaselinesConfig
 
 DAYS_PER_YEAR = 365
 
@@ -172,3 +175,12 @@ class RuleCurvePolicy:
     def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
         tensordict.set("action", self.release_hm3(tensordict)[1].reshape(tensordict.batch_size))
         return tensordict
+
+
+def target_release_hm3(env: DiscreteReservoirEnv, config: "BaselinesConfig") -> float:
+    """SOP / hedging target release, hm³/day: ``config.target_release_cms`` or the record's mean inflow."""
+    from reservoir_rl.units import HM3_PER_CMS_DAY
+
+    if config.target_release_cms is not None:
+        return config.target_release_cms * HM3_PER_CMS_DAY
+    return env.mean_inflow_hm3

@@ -1,0 +1,147 @@
+"""The one catalog of policies and metrics: names, labels, units, and how each policy is built.
+
+Everything that shows a policy or a metric reads it from here: `evaluate` (its JSON, CSV and terminal
+tables), `plot` (figure labels), the live training view and TensorBoard's ``reservoir/`` group, and
+``scripts/results_report.py``. Adding a baseline = its class in `reservoir_rl.baselines` + one
+`PolicyEntry` below (+ its config fields, tests and docs); adding a metric = its definition in
+`reservoir_rl.env.metrics` (or `reservoir_rl.evaluation.reliability`) + one `MetricEntry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal, Optional
+
+from tensordict import TensorDictBase
+
+from reservoir_rl.baselines.dp import PerfectForesightPolicy
+from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy, target_release_hm3
+from reservoir_rl.config import BaselinesConfig
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
+from reservoir_rl.errors import UserError
+
+Policy = Callable[[TensorDictBase], TensorDictBase]
+PolicyFactory = Callable[[DiscreteReservoirEnv, BaselinesConfig], Policy]
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """A policy `evaluate` can compare: ``factory`` builds it for an env (None: the trained agent)."""
+
+    name: str  # the key in --baselines, JSON and CSV
+    label: str  # figures, JSON, reports
+    short_label: str  # terminal table columns
+    knows: str  # what information it acts on (documentation)
+    factory: Optional[PolicyFactory] = None
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """A per-episode metric: ``name`` is its key in the metrics `reservoir_rl.env.metrics` computes."""
+
+    name: str
+    label: str  # with its unit, e.g. "energy (GWh)"
+    short_label: str  # terminal table rows
+    unit: str  # "" when dimensionless
+    better: Literal["higher", "lower", "neither"]
+    headline: bool = False  # shown in evaluate's tables and the figures' comparison
+    training: bool = False  # logged over training (TensorBoard ``reservoir/`` and ``eval/``)
+
+
+AGENT = "agent"
+
+POLICIES: dict[str, PolicyEntry] = {p.name: p for p in (
+    PolicyEntry(AGENT, "agent (greedy)", "agent", "storage, day of year and the forecast it observes"),
+    PolicyEntry("sop", "SOP", "SOP", "storage and today's inflow",
+                lambda env, cfg: StandardOperatingPolicy(env, target_release_hm3(env, cfg))),
+    PolicyEntry("hedging", "hedging", "hedging", "storage and today's inflow",
+                lambda env, cfg: HedgingPolicy(env, target_release_hm3(env, cfg),
+                                               start_fraction=cfg.hedging_start_fraction,
+                                               end_fraction=cfg.hedging_end_fraction,
+                                               min_release_fraction=cfg.hedging_min_release_fraction)),
+    PolicyEntry("rule", "rule curve", "rule curve", "storage, day of year and today's inflow",
+                lambda env, cfg: RuleCurvePolicy(env, cfg.rule_curve)),
+    PolicyEntry("dp", "DP (foresight)", "DP", "the whole future inflow of the episode (an upper bound)",
+                lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.dp_storage_levels)),
+)}
+BASELINE_NAMES: tuple[str, ...] = tuple(name for name, p in POLICIES.items() if p.factory is not None)
+
+METRICS: dict[str, MetricEntry] = {m.name: m for m in (
+    MetricEntry("return", "return", "return", "", "higher", headline=True),
+    MetricEntry("energy_gwh", "energy (GWh)", "energy GWh", "GWh", "higher", headline=True, training=True),
+    MetricEntry("spill_hm3", "spill (hm³)", "spill hm³", "hm³", "lower", headline=True, training=True),
+    MetricEntry("flood_zone_days", "flood-zone days", "flood days", "days", "lower", headline=True, training=True),
+    MetricEntry("failures", "failures", "failures", "", "lower", headline=True, training=True),
+    MetricEntry("env_flow_deficit_days", "env-flow deficit days", "e-flow days", "days", "lower", headline=True,
+                training=True),
+    MetricEntry("supply_reliability", "supply reliability", "reliability", "", "higher", headline=True),
+    MetricEntry("supply_resilience", "supply resilience", "resilience", "", "higher", headline=True),
+    MetricEntry("supply_vulnerability_hm3", "supply vulnerability (hm³/day)", "vulner. hm³/d", "hm³/day", "lower",
+                headline=True),
+    MetricEntry("success", "success rate", "success", "", "higher", headline=True),
+    MetricEntry("length", "length (days)", "days", "days", "neither"),
+    MetricEntry("env_flow_deficit_hm3", "env-flow deficit (hm³)", "e-flow hm³", "hm³", "lower"),
+    MetricEntry("supply_deficit_hm3", "supply deficit (hm³)", "supply hm³", "hm³", "lower", training=True),
+    MetricEntry("supply_failure_days", "supply failure days", "supply days", "days", "lower"),
+    MetricEntry("release_hm3", "release (hm³)", "release hm³", "hm³", "neither"),
+    MetricEntry("storage_mean_hm3", "mean storage (hm³)", "storage hm³", "hm³", "neither", training=True),
+    MetricEntry("storage_min_hm3", "minimum storage (hm³)", "min storage", "hm³", "neither", training=True),
+    MetricEntry("storage_max_hm3", "maximum storage (hm³)", "max storage", "hm³", "neither", training=True),
+)}
+HEADLINE_METRICS: tuple[str, ...] = tuple(name for name, m in METRICS.items() if m.headline)
+EXTRA_METRICS: tuple[str, ...] = tuple(name for name, m in METRICS.items() if not m.headline)
+TRAINING_METRICS: tuple[str, ...] = tuple(name for name, m in METRICS.items() if m.training)
+# The metrics of the comparison figure (`plot`'s evaluation.png), in panel order.
+COMPARISON_METRICS = ("return", "energy_gwh", "spill_hm3", "flood_zone_days", "env_flow_deficit_days", "success")
+
+# The live view's table of recent training episodes: key of the row (see the trainer's episode rows) ->
+# column header and format. "violations" = failures + env-flow deficit days of the episode.
+LIVE_EPISODE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("index", "#", "int"),
+    ("return", "return", ",.2f"),
+    ("energy_gwh", METRICS["energy_gwh"].label, ",.2f"),
+    ("spill_hm3", METRICS["spill_hm3"].label, ",.1f"),
+    ("violations", "violations", "int"),
+    ("length", METRICS["length"].label, "int"),
+)
+
+YEARS_LABELS = {"heldout": "held-out", "validation": "validation-year", "train": "training-year", "all": "any-year"}
+
+
+def policy_label(name: str, short: bool = False) -> str:
+    """The label of policy ``name`` (a name not in the catalog is shown as it is)."""
+    entry = POLICIES.get(name)
+    if entry is None:
+        return name
+    return entry.short_label if short else entry.label
+
+
+def metric_label(name: str, short: bool = False) -> str:
+    """The label of metric ``name`` (a name not in the catalog is shown as it is)."""
+    entry = METRICS.get(name)
+    if entry is None:
+        return name
+    return entry.short_label if short else entry.label
+
+
+def make_baseline(name: str, env: DiscreteReservoirEnv, config: BaselinesConfig) -> Policy:
+    """The baseline ``name`` (one of `BASELINE_NAMES`) for ``env``, set up from the ``baselines`` section."""
+    entry = POLICIES.get(name)
+    if entry is None or entry.factory is None:
+        raise UserError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINE_NAMES)}")
+    return entry.factory(env, config)
+
+
+def parse_baselines(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"sop,dp"`` → ["sop", "dp"]; unknown or repeated names are a one-line error; "" or "none" → []."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
+    names = [n for n in names if n]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in BASELINE_NAMES]
+    if unknown:
+        raise UserError(f"--baselines: unknown baseline {unknown[0]!r}; choose from {','.join(BASELINE_NAMES)} (or none)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"--baselines: {repeated[0]!r} is listed twice")
+    return names

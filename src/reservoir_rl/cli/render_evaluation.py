@@ -1,0 +1,99 @@
+"""The tables of `evaluate`: one seed or several, every policy and metric named by the catalog."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.table import Table
+
+from reservoir_rl.catalog import AGENT, HEADLINE_METRICS, YEARS_LABELS, metric_label, policy_label
+from reservoir_rl.cli.console import console
+from reservoir_rl.cli.format import estimate, interval, number
+
+
+def _header(report) -> str:
+    first = report.per_seed[0]
+    where = (f"{report.episodes} {YEARS_LABELS[report.years]} episode{'s' if report.episodes > 1 else ''} × "
+             f"{report.horizon_days} days")
+    if len(report.seeds) == 1:
+        name = report.run_name or first.checkpoint
+        return (f"[bold]{name}[/] at frame {first.frames:,} ({first.checkpoint}): {where}, seed {report.seed}, "
+                "the same inflow traces and initial storages for every policy")
+    frames = ", ".join(f"{r.frames:,}" for r in report.per_seed)
+    return (f"[bold]{report.run_name}[/]: {len(report.seeds)} seeds ({', '.join(map(str, report.seeds))}), each "
+            f"seed's {first.checkpoint.name} (frames {frames}); {where}, env seed {report.seed}, the same inflow "
+            "traces and initial storages for every policy and seed")
+
+
+def _metrics_table(report) -> Table:
+    several = len(report.seeds) > 1
+    conf, resamples = report.bootstrap["confidence"], report.bootstrap["resamples"]
+    caption = (f"first row: mean over seeds of each seed's mean over episodes; IQM: interquartile mean of all seed × "
+               f"episode scores; below each, its {conf:.0%} stratified bootstrap interval ({resamples:,} resamples of "
+               "the episodes within each seed); baselines do not depend on the seed; DP = perfect foresight"
+               if several else
+               f"mean over episodes; below it, its {conf:.0%} percentile bootstrap interval ({resamples:,} "
+               "resamples); DP = perfect foresight")
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, caption=caption, caption_justify="left")
+    table.add_column("metric", no_wrap=True, min_width=13)
+    for name in report.policies:
+        table.add_column(policy_label(name, short=True), justify="right", overflow="fold")
+    kinds = (("summary", None), ("iqm", "  IQM")) if several else (("summary", None),)
+    for key in HEADLINE_METRICS:
+        for kind, title in kinds:
+            estimates = [getattr(report, kind)[p][key] for p in report.policies]
+            table.add_row(title or metric_label(key, short=True), *(number(e.value) for e in estimates))
+            if any(e.ci_low == e.ci_low for e in estimates):
+                table.add_row("", *(interval(e) for e in estimates), style="dim")
+    return table
+
+
+def _paired_table(report) -> Table:
+    over = "over seeds and episodes" if len(report.seeds) > 1 else "by episode"
+    table = Table(title=f"agent − baseline, paired {over}: mean \\[interval]", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table.add_column("baseline", overflow="fold")
+    for label in ("return", metric_label("energy_gwh", short=True), "agent higher"):
+        table.add_column(label, justify="right", overflow="fold")
+    for name, diff in report.differences.items():
+        table.add_row(policy_label(name, short=True),
+                      *(estimate(diff[k], newline=False) for k in ("return", "energy_gwh")),
+                      number(report.agent_better[name], percent=True))
+    return table
+
+
+def _seeds_table(report) -> Table:
+    table = Table(title="per seed: the agent's mean return, agent − baseline return paired by episode, share of "
+                        "the SOP → DP gap closed; \\[intervals]", title_justify="left", box=box.SIMPLE_HEAD,
+                  padding=(0, 1), pad_edge=False)
+    table.add_column("seed", justify="right")
+    table.add_column("frames", justify="right")
+    table.add_column("return", justify="right")
+    for name in report.baselines:
+        table.add_column(f"− {policy_label(name, short=True)}", justify="right")
+    table.add_column("gap closed", justify="right")
+    for r in report.per_seed:
+        table.add_row(str(r.seed), f"{r.frames:,}", estimate(r.summary["return"]),
+                      *(estimate(r.differences[b]["return"]) for b in report.baselines), estimate(r.gap_share))
+    table.add_row("mean", "", estimate(report.summary[AGENT]["return"]),
+                  *(estimate(report.differences[b]["return"]) for b in report.baselines), estimate(report.gap_share),
+                  style="bold")
+    return table
+
+
+def render_evaluation(report) -> None:
+    """Header, the metric table (mean and, with several seeds, IQM), the paired differences, the per-seed
+    table (several seeds), the share of the SOP → DP gap closed, the files written."""
+    console.print(_header(report), highlight=False)
+    console.print(_metrics_table(report))
+    if report.differences:
+        console.print(_paired_table(report))
+    if len(report.seeds) > 1:
+        console.print(_seeds_table(report))
+    if report.gap_share is not None:
+        over = f" over {len(report.seeds)} seeds" if len(report.seeds) > 1 else ""
+        console.print(f"share of the SOP → DP gap closed{over}, (R_agent − R_sop) / (R_dp − R_sop): "
+                      f"[bold]{estimate(report.gap_share, newline=False)}[/]", highlight=False)
+    else:
+        console.print("share of the SOP → DP gap closed: n/a (needs --baselines with sop and dp)")
+    for path in report.files:
+        console.print(f"wrote {path}", highlight=False)

@@ -1,0 +1,176 @@
+"""The report of a paired evaluation of K ≥ 1 seeds' agents against the baselines: statistics, JSON, CSV.
+
+Per-episode scores: the agent's are (seeds, episodes), a baseline's (episodes,) (baselines do not depend on
+the agent's seed). Per policy and metric: the mean over seeds of each seed's mean over episodes and the
+interquartile mean (IQM) of all seed × episode scores, each with a stratified bootstrap interval (episodes
+resampled within each seed, one shared draw since the seeds share the episodes); the paired difference
+agent − baseline, the share of episodes the agent wins, and the share of the SOP → DP gap the agent closes,
+(R_agent − R_sop) / (R_dp − R_sop), over seeds and for each seed (`reservoir_rl.evaluation.statistics`).
+With one seed the stratified bootstrap is the paired bootstrap over episodes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from reservoir_rl.catalog import AGENT, HEADLINE_METRICS, METRICS, policy_label
+from reservoir_rl.evaluation.paired import EPISODE_FIELDS
+from reservoir_rl.evaluation.rollout import EvaluationResult
+from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES, Estimate, PairedBootstrap, StratifiedBootstrap
+from reservoir_rl.files import json_ready
+
+RESULTS_FORMAT = "reservoir-rl-evaluation"
+RESULTS_VERSION = 2
+
+
+@dataclass
+class SeedResult:
+    """One seed's agent: its checkpoint, and its numbers with paired bootstrap intervals over episodes."""
+
+    seed: int
+    checkpoint: Path
+    frames: int
+    summary: dict[str, Estimate]  # metric -> the agent's mean over episodes
+    differences: dict[str, dict[str, Estimate]]  # baseline -> metric -> agent − baseline
+    gap_share: Optional[Estimate]
+    agent_better: dict[str, float]  # baseline -> share of episodes where the agent's return is higher
+
+
+@dataclass
+class EvaluationReport:
+    """Everything `evaluate` measured (see the module docstring for shapes)."""
+
+    run_name: Optional[str]
+    run_dir: Optional[Path]  # the run folder (evaluation.json goes there); None for a checkpoint file
+    seeds: list[int]
+    years: str
+    water_years: list[int]
+    episodes: int
+    seed: int  # the env seed of the episodes
+    horizon_days: int
+    episode_info: dict[str, list[Any]]
+    per_episode: dict[str, dict[str, torch.Tensor]]  # policy -> metric -> (seeds, E) agent, (E,) baseline
+    summary: dict[str, dict[str, Estimate]]  # policy -> metric -> mean over seeds of the episode means
+    iqm: dict[str, dict[str, Estimate]]  # policy -> metric -> IQM of all seed × episode scores
+    per_seed: list[SeedResult]
+    differences: dict[str, dict[str, Estimate]]  # baseline -> metric -> agent − baseline, over seeds
+    gap_share: Optional[Estimate]  # None unless both sop and dp ran
+    agent_better: dict[str, float]  # baseline -> share of seed × episode pairs the agent's return is higher
+    bootstrap: dict[str, Any]
+    agent_results: dict[int, EvaluationResult] = field(repr=False, default_factory=dict)  # seed -> trajectories
+    results: dict[str, EvaluationResult] = field(repr=False, default_factory=dict)  # baseline -> trajectories
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def policies(self) -> list[str]:
+        return list(self.per_episode)
+
+    @property
+    def baselines(self) -> list[str]:
+        return [p for p in self.per_episode if p != AGENT]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document: settings, per-policy summaries, paired comparisons, per-seed and per-episode values."""
+        as_dicts = lambda estimates: {k: e.as_dict() for k, e in estimates.items()}  # noqa: E731
+        return json_ready({
+            "format": RESULTS_FORMAT,
+            "format_version": RESULTS_VERSION,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "run_name": self.run_name,
+            "seeds": self.seeds,
+            "years": self.years,
+            "water_years": self.water_years,
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "horizon_days": self.horizon_days,
+            "bootstrap": self.bootstrap,
+            "metric_labels": {k: METRICS[k].label for k in HEADLINE_METRICS},
+            "episode_info": self.episode_info,
+            "policies": {
+                name: {
+                    "label": policy_label(name),
+                    "summary": as_dicts(self.summary[name]),
+                    "iqm": as_dicts(self.iqm[name]),
+                    "episodes": {k: v.tolist() for k, v in values.items()},
+                }
+                for name, values in self.per_episode.items()
+            },
+            "per_seed": {
+                str(r.seed): {
+                    "checkpoint": str(r.checkpoint), "frames": r.frames, "summary": as_dicts(r.summary),
+                    "paired_difference": {b: as_dicts(d) for b, d in r.differences.items()},
+                    "gap_share": r.gap_share.as_dict() if r.gap_share is not None else None,
+                    "agent_better_share": r.agent_better,
+                }
+                for r in self.per_seed
+            },
+            "paired_difference": {b: as_dicts(d) for b, d in self.differences.items()},
+            "gap_share": self.gap_share.as_dict() if self.gap_share is not None else None,
+            "agent_better_share": self.agent_better,
+        })
+
+    def to_csv(self) -> str:
+        """One row per policy, seed and episode: the trace (start, storage, inflow) and every metric. A
+        baseline does not depend on the agent's seed: its rows repeat for every seed (each seed's rows are
+        a complete paired comparison)."""
+        metrics = list(self.per_episode[AGENT])
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["policy", "seed", "episode", *EPISODE_FIELDS, *metrics])
+        for name, values in self.per_episode.items():
+            for i, s in enumerate(self.seeds):
+                for e in range(self.episodes):
+                    trace = [self.episode_info[k][e] for k in EPISODE_FIELDS]
+                    row = [float(values[k][i, e] if values[k].dim() == 2 else values[k][e]) for k in metrics]
+                    writer.writerow([name, s, e, *trace, *("" if math.isnan(v) else repr(v) for v in row)])
+        return buffer.getvalue()
+
+
+def _wins(agent: torch.Tensor, baseline: torch.Tensor) -> float:
+    """Share of the (seed, episode) pairs where the agent's score is higher than the baseline's."""
+    return float((agent > baseline).to(torch.float64).mean())
+
+
+def compare(
+    per_episode: dict[str, dict[str, torch.Tensor]], seeds: list[int], resamples: int = DEFAULT_RESAMPLES,
+) -> dict[str, Any]:
+    """The statistics of `EvaluationReport` from the per-episode scores (agent (seeds, E), baselines (E,)):
+    keys summary, iqm, differences, gap_share, agent_better, bootstrap, and ``per_seed`` (seed -> its
+    summary, differences, gap_share, agent_better)."""
+    agent = per_episode[AGENT]
+    n_seeds, episodes = agent["return"].shape
+    baselines = [p for p in per_episode if p != AGENT]
+    strata = StratifiedBootstrap(n_seeds, episodes, resamples=resamples)
+    has_gap = "sop" in per_episode and "dp" in per_episode
+
+    def gap(boot, mine: torch.Tensor) -> Optional[Estimate]:
+        return boot.gap_share(mine, per_episode["sop"]["return"], per_episode["dp"]["return"]) if has_gap else None
+
+    paired = PairedBootstrap(episodes, resamples=resamples)
+    per_seed = {}
+    for i, s in enumerate(seeds):
+        mine = {k: v[i] for k, v in agent.items()}
+        per_seed[s] = {
+            "summary": paired.means(mine),
+            "differences": {b: paired.means({k: mine[k] - per_episode[b][k] for k in HEADLINE_METRICS})
+                            for b in baselines},
+            "gap_share": gap(paired, mine["return"]),
+            "agent_better": {b: _wins(mine["return"], per_episode[b]["return"]) for b in baselines},
+        }
+    return {
+        "summary": {p: {k: strata.mean(v) for k, v in values.items()} for p, values in per_episode.items()},
+        "iqm": {p: {k: strata.iqm(v) for k, v in values.items()} for p, values in per_episode.items()},
+        "differences": {b: {k: strata.mean(agent[k] - per_episode[b][k]) for k in HEADLINE_METRICS} for b in baselines},
+        "gap_share": gap(strata, agent["return"]),
+        "agent_better": {b: _wins(agent["return"], per_episode[b]["return"]) for b in baselines},
+        "bootstrap": {**strata.settings(), "per_seed": paired.settings()},
+        "per_seed": per_seed,
+    }
