@@ -12,15 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METRICS = [
-    ("return", "return", "{:.1f}"),
-    ("energy_gwh", "energy GWh", "{:.0f}"),
-    ("spill_hm3", "spill hm³", "{:.0f}"),
-    ("flood_zone_days", "flood-zone days", "{:.1f}"),
-    ("failures", "failures", "{:.2f}"),
-    ("env_flow_deficit_days", "env-flow deficit days", "{:.1f}"),
-    ("success", "success", "{:.2f}"),
-]
+from reservoir_rl.catalog import metric_label
+
+# the metrics of the table, in order, with their number format (labels: the package's catalog)
+FORMATS = {"return": "{:.1f}", "energy_gwh": "{:.0f}", "spill_hm3": "{:.0f}", "flood_zone_days": "{:.1f}",
+           "failures": "{:.2f}", "env_flow_deficit_days": "{:.1f}", "success": "{:.2f}"}
+METRICS = [(key, metric_label(key), fmt) for key, fmt in FORMATS.items()]
 RIVERS = {"montague": "Delaware River at Montague, NJ", "trenton": "Delaware River at Trenton, NJ"}
 CONFIGS = {"montague": "configs/base.yaml", "trenton": "configs/trenton.yaml"}  # as in scripts/results.sh
 

@@ -8,6 +8,8 @@ import math
 import pytest
 from rich.console import Console
 
+from reservoir_rl.catalog import LIVE_EPISODE_COLUMNS
+
 from reservoir_rl.monitor.live import (
     LiveView,
     PlainView,
@@ -118,7 +120,7 @@ def test_live_view_renders_episode_table() -> None:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120)
     clock = FakeClock()
-    view = LiveView(console, clock=clock)
+    view = LiveView(console, clock=clock, episode_columns=LIVE_EPISODE_COLUMNS)  # the catalog's labels
     view.start(total_frames=10_000, start_frame=0)
     view.message("warming up replay buffer")
     clock.now += 5.0
@@ -176,3 +178,13 @@ def test_make_view_auto_follows_is_terminal() -> None:
         assert isinstance(view, ProgressView)
     with pytest.raises(ValueError):
         make_view("fancy", pipe)
+
+
+def test_live_view_without_columns_shows_the_rows_own_keys() -> None:
+    buf = io.StringIO()
+    view = LiveView(Console(file=buf, force_terminal=True, width=120), clock=FakeClock())
+    view.start(total_frames=100, start_frame=0)
+    view.add_episodes([_episode(2.5)])
+    view.stop()
+    out = buf.getvalue()
+    assert "energy_gwh" in out and "spill_hm3" in out and "2.50" in out and "energy (GWh)" not in out

@@ -36,9 +36,10 @@ def _main(
 
 
 def _view(quiet: bool):
+    from reservoir_rl.catalog import LIVE_EPISODE_COLUMNS
     from reservoir_rl.monitor.live import make_view
 
-    return make_view("quiet" if quiet else "auto", console)
+    return make_view("quiet" if quiet else "auto", console, episode_columns=LIVE_EPISODE_COLUMNS)
 
 
 def _progress(quiet: bool) -> Optional[Callable[[str], None]]:

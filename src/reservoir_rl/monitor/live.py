@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from rich.console import Console, Group
@@ -32,6 +32,7 @@ DASH = "–"
 RECENT_EPISODES = 8
 MIN_RATE_SECONDS = 0.5  # no rate / ETA before this much time has passed (avoids absurd early values)
 Clock = Callable[[], float]
+Column = tuple[str, str, str]  # (row key, header, format spec or "int")
 
 
 @runtime_checkable
@@ -202,9 +203,10 @@ class LiveView(_Tracker):
     """
 
     def __init__(self, console: Console | None = None, refresh_per_second: float = 4.0, clock: Clock | None = None,
-                 recent: int = RECENT_EPISODES) -> None:
+                 recent: int = RECENT_EPISODES, episode_columns: Sequence[Column] | None = None) -> None:
         super().__init__(clock, recent)
         self.console = console or Console()
+        self.episode_columns = tuple(episode_columns) if episode_columns is not None else None
         self._lock = threading.Lock()  # state is mutated by the trainer, rendered by Live's refresh thread
         self._live = Live(console=self.console, refresh_per_second=refresh_per_second, transient=False,
                           auto_refresh=True, redirect_stdout=False, redirect_stderr=False,
@@ -238,14 +240,15 @@ class LiveView(_Tracker):
                               f"lr {_fmt(self.stats.get('lr'), '.2e')}", style="magenta"))
         table = Table(title=f"recent episodes ({self.n_episodes:,} total)", title_justify="left",
                       expand=False, header_style="bold")
-        for header in ("#", "return", "energy (GWh)", "spill (hm³)", "violations", "length (days)"):
+        columns = self.episode_columns or tuple(
+            (key, key, "int" if key == "index" else ",.2f") for key in (self.episodes[0] if self.episodes else ("index",))
+        )
+        for _, header, _ in columns:
             table.add_column(header, justify="right")
         for ep in self.episodes:
-            table.add_row(_fmt_int(ep.get("index")), _fmt(ep.get("return"), ",.2f"),
-                          _fmt(ep.get("energy_gwh"), ",.2f"), _fmt(ep.get("spill_hm3"), ",.1f"),
-                          _fmt_int(ep.get("violations")), _fmt_int(ep.get("length")))
+            table.add_row(*(_fmt_int(ep.get(key)) if spec == "int" else _fmt(ep.get(key), spec) for key, _, spec in columns))
         if not self.episodes:
-            table.add_row(DASH, DASH, DASH, DASH, DASH, DASH)
+            table.add_row(*(DASH for _ in columns))
         parts.append(table)
         return Group(*parts)  # type: ignore[arg-type]
 
@@ -294,8 +297,12 @@ class QuietView:
         pass
 
 
-def make_view(mode: str = "auto", console: Console | None = None, plain_every_seconds: float = 10.0) -> ProgressView:
-    """View for ``mode`` in {"auto", "live", "plain", "quiet"}; "auto" = live on a terminal, else plain."""
+def make_view(mode: str = "auto", console: Console | None = None, plain_every_seconds: float = 10.0,
+              episode_columns: Sequence[Column] | None = None) -> ProgressView:
+    """View for ``mode`` in {"auto", "live", "plain", "quiet"}; "auto" = live on a terminal, else plain.
+
+    ``episode_columns``: the live view's table of recent episodes, (row key, header, format) per column
+    (format: a format spec such as ",.2f", or "int"); None shows the rows' own keys."""
     mode = mode.lower()
     if mode not in ("auto", "live", "plain", "quiet"):
         raise ValueError(f"progress mode must be one of auto, live, plain, quiet; got {mode!r}")
@@ -303,5 +310,5 @@ def make_view(mode: str = "auto", console: Console | None = None, plain_every_se
         return QuietView()
     console = console or Console()
     if mode == "live" or (mode == "auto" and console.is_terminal):
-        return LiveView(console)
+        return LiveView(console, episode_columns=episode_columns)
     return PlainView(console, plain_every_seconds)

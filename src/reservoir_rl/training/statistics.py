@@ -13,19 +13,10 @@ from typing import Any, Optional
 
 import torch
 
+from reservoir_rl.catalog import TRAINING_METRICS
 from reservoir_rl.env.metrics import FinishedEpisodes
 
-RESERVOIR_GROUP = (
-    "storage_mean_hm3",
-    "storage_min_hm3",
-    "storage_max_hm3",
-    "energy_gwh",
-    "spill_hm3",
-    "flood_zone_days",
-    "env_flow_deficit_days",
-    "supply_deficit_hm3",
-    "failures",
-)
+RESERVOIR_GROUP = TRAINING_METRICS  # TensorBoard's reservoir/ group: means over the finished episodes
 _SUMS = ("loss", "grad_norm", "td_error_abs", "q_sum")
 
 
