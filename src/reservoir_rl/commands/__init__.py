@@ -1,0 +1,1 @@
+"""The use cases every interface calls: train / resume (train), several seeds (seeds), evaluate, plot, inspect."""

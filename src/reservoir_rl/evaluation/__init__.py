@@ -1,0 +1,1 @@
+"""Judging policies: greedy rollouts (rollout), paired runs of several policies (paired), bootstrap statistics (statistics), the report and its JSON / CSV (report), reliability metrics (reliability), the data behind figures (figures, run_figures)."""
