@@ -1,0 +1,1 @@
+"""Run folders and what they hold: numbering and lookup (folders), multi-seed groups (groups), the checkpoint format (checkpoint), locating and reading checkpoints (locate), TensorBoard scalars read back (events), child processes (processes)."""

@@ -1,0 +1,58 @@
+"""Where a CKPT argument points (a file, or a run's best / last checkpoint) and its payload read safely and
+checked: what evaluate, plot and inspect-checkpoint start from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from reservoir_rl.config import Config, config_from_dict
+from reservoir_rl.errors import CheckpointError, UserError
+from reservoir_rl.runs.checkpoint import load_checkpoint
+from reservoir_rl.runs.folders import RunDir, find_run
+
+# Payload keys evaluate / plot / inspect read; a checkpoint without them is refused with one line.
+REQUIRED_KEYS = ("config", "counters", "q_network")
+
+
+@dataclass
+class CheckpointSource:
+    """Where a checkpoint came from: its file, and its run folder when it was named by run."""
+
+    path: Path
+    run: Optional[RunDir]
+
+
+def locate_checkpoint(ckpt: str | Path, runs_dir: str | Path = "runs") -> CheckpointSource:
+    """A checkpoint file, or a run (name under ``runs_dir`` or path) → its ``checkpoints/best.pt``.
+
+    A run without ``best.pt`` (stopped before its first evaluation) falls back to ``last.pt``.
+    """
+    path = Path(ckpt)
+    if path.is_file():
+        return CheckpointSource(path, None)
+    looks_like_file = path.suffix in (".pt", ".pth", ".ckpt") or path.name in ("best.pt", "last.pt")
+    if looks_like_file and not (Path(runs_dir) / str(ckpt)).is_dir():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    run = find_run(str(ckpt), Path(runs_dir))
+    for candidate in (run.best_checkpoint, run.last_checkpoint):
+        if candidate.is_file():
+            return CheckpointSource(candidate, run)
+    raise UserError(f"{run.path}: the run has no checkpoint yet (no checkpoints/best.pt or last.pt)")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], Config]:
+    """Load a checkpoint safely (nothing is unpickled beyond plain data) and validate its config."""
+    payload = load_checkpoint(path)
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(repr(k) for k in missing)}")
+    if not isinstance(payload["q_network"], dict) or not all(
+        isinstance(v, torch.Tensor) for v in payload["q_network"].values()
+    ):
+        raise CheckpointError(f"{path}: checkpoint 'q_network' is not a dict of tensors")
+    config = config_from_dict(payload["config"], source=f"{path} (config stored in the checkpoint)")
+    return payload, config
