@@ -14,10 +14,9 @@ from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.evaluation.report import RESULTS_FORMAT
-from reservoir_rl.evaluation.rollout import evaluate_policy
+from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
 from reservoir_rl.monitor.figures import learning_curve_figure, metric_panels_figure, policy_comparison_figure
 from reservoir_rl.runs.events import Series
-from reservoir_rl.training.build import EVAL_SEED_OFFSET
 
 # TensorBoard tag -> label of the learning curves
 LEARNING_CURVES = {
