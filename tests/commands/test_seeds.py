@@ -28,8 +28,11 @@ from reservoir_rl.cli import app
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.commands.evaluate import evaluate
 from reservoir_rl.commands.plot import plot
+from reservoir_rl.commands import seed_process
+from reservoir_rl.errors import UserError
 from reservoir_rl.runs.events import read_scalars
 from reservoir_rl.runs.groups import find_group, parse_seeds
+from reservoir_rl.runs.processes import Job, exit_reason, run_jobs
 from tiny_training import write_config
 
 TIMEOUT_S = 180  # start-up imports torch and torchrl in every process of a shared 2-core machine
@@ -59,9 +62,14 @@ def _frames(run: Path) -> list[int]:
             for p in (run / "checkpoints").glob(f"{ckpt.FRAME_FILE_PREFIX}*.pt")] if (run / "checkpoints").is_dir() else []
 
 
+def _child_argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().rstrip("\0").split("\0")
+
+
 def _child_of(parent: int, seed: int) -> int:
     for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-        if f"\0--seed\0{seed}\0" in Path(f"/proc/{pid}/cmdline").read_text():
+        argv = _child_argv(int(pid))
+        if argv[1:3] == ["-m", seed_process.MODULE] and json.loads(argv[3])["seed"] == seed:
             return int(pid)
     raise AssertionError(f"no process for seed {seed}")
 
@@ -71,7 +79,7 @@ def interrupted(tmp_path_factory):
     """`train --seeds 3,4,5` of a long run, two at a time: once seeds 3 and 4 have saved a checkpoint, the
     run is paused (SIGSTOP), seed 4's process killed, SIGINT sent, and the run let go on (SIGCONT): it sees
     the signal before it could start seed 5 in the free slot. Returns (runs folder, run folder, exit code,
-    stdout, stderr)."""
+    stdout, stderr, argv of seed 4's process)."""
     root = tmp_path_factory.mktemp("seeds")
     config = write_config(root, **TINY)
     process = cli("train", config, "--seeds", ",".join(map(str, SEEDS)), "--runs-dir", root / "runs", wait=False)
@@ -83,6 +91,7 @@ def interrupted(tmp_path_factory):
             time.sleep(0.05)
         process.send_signal(signal.SIGSTOP)
         seed_4 = _child_of(process.pid, 4)
+        argv_4 = _child_argv(seed_4)
         os.kill(seed_4, signal.SIGKILL)
         while Path(f"/proc/{seed_4}/stat").read_text().split()[2] not in ("Z", "X"):  # dead, not yet reaped
             time.sleep(0.01)
@@ -92,7 +101,7 @@ def interrupted(tmp_path_factory):
     finally:
         if process.poll() is None:
             process.kill()
-    return root / "runs", run, process.returncode, out, err
+    return root / "runs", run, process.returncode, out, err, argv_4
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +116,29 @@ def resumed(interrupted):
     return runs, run, target, out
 
 
+def _started(log: Path) -> list[list[str]]:
+    """The argv of each process that wrote to a seed's log (its ``=== time argv`` header lines)."""
+    return [line.split(" ", 2)[2].split(" ", 3) for line in log.read_text().splitlines() if line.startswith("=== ")]
+
+
+def test_a_seed_process_runs_the_use_case_not_the_command_line(interrupted) -> None:
+    _, run, *_, argv_4 = interrupted
+    assert argv_4[:3] == [sys.executable, "-m", "reservoir_rl.commands.seed_process"] and len(argv_4) == 4
+    assert json.loads(argv_4[3]) == {
+        "action": "train", "config": str((run / "config.yaml").resolve()), "seed": 4, "name": "seed-4",
+        "runs_dir": str(run.resolve()), "overrides": [], "command": json.loads(argv_4[3])["command"]}
+    for seed in (3, 4):
+        (header,) = _started(run / "logs" / f"seed-{seed}.log")
+        assert header[1:3] == ["-m", "reservoir_rl.commands.seed_process"] and "train" not in header[:3]
+        assert json.loads(header[3])["seed"] == seed
+        command = yaml.safe_load((run / f"seed-{seed}" / "metadata.yaml").read_text())[0]["command"]
+        # the command of the multi-seed run (as in seeds.yaml), then the seed
+        assert command == yaml.safe_load((run / "seeds.yaml").read_text())["history"][0]["command"] + f" (seed {seed})"
+        assert "--seeds 3,4,5" in command
+
+
 def test_sigint_reaches_every_seed_and_a_killed_seed_is_one_error_line(interrupted) -> None:
-    _, run, code, out, err = interrupted
+    _, run, code, out, err, _ = interrupted
     assert code == 1, out + err
     errors = [line for line in err.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: seed 4 failed (killed by SIGKILL)"), err
@@ -117,7 +147,8 @@ def test_sigint_reaches_every_seed_and_a_killed_seed_is_one_error_line(interrupt
     saved = ckpt.load_checkpoint(run / "seed-3" / "checkpoints" / "last.pt")
     assert 128 <= saved["counters"]["frames"] < 10_000_000
     log = (run / "logs" / "seed-3.log").read_text()
-    assert "stopped by SIGINT, checkpoint saved" in log and "Traceback" not in log
+    assert "status: stopped by SIGINT, checkpoint saved" in log and "Traceback" not in log
+    assert f"continue with: reservoir-rl resume {run.resolve()}" in log
     assert not (run / "seed-5").exists()  # waiting for a free slot at SIGINT: not started
     rows = [line.split()[:2] for line in out.splitlines() if line.split()[:1] in (["3"], ["4"], ["5"])]
     assert rows == [["3", "stopped"], ["4", "failed"], ["5", "not"]]
@@ -131,7 +162,19 @@ def test_resume_continues_every_seed(resumed) -> None:
         assert last["counters"]["frames"] == target, seed
     assert yaml.safe_load((run / "seed-4" / "metadata.yaml").read_text())[-1]["event"].startswith("resume from frame")
     assert [e["event"] for e in yaml.safe_load((run / "seed-5" / "metadata.yaml").read_text())] == ["train"]
-    assert [e["event"] for e in yaml.safe_load((run / "seeds.yaml").read_text())["history"]] == ["train", "resume"]
+    history = yaml.safe_load((run / "seeds.yaml").read_text())["history"]
+    assert [e["event"] for e in history] == ["train", "resume"]
+    # 4 was resumed by a second process (appended to its log), 5 trained by its first, both by the use cases
+    specs = {seed: [json.loads(argv[3]) for argv in _started(run / "logs" / f"seed-{seed}.log")] for seed in (4, 5)}
+    assert [spec["action"] for spec in specs[4]] == ["train", "resume"]
+    assert specs[4][1] == {"action": "resume", "run": str((run / "seed-4").resolve()), "seed": 4,
+                           "total_frames": target, "command": specs[4][1]["command"]}
+    assert [spec["action"] for spec in specs[5]] == ["train"]
+    assert specs[5][0]["overrides"] == [f"train.total_frames={target}"]
+    metadata = yaml.safe_load((run / "seed-4" / "metadata.yaml").read_text())
+    assert metadata[-1]["command"] == history[1]["command"] + " (seed 4)" and "resume run-1" in history[1]["command"]
+    log = (run / "logs" / "seed-4.log").read_text()
+    assert log.count("\nstatus: finished\n") == 1 and f"frames / updates / episodes: {target:,} / " in log
     # --quiet: no progress lines, one summary row per seed
     assert "│ frames" not in out
     rows = [line.split()[:3] for line in out.splitlines() if line.split()[:1] in (["3"], ["4"], ["5"])]
@@ -304,6 +347,33 @@ def test_single_seed_commands_name_one_seed_of_a_multi_seed_run(resumed) -> None
     assert result.exit_code == 2 and f"already trained {target:,} frames" in result.output
 
 
+
+
+def test_a_user_error_in_a_seed_process_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path, **TINY)
+    jobs = [
+        Job(0, seed_process.resume_argv(tmp_path / "run-1" / "seed-0", 0, None, ["reservoir-rl", "resume"]),
+            tmp_path / "seed-0.log"),
+        Job(1, seed_process.train_argv(config, 1, "seed-1", tmp_path / "run-1", ["train.lr=-1"], ["reservoir-rl"]),
+            tmp_path / "seed-1.log"),
+        Job(2, [sys.executable, "-m", seed_process.MODULE, "{not json"], tmp_path / "seed-2.log"),
+    ]
+    run_jobs(jobs, parallel=3, threads=1, on_message=None)
+    for job, fragment in zip(jobs, ("unknown run", "train.lr", "the spec is not JSON")):
+        lines = job.log.read_text().splitlines()[1:]  # after the header line
+        assert job.process.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert fragment in lines[0] and exit_reason(job) == f"exit code 2: {lines[0].removeprefix('error: ')}"
+    assert not (tmp_path / "run-1").exists()  # a bad config leaves no folder behind
+
+
+def test_a_seed_spec_is_checked() -> None:
+    argv = seed_process.train_argv(Path("c.yaml"), 3, "seed-3", Path("run-1"), ["a.b=1"], ["x", "--seeds", "3"])
+    assert argv[:3] == [sys.executable, "-m", seed_process.MODULE]
+    assert seed_process.read_spec(argv[3:])["overrides"] == ["a.b=1"]
+    for bad, fragment in (([], "expected one argument"), (['{"action": "plot"}'], "one of train, resume"),
+                          (['{"action": "resume", "seed": 1}'], "lacks run, total_frames, command")):
+        with pytest.raises(UserError, match=fragment):
+            seed_process.read_spec(bad)
 
 
 CHILD = """

@@ -7,20 +7,20 @@ Layout of a multi-seed run::
     run-N/logs/seed-K.log   everything seed K's process printed
     run-N/seed-K/           an ordinary run (config.yaml with train.seed = K, checkpoints, TensorBoard, ...)
 
-Each seed trains in its own process, ``python -m reservoir_rl train run-N/config.yaml --seed K --name seed-K
---runs-dir run-N`` (resume: ``python -m reservoir_rl resume run-N/seed-K``), at most ``os.cpu_count()`` at a
-time, each with ``cpu_count // parallel`` torch threads (OMP_NUM_THREADS). The processes live in their own
-session, so a terminal's Ctrl-C reaches only this process, which forwards SIGINT / SIGTERM to every seed
-(each then saves a checkpoint) and starts no further seed; a second signal is forwarded too (the seeds stop
-at once, as a single run does). If this process dies, Linux sends each seed SIGTERM
-(`reservoir_rl.runs.processes`).
+Each seed trains in its own process, ``python -m reservoir_rl.commands.seed_process SPEC`` (SPEC: a JSON
+object with the config, seed and folders, `reservoir_rl.commands.seed_process`), which calls the use case
+`reservoir_rl.commands.train.train` (resume: `.resume` of ``run-N/seed-K``) directly, not the command
+line; at most ``os.cpu_count()`` processes at a time, each with ``cpu_count // parallel`` torch threads
+(OMP_NUM_THREADS). The processes live in their own session, so a terminal's Ctrl-C reaches only this
+process, which forwards SIGINT / SIGTERM to every seed (each then saves a checkpoint) and starts no
+further seed; a second signal is forwarded too (the seeds stop at once, as a single run does). If this
+process dies, Linux sends each seed SIGTERM (`reservoir_rl.runs.processes`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, run_lock
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup, find_group, parse_seeds, read_group  # noqa: F401
+from reservoir_rl.commands import seed_process
 
 
 # ------------------------------------------------------------------------------------- outcomes
@@ -157,13 +158,10 @@ def _run(group: SeedGroup, jobs: list[Job], outcomes: dict[int, SeedOutcome], pa
                         time.perf_counter() - started)
 
 
-def _python() -> list[str]:
-    return [sys.executable, "-m", "reservoir_rl"]
-
-
-def _train_argv(group: SeedGroup, seed: int, extra: list[str] = ()) -> list[str]:
-    return [*_python(), "train", str(group.config_path.resolve()), "--seed", str(seed), "--name", f"seed-{seed}",
-            "--runs-dir", str(group.path.resolve()), *extra]
+def _train_argv(group: SeedGroup, seed: int, command: list[str], overrides: list[str] = ()) -> list[str]:
+    """The process that trains ``run-N/config.yaml`` (``overrides`` applied) into ``run-N/seed-K``."""
+    return seed_process.train_argv(group.config_path.resolve(), seed, f"seed-{seed}", group.path.resolve(),
+                                   list(overrides), command)
 
 
 def train_seeds(
@@ -204,7 +202,7 @@ def train_seeds(
         group.seeds_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
         _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
                 threads_per_process=threads)
-        jobs = [Job(seed, _train_argv(group, seed), group.log_path(seed)) for seed in seeds]
+        jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]
         outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", config.train.total_frames) for s in seeds}
         return _run(group, jobs, outcomes, parallel, threads, started, on_message)
 
@@ -222,6 +220,7 @@ def resume_seeds(
     if total_frames is not None and total_frames < 1:
         raise UserError(f"--total-frames {total_frames}: must be positive")
     config = load_config(group.config_path)
+    command = list(command or sys.argv)
     with run_lock(RunDir(group.path)):
         jobs, outcomes = [], {}
         for seed in group.seeds:
@@ -230,16 +229,16 @@ def resume_seeds(
             outcome = outcomes[seed] = SeedOutcome(seed, run.path, "not started", target, log=group.log_path(seed))
             frames = _frames_on_disk(run)
             if not run.path.exists():
-                extra = [] if total_frames is None else ["--set", f"train.total_frames={total_frames}"]
-                jobs.append(Job(seed, _train_argv(group, seed, extra), group.log_path(seed)))
+                extra = [] if total_frames is None else [f"train.total_frames={total_frames}"]
+                jobs.append(Job(seed, _train_argv(group, seed, command, extra), group.log_path(seed)))
             elif frames is None:
                 outcome.status = "failed"
                 outcome.error = f"{run.path} has no checkpoint to resume from; remove the folder to train this seed again"
             elif frames >= target:
                 outcome.status, outcome.frames = "already finished", frames
             else:
-                extra = [] if total_frames is None else ["--total-frames", str(total_frames)]
-                jobs.append(Job(seed, [*_python(), "resume", str(run.path.resolve()), *extra], group.log_path(seed)))
+                argv = seed_process.resume_argv(run.path.resolve(), seed, total_frames, command)
+                jobs.append(Job(seed, argv, group.log_path(seed)))
         if not jobs:
             done = [o for o in outcomes.values() if o.status == "already finished"]
             if len(done) == len(outcomes):

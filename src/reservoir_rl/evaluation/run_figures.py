@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from reservoir_rl.catalog import BASELINE_NAMES, COMPARISON_METRICS, METRICS, YEARS_LABELS, make_baseline, metric_label, policy_label
@@ -16,13 +17,13 @@ from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.evaluation.report import RESULTS_FORMAT
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
 from reservoir_rl.monitor.figures import learning_curve_figure, metric_panels_figure, policy_comparison_figure
-from reservoir_rl.runs.events import Series
 
 # TensorBoard tag -> label of the learning curves
 LEARNING_CURVES = {
     "episode/return_mean": "training episodes (ε-greedy, training years)",
     "eval/return": "greedy agent on the validation episodes",
 }
+Series = tuple[np.ndarray, np.ndarray]  # (frames (N,), values (N,)), as `reservoir_rl.runs.events.read_scalars` gives them
 RESERVOIR_PANELS = ("energy_gwh", "spill_hm3", "flood_zone_days", "env_flow_deficit_days", "failures", "storage_mean_hm3")
 
 
