@@ -14,9 +14,9 @@ from reservoir_rl.baselines.dp import PerfectForesightPolicy, solve_values
 from reservoir_rl.baselines.rollout import episode_returns, run_episodes
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy
 from reservoir_rl.config import BaselinesConfig
-from reservoir_rl.env.physics import HM3_PER_CMS_DAY
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import UserError
+from reservoir_rl.units import HM3_PER_CMS_DAY
 
 BASELINE_NAMES = ("sop", "hedging", "rule", "dp")
 

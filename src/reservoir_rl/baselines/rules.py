@@ -18,8 +18,7 @@ from tensordict import TensorDictBase
 
 from reservoir_rl.env.physics import periodic_interpolate
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
-
-DAYS_PER_YEAR = 365
+from reservoir_rl.units import DAYS_PER_YEAR
 
 
 class _WaterBalance:
@@ -153,7 +152,7 @@ class RuleCurvePolicy:
             raise ValueError("rule curve needs at least one (day_of_year, fraction) point")
         days = [d for d, _ in points]
         if any(b <= a for a, b in zip(days, days[1:])) or days[0] < 0 or days[-1] > DAYS_PER_YEAR:
-            raise ValueError(f"rule curve days must be distinct and lie in 0..{DAYS_PER_YEAR}, got {days}")
+            raise ValueError(f"rule curve days must be distinct and lie in 0..{DAYS_PER_YEAR:g}, got {days}")
         self.env = env
         self.curve = points
 

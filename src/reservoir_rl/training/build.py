@@ -158,10 +158,6 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
 
     ``process`` / ``ray`` backends: the workers start when the collector is first used."""
     train = config.train
-    if train.frames_per_batch % train.n_envs:
-        raise UserError(
-            f"train.frames_per_batch ({train.frames_per_batch}) must be a multiple of train.n_envs ({train.n_envs})"
-        )
     if train.collector.backend == "ray":
         collection.require_ray()
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # no storage-allocation INFO lines mid-display
