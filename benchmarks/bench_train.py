@@ -58,7 +58,7 @@ def _eval_setup():
     from reservoir_rl.catalog import make_baseline
     from reservoir_rl.config import Config
     from reservoir_rl.env.reservoir_env import make_env
-    from reservoir_rl.training.build import EVAL_SEED_OFFSET
+    from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET
     from reservoir_rl.evaluation.rollout import evaluate_policy
 
     config = Config()

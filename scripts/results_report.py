@@ -81,7 +81,8 @@ def failure_lines(data: dict, river: str) -> list[str]:
     the same months in the training years, and the episodes in which a policy failed."""
     from reservoir_rl.config import load_config
     from reservoir_rl.env.inflow import split_water_years
-    from reservoir_rl.env.physics import HM3_PER_CMS_DAY, ReservoirPhysics
+    from reservoir_rl.env.physics import ReservoirPhysics
+    from reservoir_rl.units import HM3_PER_CMS_DAY
     from reservoir_rl.env.sources import load_inflow
 
     config = load_config(CONFIGS.get(river, "configs/base.yaml"))

@@ -15,6 +15,8 @@ import yaml
 from reservoir_rl.config import (
     Config,
     apply_overrides,
+    check_scale_range,
+    check_total_frames,
     config_from_dict,
     config_to_dict,
     dump_config,
@@ -131,6 +133,9 @@ def test_wrong_types_name_the_key_and_the_value(raw, start):
         ({"inflow": {"train_flood_scale": [1.5, 1.2]}}, "inflow: train_flood_scale must be [low, high] with 1 <= low <= high"),
         ({"inflow": {"flood_threshold_cms": 0}}, "inflow.flood_threshold_cms = 0: Input should be greater than 0"),
         ({"inflow": {"validation_water_years": -2}}, "inflow: validation_water_years must be >= 0, got -2"),
+        ({"inflow": {"synthetic": {"mean_inflow_cms": float("inf")}}},
+         "inflow.synthetic.mean_inflow_cms = inf: Input should be a finite number"),
+        ({"inflow": {"synthetic": {"cv": float("nan")}}}, "inflow.synthetic.cv = nan: Input should be a finite number"),
     ],
 )
 def test_out_of_range_values_name_the_key_and_the_value(raw, start):
@@ -206,6 +211,37 @@ def test_other_cross_key_checks():
         {"baselines": {"hedging_start_fraction": 0.3, "hedging_end_fraction": 0.5}})
     assert "rule_curve days must be strictly increasing" in config_error(
         {"baselines": {"rule_curve": [[100, 0.5], [50, 0.6]]}})
+
+
+def test_frames_per_batch_must_split_evenly_over_the_envs():
+    assert config_error({"train": {"n_envs": 8, "frames_per_batch": 60}}) == (
+        "run.yaml: train: frames_per_batch (60) must be a multiple of n_envs (8): "
+        "every batch holds the same number of days of each env"
+    )
+    assert config_from_dict({"train": {"n_envs": 8, "frames_per_batch": 24}}).train.frames_per_batch == 24
+
+
+@pytest.mark.parametrize(
+    "bounds, at_least_one, ok",
+    [((0.5, 2.0), False, True), ((0.0, 1.0), False, False), ((2.0, 1.0), False, False),
+     ((1.0, 1.5), True, True), ((0.9, 1.5), True, False), ((1.6, 1.5), True, False)],
+)
+def test_scale_range_rule_of_the_training_inflow_factors(bounds, at_least_one, ok):
+    if ok:
+        assert check_scale_range("x", list(bounds), at_least_one) == bounds
+    else:
+        relation = "1 <= low <= high" if at_least_one else "0 < low <= high"
+        with pytest.raises(ValueError) as info:
+            check_scale_range("x", bounds, at_least_one)
+        assert str(info.value) == f"x must be [low, high] with {relation}, got [{bounds[0]}, {bounds[1]}]"
+
+
+def test_total_frames_option_follows_the_rule_of_train_total_frames():
+    assert check_total_frames(1) == 1
+    for value in (0, -64):
+        with pytest.raises(ConfigError) as info:
+            check_total_frames(value)
+        assert str(info.value) == f"--total-frames {value} (train.total_frames): Input should be greater than or equal to 1"
 
 
 # ------------------------------------------------------------------ --set overrides

@@ -18,7 +18,7 @@ from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, Standar
 from reservoir_rl.config import BaselinesConfig, EnvConfig
 from reservoir_rl.env import DiscreteReservoirEnv
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.physics import HM3_PER_CMS_DAY
+from reservoir_rl.units import HM3_PER_CMS_DAY
 
 PROBE_FLOWS_CMS = (0.0, 2.0, 20.0, 80.0, 150.0, 300.0, 700.0, 1500.0, 3000.0)
 PROBE_DAYS = (0, 91, 196, 300)

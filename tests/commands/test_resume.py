@@ -169,7 +169,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
     service.train(config, [], QuietView(), runs, name="run")
     with pytest.raises(UserError, match="already trained 128 frames.*--total-frames above 128"):
         service.resume("run", QuietView(), runs)
-    with pytest.raises(UserError, match="--total-frames 0: must be positive"):
+    with pytest.raises(UserError, match=r"--total-frames 0 \(train.total_frames\): Input should be greater than or equal to 1"):
         service.resume("run", QuietView(), runs, total_frames=0)
     with pytest.raises(UserError, match="unknown run 'nope'"):
         service.resume("nope", QuietView(), runs)

@@ -220,7 +220,8 @@ def test_bad_seeds_are_one_line_errors(tmp_path: Path, args, fragment) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_a_config_that_cannot_run_is_refused_before_any_seed_starts(tmp_path: Path) -> None:
-    for args, fragment in ((["--device", "cuda"], "no CUDA device"), (["--set", "train.lr=-1"], "train.lr")):
+    for args, fragment in ((["--device", "cuda"], "no CUDA device"), (["--set", "train.lr=-1"], "train.lr"),
+                           (["--set", "train.frames_per_batch=60"], "frames_per_batch (60) must be a multiple of n_envs (8)")):
         result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--runs-dir", str(tmp_path / "runs"),
                                      "--seeds", "0,1", *args])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and fragment in result.output

@@ -1,14 +1,12 @@
-"""Tests of reservoir_rl.env.augmentation: grown floods, log-uniform factors, factor ranges."""
+"""Tests of reservoir_rl.env.augmentation: grown floods, log-uniform factors (their ranges: tests/test_config.py)."""
 
 from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
-from reservoir_rl.env.augmentation import draw_log_uniform, factor_range, grow_floods
-from reservoir_rl.errors import ConfigError
+from reservoir_rl.env.augmentation import draw_log_uniform, grow_floods
 
 
 def test_grow_floods_multiplies_only_the_part_above_the_threshold():
@@ -23,16 +21,3 @@ def test_draw_log_uniform_stays_in_range_with_a_uniform_log():
     assert factors.min() >= 1.0 and factors.max() <= 4.0
     assert abs(float(factors.log().mean()) - 0.5 * math.log(4.0)) < 0.02
     assert torch.equal(draw_log_uniform((2.0, 2.0), 3, torch.Generator(), "cpu"), torch.full((3,), 2.0))
-
-
-@pytest.mark.parametrize(
-    "bounds, at_least_one, ok",
-    [((0.5, 2.0), False, True), ((0.0, 1.0), False, False), ((2.0, 1.0), False, False),
-     ((1.0, 1.5), True, True), ((0.9, 1.5), True, False), ((1.6, 1.5), True, False)],
-)
-def test_factor_range(bounds, at_least_one, ok):
-    if ok:
-        assert factor_range(list(bounds), "x", at_least_one) == bounds
-    else:
-        with pytest.raises(ConfigError, match="x range must satisfy"):
-            factor_range(bounds, "x", at_least_one)

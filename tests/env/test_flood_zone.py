@@ -8,7 +8,7 @@ import pytest
 
 from reservoir_rl.env.flood_zone import flood_volumes_hm3, flood_zone_curve, rule_curve_below_flood_zone
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.physics import HM3_PER_CMS_DAY
+from reservoir_rl.units import HM3_PER_CMS_DAY
 
 CAPACITY_HM3 = 1500.0
 RELEASE_CMS = 400.0

@@ -21,6 +21,7 @@ from reservoir_rl.env.inflow import (
     synthetic,
 )
 from reservoir_rl.errors import InflowDataError, UserError
+from reservoir_rl.units import HM3_PER_CMS_DAY
 
 START = dt.date(2000, 10, 1)
 
@@ -98,7 +99,7 @@ def test_bundled_complete_water_years_exclude_partial_ends():
 
 def test_inflow_hm3_conversion():
     record = load_bundled()
-    np.testing.assert_allclose(record.inflow_hm3(), record.inflow_cms * 0.0864)
+    np.testing.assert_allclose(record.inflow_hm3(), record.inflow_cms * HM3_PER_CMS_DAY)
 
 
 def test_record_arrays_are_read_only():
@@ -122,7 +123,7 @@ def test_load_csv_plain_and_units(tmp_path):
     cms = [5.0 + (k % 11) for k in range(800)]
     plain = load_csv(_write(tmp_path, _csv_text(flows=cms), "cms.csv"))
     cfs = load_csv(_write(tmp_path, _csv_text(flows=[q / CFS_TO_CMS for q in cms]), "cfs.csv"), units="cfs")
-    hm3 = load_csv(_write(tmp_path, _csv_text(flows=[q * 0.0864 for q in cms]), "hm3.csv"), units="hm3_per_day")
+    hm3 = load_csv(_write(tmp_path, _csv_text(flows=[q * HM3_PER_CMS_DAY for q in cms]), "hm3.csv"), units="hm3_per_day")
     np.testing.assert_allclose(plain.inflow_cms, cms)
     np.testing.assert_allclose(cfs.inflow_cms, cms, rtol=1e-12)
     np.testing.assert_allclose(hm3.inflow_cms, cms, rtol=1e-12)

@@ -15,13 +15,13 @@ import torch
 from reservoir_rl.config import ReservoirConfig, RewardConfig
 from reservoir_rl.env.physics import (
     GRAVITY_M_S2,
-    HM3_PER_CMS_DAY,
     WATER_DENSITY_KG_M3,
     ReservoirPhysics,
     StepOutcome,
     interpolate,
 )
 from reservoir_rl.env.reward import COMPONENTS, reward_components, weighted_reward
+from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 
 N_LEVELS = 11
 MAX_INFLOW_HM3 = 5000.0 * HM3_PER_CMS_DAY
@@ -202,7 +202,7 @@ def _hand_step(cfg: ReservoirConfig, n_levels: int, s: float, i: float, a: int, 
     target = a / (n_levels - 1) * r_max
     area = cfg.area_at_capacity_km2 * (s / cfg.capacity_hm3) ** cfg.area_exponent
     depth = cfg.evaporation_mm_per_day * (
-        1 + cfg.evaporation_amplitude * math.cos(2 * math.pi * (day - cfg.evaporation_peak_day) / 365.0)
+        1 + cfg.evaporation_amplitude * math.cos(2 * math.pi * (day - cfg.evaporation_peak_day) / DAYS_PER_YEAR)
     )
     evap = min(area * depth * 1e-3, s + i - cfg.dead_storage_hm3)
     release = max(0.0, min(target, s + i - evap - cfg.dead_storage_hm3))

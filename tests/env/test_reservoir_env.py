@@ -19,10 +19,10 @@ from reservoir_rl.config import Config, EnvConfig, ForecastConfig, ReservoirConf
 from reservoir_rl.env import DiscreteReservoirEnv, make_env
 from reservoir_rl.env.inflow import split_water_years, synthetic
 from reservoir_rl.env.metrics import episode_metrics, first_done_mask
-from reservoir_rl.env.physics import HM3_PER_CMS_DAY
 from reservoir_rl.env.reservoir_env import FAILURE_FLAGS, STEP_QUANTITIES
 from reservoir_rl.env.reward import COMPONENTS, weighted_reward
 from reservoir_rl.errors import ConfigError
+from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 
 N_LEVELS = 11
 
@@ -252,7 +252,7 @@ def test_observation_storage_fraction_and_season(rollout_400, synthetic_record):
         torch.testing.assert_close(obs[..., 0], sub["storage_hm3"] / cap)
         doy = torch.as_tensor(synthetic_record.day_of_year)[sub["record_index"]]
         assert torch.equal(sub["day_of_year"], doy)
-        angle = 2 * math.pi * doy.double() / 365.0
+        angle = 2 * math.pi * doy.double() / DAYS_PER_YEAR
         torch.testing.assert_close(obs[..., 1].double(), torch.sin(angle), atol=1e-5, rtol=0)
         torch.testing.assert_close(obs[..., 2].double(), torch.cos(angle), atol=1e-5, rtol=0)
 
@@ -541,7 +541,7 @@ def test_make_env_scales_only_training_collectors(bundled_record):
     assert make_env(config, "train", n_envs=2, inflow=bundled_record, scale_inflow=True).inflow_scale_range == (0.5, 2.0)
     for split in ("train", "validation", "heldout"):
         assert make_env(config, split, n_envs=2, inflow=bundled_record).inflow_scale_range == (1.0, 1.0)
-    with pytest.raises(ConfigError, match="0 < low <= high"):
+    with pytest.raises(ValueError, match=r"inflow_scale_range must be \[low, high\] with 0 < low <= high"):
         DiscreteReservoirEnv(None, bundled_record, n_envs=1, inflow_scale_range=(2.0, 1.0))
 
 
@@ -613,8 +613,10 @@ def test_make_env_scales_floods_only_for_training_collectors(bundled_record):
     assert train.flood_threshold_hm3 == pytest.approx(500.0 * HM3_PER_CMS_DAY)
     for split in ("train", "validation", "heldout"):
         assert make_env(config, split, n_envs=2, inflow=bundled_record).flood_scale_range == (1.0, 1.0)
-    with pytest.raises(ConfigError, match="1 <= low <= high"):
+    with pytest.raises(ValueError, match=r"flood_scale_range must be \[low, high\] with 1 <= low <= high"):
         DiscreteReservoirEnv(None, bundled_record, n_envs=1, flood_scale_range=(0.8, 1.2))
+    with pytest.raises(ValueError, match="flood_threshold_cms must be > 0"):
+        DiscreteReservoirEnv(None, bundled_record, n_envs=1, flood_threshold_cms=0.0)
 
 
 def test_make_env_default_loads_bundled_record():

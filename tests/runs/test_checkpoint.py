@@ -217,3 +217,30 @@ def test_a_full_disk_is_a_one_line_error_and_the_old_checkpoint_stays(tmp_path: 
         ckpt.atomic_save(payload(), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file data/0: file write failed",
+     "[enforce fail at inline_container.cc:778] . unexpected pos 4608 vs 4544"],
+)
+def test_torch_reporting_a_failed_write_is_a_one_line_error(tmp_path: Path, monkeypatch, message) -> None:
+    path = tmp_path / "frame.pt"
+
+    def torch_write_fails(_payload, handle):
+        handle.write(b"PK\x03\x04partial")
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(ckpt.torch, "save", torch_write_fails)
+    with pytest.raises(CheckpointError) as error:
+        ckpt.atomic_save(payload(), path)
+    assert str(error.value) == f"{path}: cannot write checkpoint ({message}); the previous one is intact"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_folder_that_cannot_be_created_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    path = tmp_path / "file" / "last.pt"
+    with pytest.raises(CheckpointError, match=r"file/last.pt: cannot write checkpoint \(") as error:
+        ckpt.atomic_save(payload(), path)
+    assert "\n" not in str(error.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,7 +14,15 @@ from reservoir_rl.config import load_config
 from reservoir_rl.errors import ConfigError, UserError
 from reservoir_rl.monitor.live import QuietView
 from reservoir_rl.commands import train as service
-from reservoir_rl.runs.folders import create_run, find_run, git_state, next_run_name, package_versions, run_lock
+from reservoir_rl.runs.folders import (
+    create_run,
+    find_run,
+    git_state,
+    next_run_name,
+    package_versions,
+    run_lock,
+    write_run_file,
+)
 from tiny_training import write_config
 
 
@@ -99,7 +109,7 @@ def test_git_state_outside_a_repository_is_none(tmp_path: Path) -> None:
 def test_a_bad_config_leaves_no_run_folder(tmp_path: Path) -> None:
     config_path = write_config(tmp_path, train={"frames_per_batch": 60, "n_envs": 8})
     runs = tmp_path / "runs"
-    with pytest.raises(UserError, match="frames_per_batch \\(60\\) must be a multiple of train.n_envs \\(8\\)"):
+    with pytest.raises(ConfigError, match="train: frames_per_batch \\(60\\) must be a multiple of n_envs \\(8\\)"):
         service.train(config_path, [], QuietView(), runs)
     with pytest.raises(ConfigError, match="train.lr"):
         service.train(config_path, ["train.frames_per_batch=64", "train.lr=-1"], QuietView(), runs)
@@ -116,3 +126,21 @@ def test_a_run_being_trained_cannot_be_resumed_twice(tmp_path: Path) -> None:
             service.resume("busy", QuietView(), runs, total_frames=128)
     assert service.resume("busy", QuietView(), runs, total_frames=128).frames == 128  # released
     assert summary.frames == 64
+
+
+def test_a_run_file_is_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "metadata.yaml"
+    write_run_file(path, "- event: train\n")
+    write_run_file(path, "- event: train\n- event: resume\n")
+    assert path.read_text(encoding="utf-8") == "- event: train\n- event: resume\n"
+
+    def no_space(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(UserError) as info:
+        write_run_file(path, "- event: lost\n")
+    monkeypatch.undo()
+    assert str(info.value) == f"{path}: cannot write it (No space left on device); any earlier version is unchanged"
+    assert path.read_text(encoding="utf-8") == "- event: train\n- event: resume\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["metadata.yaml"]  # no temporary file left

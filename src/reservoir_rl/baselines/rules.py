@@ -11,18 +11,15 @@ Volumes are hm³ per day throughout (1 m³/s for one day = 0.0864 hm³).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 from tensordict import TensorDictBase
 
+from reservoir_rl.config import BaselinesConfig
 from reservoir_rl.env.physics import periodic_interpolate
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
-
-if TYPE_CHECKING:
-    from reservoir_rl.config import BaselinesConfig
-
-DAYS_PER_YEAR = 365
+from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 
 
 class _WaterBalance:
@@ -156,7 +153,7 @@ class RuleCurvePolicy:
             raise ValueError("rule curve needs at least one (day_of_year, fraction) point")
         days = [d for d, _ in points]
         if any(b <= a for a, b in zip(days, days[1:])) or days[0] < 0 or days[-1] > DAYS_PER_YEAR:
-            raise ValueError(f"rule curve days must be distinct and lie in 0..{DAYS_PER_YEAR}, got {days}")
+            raise ValueError(f"rule curve days must be distinct and lie in 0..{DAYS_PER_YEAR:g}, got {days}")
         self.env = env
         self.curve = points
 
@@ -177,10 +174,8 @@ class RuleCurvePolicy:
         return tensordict
 
 
-def target_release_hm3(env: DiscreteReservoirEnv, config: "BaselinesConfig") -> float:
+def target_release_hm3(env: DiscreteReservoirEnv, config: BaselinesConfig) -> float:
     """SOP / hedging target release, hm³/day: ``config.target_release_cms`` or the record's mean inflow."""
-    from reservoir_rl.units import HM3_PER_CMS_DAY
-
     if config.target_release_cms is not None:
         return config.target_release_cms * HM3_PER_CMS_DAY
     return env.mean_inflow_hm3

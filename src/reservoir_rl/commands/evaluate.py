@@ -22,12 +22,12 @@ from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
 from reservoir_rl.evaluation.paired import episode_info_lists, per_episode_values, run_paired
 from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
-from reservoir_rl.evaluation.rollout import greedy_actor
+from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
 from reservoir_rl.files import write_text_atomic
 from reservoir_rl.runs.groups import SeedGroup, find_group
 from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint
-from reservoir_rl.training.build import EVAL_SEED_OFFSET, seed_everything
+from reservoir_rl.training.build import seed_everything
 
 YEAR_CHOICES = ("heldout", "validation", "train", "all")
 # Sections that decide the episodes, the baselines and the network: the same for every seed (train may

@@ -23,7 +23,7 @@ from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.errors import UserError
 from reservoir_rl.evaluation.figures import evaluation_figures
-from reservoir_rl.evaluation.rollout import evaluate_policy, greedy_actor
+from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy, greedy_actor
 from reservoir_rl.evaluation.run_figures import (
     LEARNING_CURVES,
     comparison_figure,
@@ -38,7 +38,7 @@ from reservoir_rl.runs.events import read_scalars
 from reservoir_rl.runs.folders import RunDir, find_run
 from reservoir_rl.runs.groups import find_group
 from reservoir_rl.runs.locate import locate_checkpoint, read_checkpoint
-from reservoir_rl.training.build import EVAL_SEED_OFFSET, seed_everything
+from reservoir_rl.training.build import seed_everything
 
 FORMATS = ("png", "svg")
 FIGURE_NAMES = ["learning_curve", "training", "reservoir_metrics", "trajectory", "action_histogram", "reward_breakdown",

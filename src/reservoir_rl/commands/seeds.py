@@ -29,10 +29,10 @@ from typing import Any, Optional
 
 import yaml
 
-from reservoir_rl.config import config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.config import check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
-from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, run_lock
+from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup, find_group, parse_seeds, read_group  # noqa: F401
 from reservoir_rl.commands import seed_process
 
@@ -128,7 +128,7 @@ def _record(group: SeedGroup, event: str, command: list[str], **extra: Any) -> N
         "event": event, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(command), **extra,
     })
-    group.seeds_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    write_run_file(group.seeds_path, yaml.safe_dump(document, sort_keys=False))
 
 
 def _run(group: SeedGroup, jobs: list[Job], outcomes: dict[int, SeedOutcome], parallel: int, threads: int,
@@ -186,20 +186,19 @@ def train_seeds(
     for seed in seeds:
         config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
     if config.train.device == "cuda":  # one line here rather than one per seed
-        import torch
+        from reservoir_rl.training.build import resolve_device
 
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available on this machine")
+        resolve_device(config.train.device)
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):
         header = (f"# the config every seed of {group.name} trains (see {SEEDS_FILE}); seed-K/config.yaml is this "
                   "file with train.seed = K\n")
-        group.config_path.write_text(header + dump_config(config), encoding="utf-8")
+        write_run_file(group.config_path, header + dump_config(config))
         command = list(command or sys.argv)
         parallel, threads = _parallelism(len(seeds), max_parallel)
         document = {"format": SEEDS_FORMAT, "seeds": list(seeds), "config": str(config_path), "overrides": extra}
-        group.seeds_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        write_run_file(group.seeds_path, yaml.safe_dump(document, sort_keys=False))
         _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
                 threads_per_process=threads)
         jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]
@@ -217,8 +216,8 @@ def resume_seeds(
     """Continue every seed of a multi-seed run: `resume` the seeds that have a checkpoint, `train` the ones
     that never started, leave the finished ones (``total_frames``, all frames, extends them)."""
     started = time.perf_counter()
-    if total_frames is not None and total_frames < 1:
-        raise UserError(f"--total-frames {total_frames}: must be positive")
+    if total_frames is not None:
+        check_total_frames(total_frames)
     config = load_config(group.config_path)
     command = list(command or sys.argv)
     with run_lock(RunDir(group.path)):

@@ -13,12 +13,12 @@ from typing import Any, Iterator, Optional
 
 import yaml
 
-from reservoir_rl.config import Config, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.config import Config, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.build import build_training, resolve_device
-from reservoir_rl.runs.folders import RunDir, create_run, find_run, git_state, package_versions, run_lock
+from reservoir_rl.runs.folders import RunDir, create_run, find_run, git_state, package_versions, run_lock, write_run_file
 from reservoir_rl.runs.processes import follow_parent, stop_signal_handler
 from reservoir_rl.training.trainer import Trainer
 
@@ -80,7 +80,7 @@ def _write_metadata(run: RunDir, config: Config, command: list[str], event: str)
     if run.metadata_path.exists():
         history = yaml.safe_load(run.metadata_path.read_text()) or []
     history.append(entry)
-    run.metadata_path.write_text(yaml.safe_dump(history, sort_keys=False))
+    write_run_file(run.metadata_path, yaml.safe_dump(history, sort_keys=False))
 
 
 def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float, save_first: bool) -> TrainSummary:
@@ -129,7 +129,7 @@ def train(
     parts = build_training(config, torch_device)  # before the folder: a bad config leaves nothing behind
     run = create_run(Path(runs_dir), name)
     with run_lock(run):
-        run.config_path.write_text(dump_config(config))
+        write_run_file(run.config_path, dump_config(config))
         _write_metadata(run, config, command or sys.argv, "train")
         logger = ReservoirLogger(run.tensorboard)
         logger.text("config", "```yaml\n" + dump_config(config) + "\n```")
@@ -170,8 +170,8 @@ def resume(
     so they continue where they were instead of stretching."""
     started = time.perf_counter()
     run = find_run(run_name, Path(runs_dir))
-    if total_frames is not None and total_frames < 1:
-        raise UserError(f"--total-frames {total_frames}: must be positive")
+    if total_frames is not None:
+        check_total_frames(total_frames)
     with run_lock(run):
         _path, payload = latest_checkpoint(run)
         frames = int(payload["counters"]["frames"])
@@ -190,6 +190,6 @@ def resume(
         logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
         trainer = Trainer(parts, run, logger, view)
         trainer.load_state(payload)
-        run.config_path.write_text(dump_config(config))
+        write_run_file(run.config_path, dump_config(config))
         _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}")
         return _train(trainer, run, config.train.total_frames, started, save_first=False)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.physics import DAYS_PER_YEAR, HM3_PER_CMS_DAY, periodic_interpolate
+from reservoir_rl.env.physics import periodic_interpolate
+from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 
 
 def flood_volumes_hm3(inflow_cms: np.ndarray, release_capacity_cms: float, volume_days: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Daily reservoir inflow records: the bundled Delaware gauges, user CSV files and synthetic series.
 
-Flows are in m³/s (cms); volumes in hm³ (1 m³/s for one day = 0.0864 hm³). Water year N runs from
+Flows are in m³/s (cms); volumes in hm³ (`reservoir_rl.units.HM3_PER_CMS_DAY`). Water year N runs from
 Oct 1 of year N-1 to Sep 30 of year N (US convention). Every array of a record has shape (T,), one
 entry per consecutive day.
 """
@@ -21,10 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from reservoir_rl.errors import InflowDataError
+from reservoir_rl.units import HM3_PER_CMS_DAY
 
-CMS_DAY_TO_HM3 = 0.0864  # hm³ delivered by 1 m³/s over one day
 CFS_TO_CMS = 0.028316846592  # m³/s per ft³/s
-UNITS_TO_CMS: dict[str, float] = {"cms": 1.0, "cfs": CFS_TO_CMS, "hm3_per_day": 1.0 / CMS_DAY_TO_HM3}
+UNITS_TO_CMS: dict[str, float] = {"cms": 1.0, "cfs": CFS_TO_CMS, "hm3_per_day": 1.0 / HM3_PER_CMS_DAY}
+# Period of the synthetic series' seasonal cycle, days: the mean calendar (Julian) year. Not
+# `units.DAYS_PER_YEAR` (365, the period of the model's day-of-year curves): 365 here would change
+# every synthetic record.
+JULIAN_YEAR_DAYS = 365.25
 MIN_RECORD_DAYS = 731  # a user file must hold at least two years of days
 
 BUNDLED_FILE = "delaware_daily_inflow_cms.csv.gz"
@@ -85,7 +89,7 @@ class InflowRecord:
 
     def inflow_hm3(self) -> np.ndarray:
         """Daily inflow volume, hm³ per day, float64 (T,)."""
-        return self.inflow_cms * CMS_DAY_TO_HM3
+        return self.inflow_cms * HM3_PER_CMS_DAY
 
     def complete_water_years(self) -> list[int]:
         """Water years whose every day (Oct 1 .. Sep 30) is in the record, ascending."""
@@ -239,7 +243,7 @@ def synthetic(
     """A periodic log-normal AR(1) daily inflow series of `n_years` years from `start_date`, m³/s.
 
     z_t = ar1 z_{t-1} + sqrt(1 - ar1²) eps_t, eps ~ N(0, 1); seasonal median
-    m(d) = 1 + seasonal_amplitude cos(2 pi (d - peak_day_of_year) / 365.25) with d the 0-based day of
+    m(d) = 1 + seasonal_amplitude cos(2 pi (d - peak_day_of_year) / 365.25 days) with d the 0-based day of
     year; q_t = mean_inflow_cms m(d_t) exp(sigma z_t - sigma²/2), sigma = sqrt(log(1 + cv²)); finally
     rescaled so the sample mean is exactly `mean_inflow_cms`. Deterministic for a given `seed`.
     """
@@ -271,7 +275,7 @@ def synthetic(
     for t in range(1, n_days):
         z[t] = ar1 * z[t - 1] + innovation * eps[t]
     doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64)
-    median = 1.0 + seasonal_amplitude * np.cos(2.0 * np.pi * (doy - peak_day_of_year) / 365.25)
+    median = 1.0 + seasonal_amplitude * np.cos(2.0 * np.pi * (doy - peak_day_of_year) / JULIAN_YEAR_DAYS)
     sigma = math.sqrt(math.log1p(cv * cv))
     flow = mean_inflow_cms * median * np.exp(sigma * z - 0.5 * sigma * sigma)
     flow *= mean_inflow_cms / flow.mean()

@@ -13,7 +13,7 @@ import torch
 from tensordict import TensorDictBase
 
 from reservoir_rl.config import EnvConfig
-from reservoir_rl.env.physics import HM3_PER_CMS_DAY
+from reservoir_rl.units import HM3_PER_CMS_DAY
 
 # name -> how an episode reduces the daily values
 REDUCTIONS = {

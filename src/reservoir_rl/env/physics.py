@@ -17,11 +17,10 @@ from typing import NamedTuple, Optional
 import torch
 
 from reservoir_rl.config import ReservoirConfig
+from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 
-HM3_PER_CMS_DAY = 0.0864  # 1 m³/s sustained for one day, in hm³
 WATER_DENSITY_KG_M3 = 1000.0
 GRAVITY_M_S2 = 9.81
-DAYS_PER_YEAR = 365.0
 
 
 class StepOutcome(NamedTuple):

@@ -31,8 +31,8 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from reservoir_rl.config import Config, EnvConfig
-from reservoir_rl.env.augmentation import draw_log_uniform, factor_range, grow_floods
+from reservoir_rl.config import Config, EnvConfig, check_scale_range
+from reservoir_rl.env.augmentation import draw_log_uniform, grow_floods
 from reservoir_rl.env.inflow import (
     InflowRecord,
     episode_start_indices,
@@ -40,10 +40,11 @@ from reservoir_rl.env.inflow import (
     split_validation,
     split_water_years,
 )
-from reservoir_rl.env.physics import HM3_PER_CMS_DAY, ReservoirPhysics
+from reservoir_rl.env.physics import ReservoirPhysics
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reward import COMPONENTS, reward_components, weighted_reward
 from reservoir_rl.errors import ConfigError
+from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 
 STEP_QUANTITIES = (
     "inflow_hm3",
@@ -77,6 +78,8 @@ class DiscreteReservoirEnv(EnvBase):
             record's floods keep their season and shape but grow; (1, 1), the default, leaves them as they are.
         flood_threshold_cms: the flow above which ``flood_scale_range`` acts, m³/s; default: the reservoir's
             release capacity (flows the outlets cannot pass are those that fill the reservoir).
+
+    A range or threshold the ``inflow`` section's rules refuse is a ValueError (`make_env` passes validated ones).
     """
 
     batch_locked = True
@@ -94,15 +97,15 @@ class DiscreteReservoirEnv(EnvBase):
         flood_threshold_cms: Optional[float] = None,
     ) -> None:
         super().__init__(device=device, batch_size=torch.Size([n_envs]))
-        self.inflow_scale_range = factor_range(inflow_scale_range, "inflow scale", at_least_one=False)
-        self.flood_scale_range = factor_range(flood_scale_range, "flood scale", at_least_one=True)
+        self.inflow_scale_range = check_scale_range("inflow_scale_range", inflow_scale_range, at_least_one=False)
+        self.flood_scale_range = check_scale_range("flood_scale_range", flood_scale_range, at_least_one=True)
         self._scaled = self.inflow_scale_range != (1.0, 1.0)  # checked every step
         self._floods_scaled = self.flood_scale_range != (1.0, 1.0)
         self.config = config if config is not None else EnvConfig()
         if flood_threshold_cms is None:
             flood_threshold_cms = self.config.reservoir.release_capacity_cms
-        if not flood_threshold_cms > 0:
-            raise ConfigError(f"flood threshold must be > 0 m³/s, got {flood_threshold_cms}")
+        if not flood_threshold_cms > 0:  # inflow.flood_threshold_cms is checked with the config
+            raise ValueError(f"flood_threshold_cms must be > 0 m³/s, got {flood_threshold_cms}")
         self.flood_threshold_hm3 = float(flood_threshold_cms) * HM3_PER_CMS_DAY
         self.inflow = inflow if inflow is not None else load_bundled("montague")
         if water_years is None:
@@ -125,7 +128,7 @@ class DiscreteReservoirEnv(EnvBase):
         self._evaporation_depth_mm = self.physics.evaporation_depth_mm(self._day_of_year)
         self._supply_demand_hm3 = self.physics.supply_demand_hm3(self._day_of_year)
         self._flood_zone_hm3 = self.physics.flood_zone_hm3(self._day_of_year)
-        angle = (2.0 * math.pi / 365.0) * self._day_of_year.to(torch.float32)
+        angle = (2.0 * math.pi / DAYS_PER_YEAR) * self._day_of_year.to(torch.float32)
         self._season_features = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
         self.mean_inflow_hm3 = float(self.inflow.mean_inflow_cms * HM3_PER_CMS_DAY)
         sigma = self.config.forecast.error_sigma * torch.arange(1, lead + 1, dtype=torch.float32).pow(

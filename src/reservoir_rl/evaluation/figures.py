@@ -9,7 +9,6 @@ import torch
 from matplotlib.figure import Figure
 
 from reservoir_rl.env.metrics import first_done_mask
-from reservoir_rl.env.physics import HM3_PER_CMS_DAY
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.env.reward import COMPONENTS
 from reservoir_rl.monitor.figures import (
@@ -19,6 +18,7 @@ from reservoir_rl.monitor.figures import (
     trajectory_figure,
 )
 from reservoir_rl.evaluation.rollout import EvaluationResult
+from reservoir_rl.units import HM3_PER_CMS_DAY
 
 
 def zones_of(env: DiscreteReservoirEnv, start_index: int, n_days: int) -> Zones:

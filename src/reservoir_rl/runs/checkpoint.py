@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -20,11 +19,11 @@ import numpy as np
 import torch
 
 from reservoir_rl.errors import CheckpointError
+from reservoir_rl.files import TEMP_SUFFIX, atomic_open
 
 FORMAT_NAME = "reservoir-rl-checkpoint"
 FORMAT_VERSION = 1
 FRAME_FILE_PREFIX = "frame-"
-TEMP_SUFFIX = ".tmp"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 # what `resume` needs from a periodic checkpoint (best.pt holds only the first group)
 POLICY_KEYS = ("config", "counters", "q_network", "run_name", "created", "package_versions")
@@ -33,46 +32,28 @@ RESUME_KEYS = POLICY_KEYS + (
 )
 
 
-def _file_mode() -> int:
-    """Permissions a plain ``open()`` would give a new file under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+# what torch.save raises when the file system refuses its bytes (ENOSPC, a lost mount): its archive
+# writer reports a failed write, or the position it expected after one
+_TORCH_WRITE_ERRORS = ("PytorchStreamWriter failed writing file", "unexpected pos")
 
 
 def atomic_save(payload: dict[str, Any], path: Path) -> None:
-    """Write ``payload`` to ``path`` so that a crash leaves either the old file or the new one, never half.
+    """Write ``payload`` to ``path`` so that a crash leaves either the old file or the new one, never half
+    (`reservoir_rl.files.atomic_open`: a temporary file beside it, fsync'ed, renamed over ``path``).
 
-    The data go to a temporary file in the same folder, are fsync'ed, then renamed over ``path``.
     ``payload`` must be plain data (see `check_plain`), so that it loads with ``weights_only=True``.
+    A full disk or a lost mount is the user's to fix: a one-line `CheckpointError`.
     """
     check_plain(payload)
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as error:
-        raise CheckpointError(f"{path}: cannot write checkpoint ({error.strerror or error})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_open(path, binary=True) as handle:
             torch.save(payload, handle)
-            handle.flush()
-            os.fchmod(handle.fileno(), _file_mode())
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException as error:
-        Path(tmp_name).unlink(missing_ok=True)
-        # a full disk or a lost mount is the user's to fix: one line (torch reports write failures as
-        # RuntimeError "PytorchStreamWriter failed writing file")
-        if isinstance(error, OSError) or (isinstance(error, RuntimeError) and "PytorchStreamWriter" in str(error)):
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)
-            raise CheckpointError(f"{path}: cannot write checkpoint ({reason}); the previous one is intact") from None
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    except (OSError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not any(text in str(error) for text in _TORCH_WRITE_ERRORS):
+            raise
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)
+        raise CheckpointError(f"{path}: cannot write checkpoint ({reason}); the previous one is intact") from None
 
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None), torch.Size, torch.dtype, torch.device)
@@ -111,7 +92,8 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete temporary files a killed process left behind in ``folder`` (only this module's names)."""
+    """Delete temporary files a killed process left behind in ``folder``: those of `atomic_open`
+    (``.NAME.*.tmp``) and of `link_or_copy` (``.NAME.link``)."""
     removed = []
     for stale in [*Path(folder).glob(f".*{TEMP_SUFFIX}"), *Path(folder).glob(".*.link")]:
         stale.unlink(missing_ok=True)

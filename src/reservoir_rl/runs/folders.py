@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from reservoir_rl.errors import UserError
+from reservoir_rl.files import write_text_atomic
 
 RUN_PATTERN = re.compile(r"^run-(\d+)$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -74,6 +75,17 @@ def run_lock(run: RunDir) -> Iterator[None]:
         yield
     finally:
         handle.close()  # closing the file releases the lock
+
+
+def write_run_file(path: Path, text: str) -> None:
+    """Write one of the files a run folder records (``config.yaml``, ``metadata.yaml``, ``seeds.yaml``)
+    atomically, UTF-8; a file-system error (a full disk, a lost mount) is a one-line `UserError` naming
+    the file, which then still holds what it held before."""
+    try:
+        write_text_atomic(path, text)
+    except OSError as error:
+        reason = error.strerror or error
+        raise UserError(f"{path}: cannot write it ({reason}); any earlier version is unchanged") from None
 
 
 def next_run_name(runs_dir: Path) -> str:

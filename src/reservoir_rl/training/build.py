@@ -19,9 +19,9 @@ from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
+from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET
 from reservoir_rl.training import collection
 
-EVAL_SEED_OFFSET = 1_000_003  # the evaluation envs never share the training env's random stream
 
 
 def resolve_device(device: str) -> torch.device:
@@ -158,10 +158,6 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
 
     ``process`` / ``ray`` backends: the workers start when the collector is first used."""
     train = config.train
-    if train.frames_per_batch % train.n_envs:
-        raise UserError(
-            f"train.frames_per_batch ({train.frames_per_batch}) must be a multiple of train.n_envs ({train.n_envs})"
-        )
     if train.collector.backend == "ray":
         collection.require_ray()
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # no storage-allocation INFO lines mid-display

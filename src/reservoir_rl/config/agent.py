@@ -1,0 +1,27 @@
+"""The ``agent`` section: Q-network and DQN loss."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from reservoir_rl.config.section import Section
+
+
+class AgentConfig(Section):
+    """Q-network and DQN loss."""
+
+    hidden_sizes: list[int] = Field(default_factory=lambda: [128, 128])
+    activation: Literal["relu", "tanh", "elu"] = "relu"
+    dueling: bool = False
+    double_dqn: bool = True
+    loss: Literal["smooth_l1", "l2"] = "smooth_l1"
+    gamma: float = Field(0.99, gt=0, le=1)
+    n_step: int = Field(1, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "AgentConfig":
+        if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}")
+        return self

@@ -1,0 +1,148 @@
+"""YAML loading, ``--set`` overrides, validation into `Config` with one-line errors, and the plain-data form."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from reservoir_rl.config.schema import Config
+from reservoir_rl.errors import ConfigError
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML loader that also reads ``1e-3`` and ``2e5`` as floats (YAML 1.2; PyYAML needs ``1.0e-3``)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """Keys of the section at ``loc`` (a validation error location), or [] when it is not a section."""
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = field.annotation
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _format_error(source: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        text = f"unknown key '{loc}' (= {_short_repr(first['input'])})"
+        close = difflib.get_close_matches(str(first["loc"][-1]), _known_keys(first["loc"][:-1]), n=1)
+        if close:
+            text += f"; did you mean '{close[0]}'?"
+    elif first["type"] == "model_type" and loc:
+        text = f"{loc} = {_short_repr(first.get('input'))}: expected a section (a mapping of keys)"
+    elif first["type"] == "model_type" or "input" not in first or not loc:
+        text = f"{loc or '<top level>'}: {message}"
+    elif isinstance(first["input"], dict) and first["type"] == "value_error":  # a check across a section's keys
+        text = f"{loc}: {message}"
+    else:
+        text = f"{loc} = {_short_repr(first['input'])}: {message}"
+    more = len(error.errors()) - 1
+    return f"{source}: {text}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def parse_override(override: str) -> tuple[list[str], Any]:
+    """Split ``section.key=value`` into its path and a YAML-typed value (``1e-3`` → float, ``[64, 64]`` → list)."""
+    if "=" not in override:
+        raise ConfigError(f"--set {override!r}: expected section.key=value")
+    key, raw = override.split("=", 1)
+    path = [part.strip() for part in key.strip().split(".")]
+    if not key.strip() or any(not part for part in path):
+        raise ConfigError(f"--set {override!r}: empty key")
+    try:
+        value = _yaml_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``section.key=value`` override applied (validation comes later)."""
+    result = copy.deepcopy(raw)
+    for override in overrides:
+        path, value = parse_override(override)
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {override!r}: '{'.'.join(path[: depth + 1])}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def config_from_dict(raw: Any, source: str = "config") -> Config:
+    """Validate a plain mapping; errors become one-line `ConfigError`s with the dotted path and bad value."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_error(source, error)) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file; a missing file or a syntax error is a one-line `ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config file ({error.__class__.__name__})") from None
+    try:
+        return _yaml_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file, apply ``--set`` overrides, validate."""
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return config_from_dict(apply_overrides(raw, overrides or []), source=str(path))
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain-data form (lists, not tuples) for YAML files and checkpoints."""
+    return config.model_dump(mode="json")
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
