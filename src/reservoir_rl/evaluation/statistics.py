@@ -49,6 +49,17 @@ def _nanmean(values: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.where(count > 0, total / count.clamp(min=1), torch.full_like(total, float("nan")))
 
 
+def percentile_interval(statistics: torch.Tensor, confidence: float) -> tuple[float, float]:
+    """Percentile interval at ``confidence`` of the (R,) resampled statistic, ignoring undefined resamples
+    (NaN, ±inf); (NaN, NaN) when none is defined."""
+    finite = statistics[torch.isfinite(statistics)]
+    if finite.numel() == 0:
+        return math.nan, math.nan
+    tail = (1.0 - confidence) / 2.0
+    low, high = torch.quantile(finite, torch.tensor([tail, 1.0 - tail], dtype=_DTYPE))
+    return float(low), float(high)
+
+
 class PairedBootstrap:
     """Bootstrap over ``n_episodes`` paired episodes: one fixed set of resampled indices for every statistic.
 
@@ -86,13 +97,7 @@ class PairedBootstrap:
         return values
 
     def _interval(self, statistics: torch.Tensor) -> tuple[float, float]:
-        """Percentile interval of the (R,) resampled statistic, ignoring undefined resamples."""
-        finite = statistics[torch.isfinite(statistics)]
-        if finite.numel() == 0:
-            return math.nan, math.nan
-        tail = (1.0 - self.confidence) / 2.0
-        low, high = torch.quantile(finite, torch.tensor([tail, 1.0 - tail], dtype=_DTYPE))
-        return float(low), float(high)
+        return percentile_interval(statistics, self.confidence)
 
     def mean(self, values: torch.Tensor) -> Estimate:
         """Mean of per-episode ``values`` (n,) with its interval; NaN values are left out."""
@@ -230,12 +235,7 @@ class StratifiedBootstrap:
         return table.unsqueeze(0).expand(self.resamples, -1, -1).gather(2, indices)
 
     def _interval(self, statistics: torch.Tensor) -> tuple[float, float]:
-        finite = statistics[torch.isfinite(statistics)]
-        if finite.numel() == 0:
-            return math.nan, math.nan
-        tail = (1.0 - self.confidence) / 2.0
-        low, high = torch.quantile(finite, torch.tensor([tail, 1.0 - tail], dtype=_DTYPE))
-        return float(low), float(high)
+        return percentile_interval(statistics, self.confidence)
 
     @staticmethod
     def _mean_of_strata(table: torch.Tensor) -> torch.Tensor:
