@@ -50,14 +50,24 @@ def river_section(folder: Path, river: str) -> list[str]:
     for baseline, diff in data["paired_difference"].items():
         lines.append(f"- {policies[baseline]['label']}: {estimate(diff.get('return'), '{:.1f}')}")
     gap = data.get("gap_share")
+    best = data.get("gap_share_best_baseline")
     if gap:
-        lines += ["", f"Share of the SOP → DP gap closed: {estimate(gap, '{:.2f}')}.", "",
-                  "Per seed:", ""]
+        lines += ["", f"Share of the SOP → DP gap closed: {estimate(gap, '{:.2f}')}."]
+        if best:
+            choice = data["best_baseline_choice"]
+            tried = ", ".join(f"{policies[n]['label']} {v:.1f}" for n, v in choice["mean_return"].items())
+            lines += ["", f"Share of the gap from the best implementable baseline, {policies[best['baseline']]['label']}, "
+                          f"to DP closed: {estimate(best, '{:.2f}')} (the baseline chosen on the "
+                          f"{choice['episodes']} validation episodes of the in-training evaluation, mean returns: "
+                          f"{tried})."]
+        lines += ["", "Per seed:", ""]
         for seed, result in data["per_seed"].items():
             share = result.get("gap_share")
+            share_best = result.get("gap_share_best_baseline")
             fails = result["summary"].get("failures")
-            lines.append(f"- seed {seed}: gap share {estimate(share, '{:.2f}')}, "
-                         f"failures per episode {estimate(fails, '{:.2f}')}")
+            lines.append(f"- seed {seed}: gap share {estimate(share, '{:.2f}')}"
+                         + (f", from the best baseline {estimate(share_best, '{:.2f}')}" if share_best else "")
+                         + f", failures per episode {estimate(fails, '{:.2f}')}")
     training = folder / f"{river}-training.txt"
     if training.exists():  # written by scripts/results.sh: `train --seeds 0,1,2 --quiet`, as printed
         summary = [line.rstrip() for line in training.read_text().splitlines()]

@@ -33,6 +33,7 @@ class PolicyEntry:
     short_label: str  # terminal table columns
     knows: str  # what information it acts on (documentation)
     factory: Optional[PolicyFactory] = None
+    implementable: bool = True  # False: it knows the future (an upper bound, not an operating policy)
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,11 @@ POLICIES: dict[str, PolicyEntry] = {p.name: p for p in (
     PolicyEntry("rule", "rule curve", "rule curve", "storage, day of year and today's inflow",
                 lambda env, cfg: RuleCurvePolicy(env, cfg.rule_curve)),
     PolicyEntry("dp", "DP (foresight)", "DP", "the whole future inflow of the episode (an upper bound)",
-                lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.dp_storage_levels)),
+                lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.dp_storage_levels), implementable=False),
 )}
 BASELINE_NAMES: tuple[str, ...] = tuple(name for name, p in POLICIES.items() if p.factory is not None)
+# The baselines an operator could run (no foresight): the candidates for the best implementable baseline.
+IMPLEMENTABLE_BASELINES: tuple[str, ...] = tuple(name for name in BASELINE_NAMES if POLICIES[name].implementable)
 
 METRICS: dict[str, MetricEntry] = {m.name: m for m in (
     MetricEntry("return", "return", "return", "", "higher", headline=True),

@@ -186,3 +186,34 @@ def test_train_years_and_all_years(eval_run):
     assert not heldout_years & set(train.water_years)
     assert set(everything.water_years) == heldout_years | set(train.water_years)
     assert not math.isnan(train.summary["sop"]["return"].value)
+
+
+def test_gap_from_the_best_implementable_baseline_chosen_on_validation_episodes(evaluated, eval_run):
+    report, folder, _ = evaluated
+    runs_dir, _ = eval_run
+    # the choice: the baseline without foresight with the best mean return on the validation episodes
+    assert set(report.validation_returns) == {"sop", "hedging", "rule"}  # dp knows the future: never a candidate
+    assert report.best_baseline == max(report.validation_returns, key=report.validation_returns.get)
+    validation = evaluate("tiny", episodes=report.validation_episodes, years="validation", baselines="sop,hedging,rule",
+                          runs_dir=runs_dir)
+    for name, mean in report.validation_returns.items():  # the same episodes as `evaluate --years validation`
+        assert validation.summary[name]["return"].value == pytest.approx(mean, rel=1e-6)
+    # the share: (R_agent − R_best) / (R_dp − R_best) on the held-out episodes
+    mean = {name: float(report.per_episode[name]["return"].mean()) for name in POLICIES}
+    best = report.best_baseline
+    assert report.gap_share_best.value == pytest.approx((mean["agent"] - mean[best]) / (mean["dp"] - mean[best]))
+    assert report.gap_share_best.ci_low <= report.gap_share_best.value <= report.gap_share_best.ci_high
+    document = json.loads((folder / "results.json").read_text())
+    entry = document["gap_share_best_baseline"]
+    assert entry["baseline"] == best and entry["mean"] == pytest.approx(report.gap_share_best.value)
+    assert set(entry) == {"baseline", "mean", "ci_low", "ci_high", "n"}
+    assert document["best_baseline_choice"]["years"] == "validation"
+    assert document["per_seed"][str(report.seeds[0])]["gap_share_best_baseline"]["baseline"] == best
+
+
+def test_no_best_baseline_share_without_dp_or_candidates(eval_run):
+    runs_dir, _ = eval_run
+    without_dp = evaluate("tiny", episodes=2, baselines="sop,rule", runs_dir=runs_dir)
+    assert without_dp.best_baseline is None and without_dp.gap_share_best is None
+    only_dp = evaluate("tiny", episodes=2, baselines="dp", runs_dir=runs_dir)
+    assert only_dp.best_baseline is None and only_dp.to_json()["gap_share_best_baseline"] is None

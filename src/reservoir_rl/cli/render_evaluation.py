@@ -95,5 +95,11 @@ def render_evaluation(report) -> None:
                       f"[bold]{estimate(report.gap_share, newline=False)}[/]", highlight=False)
     else:
         console.print("share of the SOP → DP gap closed: n/a (needs --baselines with sop and dp)")
+    if report.gap_share_best is not None:
+        best = policy_label(report.best_baseline, short=True)
+        over = f" over {len(report.seeds)} seeds" if len(report.seeds) > 1 else ""
+        console.print(f"share of the gap from the best implementable baseline ({best}: the highest mean return on "
+                      f"{report.validation_episodes} validation episodes) to DP closed{over}: "
+                      f"[bold]{estimate(report.gap_share_best, newline=False)}[/]", highlight=False)
     for path in report.files:
         console.print(f"wrote {path}", highlight=False)

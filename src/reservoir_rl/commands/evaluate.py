@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from reservoir_rl.catalog import AGENT, make_baseline, parse_baselines
+from reservoir_rl.catalog import AGENT, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
 from reservoir_rl.config import Config, config_to_dict
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.sources import load_inflow
@@ -24,6 +24,7 @@ from reservoir_rl.evaluation.paired import episode_info_lists, per_episode_value
 from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
+from reservoir_rl.evaluation.validation import best_implementable, validation_returns
 from reservoir_rl.files import write_text_atomic
 from reservoir_rl.runs.groups import SeedGroup, find_group
 from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint
@@ -137,6 +138,11 @@ def evaluate(
         out / csv_path: JSON / CSV files to write; existing files are refused unless ``force``.
         on_policy: called with each policy's label before it runs (progress display).
 
+    With ``dp`` among the baselines, the report also gives the share of the gap from the best implementable
+    baseline to DP; that baseline is the one of ``baselines`` without foresight with the highest mean return
+    on the ``train.eval_episodes`` validation episodes of the (first seed's) in-training evaluation, so
+    held-out years never take part in choosing it.
+
     A run given by name or folder also gets ``evaluation.json`` (the JSON document) in its folder.
     """
     names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force)
@@ -156,7 +162,12 @@ def evaluate(
     per_episode = {AGENT: {k: torch.stack([row[k] for row in rows]) for k in rows[0]}}
     per_episode.update({name: per_episode_values(results[name]) for name in names})
     seeds = [a.seed for a in agents]
-    stats = compare(per_episode, seeds, resamples)
+    returns = {}
+    if "dp" in names:  # the best implementable baseline, chosen on the validation episodes, never held-out
+        candidates = [n for n in names if n in IMPLEMENTABLE_BASELINES]
+        returns = validation_returns(config, env.inflow, candidates) if candidates else {}
+    best = best_implementable(returns)
+    stats = compare(per_episode, seeds, resamples, best)
     per_seed = [SeedResult(seed=a.seed, checkpoint=a.source.path, frames=a.frames, **stats["per_seed"][a.seed])
                 for a in agents]
     report = EvaluationReport(
@@ -165,7 +176,8 @@ def evaluate(
         seed=seed, horizon_days=config.env.horizon_days, episode_info=episode_info_lists(env, info),
         per_episode=per_episode, summary=stats["summary"], iqm=stats["iqm"], per_seed=per_seed,
         differences=stats["differences"], gap_share=stats["gap_share"], agent_better=stats["agent_better"],
-        bootstrap=stats["bootstrap"],
+        bootstrap=stats["bootstrap"], best_baseline=best, gap_share_best=stats["gap_share_best"],
+        validation_returns=returns, validation_episodes=config.train.eval_episodes if returns else 0,
         agent_results={a.seed: results[f"{AGENT}:{a.seed}"] for a in agents},
         results={name: results[name] for name in names},
     )

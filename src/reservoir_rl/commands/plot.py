@@ -30,8 +30,8 @@ from reservoir_rl.evaluation.run_figures import (
     learning_figure,
     read_evaluation,
     training_figures,
-    validation_returns,
 )
+from reservoir_rl.evaluation.validation import validation_returns
 from reservoir_rl.monitor.figures import save_figure
 from reservoir_rl.monitor.seed_figures import SeedCurves, seed_curves_figure
 from reservoir_rl.runs.events import read_scalars

@@ -42,6 +42,7 @@ class SeedResult:
     differences: dict[str, dict[str, Estimate]]  # baseline -> metric -> agent − baseline
     gap_share: Optional[Estimate]
     agent_better: dict[str, float]  # baseline -> share of episodes where the agent's return is higher
+    gap_share_best: Optional[Estimate] = None  # from the best implementable baseline to DP
 
 
 @dataclass
@@ -65,6 +66,10 @@ class EvaluationReport:
     gap_share: Optional[Estimate]  # None unless both sop and dp ran
     agent_better: dict[str, float]  # baseline -> share of seed × episode pairs the agent's return is higher
     bootstrap: dict[str, Any]
+    best_baseline: Optional[str] = None  # the implementable baseline with the best validation return
+    gap_share_best: Optional[Estimate] = None  # (R_agent − R_best) / (R_dp − R_best); None without it or dp
+    validation_returns: dict[str, float] = field(default_factory=dict)  # baseline -> mean validation return
+    validation_episodes: int = 0
     agent_results: dict[int, EvaluationResult] = field(repr=False, default_factory=dict)  # seed -> trajectories
     results: dict[str, EvaluationResult] = field(repr=False, default_factory=dict)  # baseline -> trajectories
     files: list[Path] = field(default_factory=list)
@@ -109,13 +114,25 @@ class EvaluationReport:
                     "paired_difference": {b: as_dicts(d) for b, d in r.differences.items()},
                     "gap_share": r.gap_share.as_dict() if r.gap_share is not None else None,
                     "agent_better_share": r.agent_better,
+                    "gap_share_best_baseline": self._best(r.gap_share_best),
                 }
                 for r in self.per_seed
             },
             "paired_difference": {b: as_dicts(d) for b, d in self.differences.items()},
             "gap_share": self.gap_share.as_dict() if self.gap_share is not None else None,
             "agent_better_share": self.agent_better,
+            "gap_share_best_baseline": self._best(self.gap_share_best),
+            "best_baseline_choice": {
+                "baseline": self.best_baseline, "years": "validation", "episodes": self.validation_episodes,
+                "mean_return": self.validation_returns,
+            } if self.best_baseline is not None else None,
         })
+
+    def _best(self, estimate: Optional[Estimate]) -> Optional[dict[str, Any]]:
+        """``{"baseline": name, mean, ci_low, ci_high, n}`` of a gap share from the best baseline, or None."""
+        if estimate is None or self.best_baseline is None:
+            return None
+        return {"baseline": self.best_baseline, **estimate.as_dict()}
 
     def to_csv(self) -> str:
         """One row per policy, seed and episode: the trace (start, storage, inflow) and every metric. A
@@ -141,18 +158,23 @@ def _wins(agent: torch.Tensor, baseline: torch.Tensor) -> float:
 
 def compare(
     per_episode: dict[str, dict[str, torch.Tensor]], seeds: list[int], resamples: int = DEFAULT_RESAMPLES,
+    best_baseline: Optional[str] = None,
 ) -> dict[str, Any]:
     """The statistics of `EvaluationReport` from the per-episode scores (agent (seeds, E), baselines (E,)):
-    keys summary, iqm, differences, gap_share, agent_better, bootstrap, and ``per_seed`` (seed -> its
-    summary, differences, gap_share, agent_better)."""
+    keys summary, iqm, differences, gap_share, gap_share_best, agent_better, bootstrap, and ``per_seed``
+    (seed -> its summary, differences, gap_share, gap_share_best, agent_better). ``best_baseline``: the
+    low end of the second gap share (with dp as its high end)."""
     agent = per_episode[AGENT]
     n_seeds, episodes = agent["return"].shape
     baselines = [p for p in per_episode if p != AGENT]
     strata = StratifiedBootstrap(n_seeds, episodes, resamples=resamples)
-    has_gap = "sop" in per_episode and "dp" in per_episode
 
-    def gap(boot, mine: torch.Tensor) -> Optional[Estimate]:
-        return boot.gap_share(mine, per_episode["sop"]["return"], per_episode["dp"]["return"]) if has_gap else None
+    def gap(boot, mine: torch.Tensor, low: str = "sop") -> Optional[Estimate]:
+        if low not in per_episode or "dp" not in per_episode:
+            return None
+        return boot.gap_share(mine, per_episode[low]["return"], per_episode["dp"]["return"])
+
+    best = best_baseline if best_baseline in per_episode else None
 
     paired = PairedBootstrap(episodes, resamples=resamples)
     per_seed = {}
@@ -163,6 +185,7 @@ def compare(
             "differences": {b: paired.means({k: mine[k] - per_episode[b][k] for k in HEADLINE_METRICS})
                             for b in baselines},
             "gap_share": gap(paired, mine["return"]),
+            "gap_share_best": gap(paired, mine["return"], best) if best else None,
             "agent_better": {b: _wins(mine["return"], per_episode[b]["return"]) for b in baselines},
         }
     return {
@@ -170,6 +193,7 @@ def compare(
         "iqm": {p: {k: strata.iqm(v) for k, v in values.items()} for p, values in per_episode.items()},
         "differences": {b: {k: strata.mean(agent[k] - per_episode[b][k]) for k in HEADLINE_METRICS} for b in baselines},
         "gap_share": gap(strata, agent["return"]),
+        "gap_share_best": gap(strata, agent["return"], best) if best else None,
         "agent_better": {b: _wins(agent["return"], per_episode[b]["return"]) for b in baselines},
         "bootstrap": {**strata.settings(), "per_seed": paired.settings()},
         "per_seed": per_seed,

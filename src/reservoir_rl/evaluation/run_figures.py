@@ -1,5 +1,5 @@
 """The figures of a run drawn from what it recorded: learning curves and training panels from its
-TensorBoard scalars, the policy comparison from its ``evaluation.json``; the baselines' reference levels."""
+TensorBoard scalars, the policy comparison from its ``evaluation.json``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ from typing import Any, Optional
 import numpy as np
 from matplotlib.figure import Figure
 
-from reservoir_rl.catalog import BASELINE_NAMES, COMPARISON_METRICS, METRICS, YEARS_LABELS, make_baseline, metric_label, policy_label
-from reservoir_rl.config import Config
-from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.catalog import COMPARISON_METRICS, METRICS, YEARS_LABELS, metric_label, policy_label
 from reservoir_rl.evaluation.report import RESULTS_FORMAT
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
 from reservoir_rl.monitor.figures import learning_curve_figure, metric_panels_figure, policy_comparison_figure
 
 # TensorBoard tag -> label of the learning curves
@@ -99,11 +95,3 @@ def comparison_figure(document: dict[str, Any]) -> Figure:
         title = (f"{document.get('run_name')} at frame {frames:,}: {episodes}, mean and "
                  f"{boot.get('confidence', 0.95):.0%} bootstrap interval")
     return policy_comparison_figure(stats, title=title)
-
-
-def validation_returns(config: Config, inflow: InflowRecord) -> dict[str, float]:
-    """Mean return of each baseline on the episodes of the run's in-training evaluations."""
-    seed = config.train.seed + EVAL_SEED_OFFSET
-    env = make_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
-    return {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed).mean("return")
-            for name in BASELINE_NAMES}

@@ -1,0 +1,28 @@
+"""The baselines scored on the validation episodes (those of the in-training evaluation), and the best
+implementable baseline chosen there: held-out years never take part in choosing it."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from reservoir_rl.catalog import BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline
+from reservoir_rl.config import Config
+from reservoir_rl.env.inflow import InflowRecord
+from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
+
+
+def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str] = BASELINE_NAMES) -> dict[str, float]:
+    """Mean return of each baseline of ``names`` on the ``train.eval_episodes`` validation episodes of the
+    in-training evaluations (the same env, reset with ``train.seed + EVAL_SEED_OFFSET``)."""
+    seed = config.train.seed + EVAL_SEED_OFFSET
+    env = make_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
+    return {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed).mean("return")
+            for name in names}
+
+
+def best_implementable(returns: dict[str, float]) -> Optional[str]:
+    """The implementable baseline (no foresight) with the highest mean return in ``returns`` (name → mean
+    return on the validation episodes), or None when there is none; ties go to the first in catalog order."""
+    candidates = [name for name in IMPLEMENTABLE_BASELINES if name in returns]
+    return max(candidates, key=lambda name: returns[name]) if candidates else None
