@@ -3,12 +3,14 @@
 The recursion is checked against brute-force enumeration of every release sequence on tiny cases (3 levels,
 4 days), where the only allowed difference is the storage-grid interpolation error; the policy is checked
 to score at least as much as SOP, hedging, the rule curve and random release levels on the same inflow
-traces, episode by episode, on the synthetic record (small grid) and on the bundled record.
+traces, episode by episode, on the synthetic record (small grid), on the bundled record and on the shipped
+configs.
 """
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +18,9 @@ import torch
 from reservoir_rl.baselines import episode_returns, run_episodes
 from reservoir_rl.catalog import BASELINE_NAMES, make_baseline
 from reservoir_rl.baselines.dp import interpolate_on_grid, solve_values, storage_grid_hm3
-from reservoir_rl.config import BaselinesConfig, EnvConfig, ReservoirConfig, RewardConfig
+from reservoir_rl.config import BaselinesConfig, EnvConfig, ReservoirConfig, RewardConfig, load_config
 from reservoir_rl.env import DiscreteReservoirEnv
+from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.physics import ReservoirPhysics
 from reservoir_rl.env.reward import reward_components, weighted_reward
 
@@ -219,3 +222,14 @@ def test_dp_return_bounds_every_policy_on_the_bundled_record(bundled_record):
     returns = returns_on_same_traces(env, BaselinesConfig(), seed=4)  # the default 1,000-level grid
     for name in ("sop", "hedging", "rule", "random"):
         assert (returns["dp"] >= returns[name]).all(), (name, returns["dp"], returns[name])
+
+
+@pytest.mark.parametrize("name", ["base.yaml", "trenton.yaml"])
+def test_dp_return_bounds_every_baseline_on_the_shipped_configs(name):
+    """The shipped designs (seasonal flood zone, firm-yield SOP / hedging target, rule curve with its
+    environmental flow), three training-year episodes each."""
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / name)
+    env = make_env(config, "train", n_envs=3, seed=7)
+    returns = returns_on_same_traces(env, config.baselines, seed=7)
+    for baseline in [b for b in BASELINE_NAMES if b != "dp"] + ["random"]:
+        assert (returns["dp"] >= returns[baseline]).all(), (baseline, returns["dp"], returns[baseline])

@@ -2,10 +2,13 @@
 
 The rules are probed on a sweep of states (storage dead … capacity × inflows 0 … 3,000 m³/s × four
 seasons), built from an inflow record whose days cycle through chosen flows, and each chosen release level
-is stepped through `ReservoirPhysics.step` to see what really happens to the water.
+is stepped through `ReservoirPhysics.step` to see what really happens to the water. The rule curve's
+environmental flow is also checked day by day over a year of episodes on the bundled record.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +16,23 @@ import torch
 from tensordict import TensorDict
 
 from reservoir_rl.baselines import run_episodes
+from reservoir_rl.baselines.firm_yield import training_firm_yield_hm3
+from reservoir_rl.baselines.rollout import first_done_mask
 from reservoir_rl.catalog import make_baseline
-from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy
-from reservoir_rl.config import BaselinesConfig, EnvConfig
+from reservoir_rl.baselines.rules import (
+    HedgingPolicy,
+    RuleCurvePolicy,
+    StandardOperatingPolicy,
+    target_release_hm3,
+    target_warning,
+)
+from reservoir_rl.config import BaselinesConfig, EnvConfig, load_config
 from reservoir_rl.env import DiscreteReservoirEnv
-from reservoir_rl.env.inflow import InflowRecord
+from reservoir_rl.env.inflow import InflowRecord, synthetic
+from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.units import HM3_PER_CMS_DAY
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 PROBE_FLOWS_CMS = (0.0, 2.0, 20.0, 80.0, 150.0, 300.0, 700.0, 1500.0, 3000.0)
 PROBE_DAYS = (0, 91, 196, 300)
@@ -122,11 +136,55 @@ def test_sop_never_spills_water_it_could_have_released(probe_env, probe):
     assert (action[out.spill_hm3 > TOL_HM3] == env.n_actions - 1).all()
 
 
-def test_sop_target_defaults_to_the_record_mean_inflow(probe_env):
-    policy = make_baseline("sop", probe_env, BaselinesConfig())
-    assert policy.target_release_hm3 == pytest.approx(PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY, rel=1e-6)
+def test_sop_and_hedging_target_defaults_to_the_firm_yield(probe_env):
+    firm_yield = training_firm_yield_hm3(probe_env)
+    assert 0 < firm_yield < PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY
+    assert make_baseline("sop", probe_env, BaselinesConfig()).target_release_hm3 == firm_yield
+    assert make_baseline("hedging", probe_env, BaselinesConfig()).target_release_hm3 == firm_yield
+    # the other choices still work: the record's mean inflow, a release in m³/s
+    mean_inflow = make_baseline("sop", probe_env, BaselinesConfig(target_release_cms="mean_inflow"))
+    assert mean_inflow.target_release_hm3 == pytest.approx(PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY, rel=1e-6)
+    number = make_baseline("hedging", probe_env, BaselinesConfig(target_release_cms=TARGET_CMS))
+    assert number.target_release_hm3 == pytest.approx(TARGET_CMS * HM3_PER_CMS_DAY)
     with pytest.raises(ValueError, match="target_release_hm3"):
         StandardOperatingPolicy(probe_env, -1.0)
+    with pytest.raises(ValueError, match="firm_yield, mean_inflow or a release > 0"):
+        BaselinesConfig(target_release_cms="median_inflow")
+
+
+@pytest.mark.parametrize("name", ["sop", "hedging"])
+def test_a_positive_target_below_half_a_level_is_released_at_level_1(probe_env, probe, name):
+    env = probe_env
+    small_cms = 0.2 * level_step_hm3(env) / HM3_PER_CMS_DAY  # nearest level: 0
+    policy = make_baseline(name, env, BaselinesConfig(target_release_cms=small_cms))
+    action, out = decide_and_step(env, policy, probe)
+    available, _ = water_balance(env, probe, out)
+    has_water = available > TOL_HM3
+    assert has_water.sum() > 1000
+    assert (action[has_water] >= 1).all()
+    assert (action[available <= 0] == 0).all()
+    assert (out.release_hm3[has_water] > 0).all()
+
+
+def test_the_warning_names_a_target_below_the_first_release_level(probe_env):
+    step_cms = level_step_hm3(probe_env) / HM3_PER_CMS_DAY  # 40 m³/s
+    line = target_warning(probe_env, BaselinesConfig(target_release_cms=12.5))
+    assert line is not None and "\n" not in line
+    assert "12.5 m³/s" in line and f"{step_cms:.3g} m³/s" in line and "below the first release level" in line
+    assert target_warning(probe_env, BaselinesConfig(target_release_cms=step_cms)) is None
+    assert target_warning(probe_env, BaselinesConfig(target_release_cms=TARGET_CMS)) is None
+    assert target_warning(probe_env, BaselinesConfig()) is None  # the firm yield is several levels here
+    # a small river (mean 20 m³/s): its firm yield is below the first level; SOP releases 40 m³/s, not nothing
+    small = synthetic(n_years=4, mean_inflow_cms=20.0, seed=2)
+    env = DiscreteReservoirEnv(EnvConfig(horizon_days=30), small, small.complete_water_years(), n_envs=16, seed=0)
+    firm_yield = target_release_hm3(env, BaselinesConfig())
+    assert 0 < firm_yield < level_step_hm3(env) / 2
+    line = target_warning(env, BaselinesConfig())
+    assert line is not None and "the firm yield of the training years" in line and "40 m³/s" in line
+    assert f"{firm_yield / HM3_PER_CMS_DAY:.3g} m³/s" in line
+    env.set_seed(1)
+    trajectory = run_episodes(env, make_baseline("sop", env, BaselinesConfig()))
+    assert (trajectory.get("action") == 1).float().mean() > 0.9
 
 
 # ------------------------------------------------------------------ hedging
@@ -218,22 +276,75 @@ def test_rule_curve_target_storage_interpolates_periodically(probe_env):
         RuleCurvePolicy(probe_env, [(10, 0.5), (10, 0.6)])
 
 
+def env_flow_hm3(env) -> float:
+    return env.config.reservoir.env_flow_cms * HM3_PER_CMS_DAY
+
+
 def test_rule_curve_tracks_its_target_storage(probe_env, probe):
     env = probe_env
     policy = make_baseline("rule", env, BaselinesConfig(rule_curve=CURVE))
     action, out = decide_and_step(env, policy, probe)
-    _, water = water_balance(env, probe, out)
+    available, water = water_balance(env, probe, out)
     target = policy.target_storage_hm3(probe.get("day_of_year")).float()
     needed = water - target  # the release that lands exactly on the curve
     r_max = env.physics.release_capacity_hm3
-    feasible = (needed >= 0) & (needed <= r_max)
+    feasible = (needed >= env_flow_hm3(env)) & (needed <= r_max)  # at least the environmental flow
     assert feasible.sum() > 50
     # storage ends on the curve up to the rounding of the release to a level
     deviation = (out.next_storage_hm3 - target)[feasible].abs()
     assert deviation.max() <= level_step_hm3(env) / 2 + TOL_HM3
-    # below the curve: keep everything; far above it: open fully
-    assert (action[needed < -level_step_hm3(env) / 2] == 0).all()
+    # below the curve: keep everything but the environmental flow (level 1 = 40 m³/s ≥ 30 m³/s) when there
+    # is water for it, everything when there is not; far above it: open fully
+    below = needed < -level_step_hm3(env) / 2
+    has_env_flow = available >= env_flow_hm3(env)
+    assert (below & has_env_flow).sum() > 100 and (below & ~has_env_flow).sum() > 5
+    assert (action[below & has_env_flow] == 1).all()
+    assert (action[below & ~has_env_flow] == 0).all()
     assert (action[needed > r_max] == env.n_actions - 1).all()
+
+
+def test_rule_curve_releases_the_environmental_flow_whenever_water_allows(probe_env, probe):
+    env = probe_env
+    for curve in (CURVE, [(0, 1.0)], [(0, 0.0)]):  # the default, always below the curve, always above it
+        policy = make_baseline("rule", env, BaselinesConfig(rule_curve=curve))
+        action, out = decide_and_step(env, policy, probe)
+        available, water = water_balance(env, probe, out)
+        has_env_flow = available >= env_flow_hm3(env) + TOL_HM3
+        assert has_env_flow.sum() > 3000
+        assert (out.downstream_cms[has_env_flow] >= env.config.reservoir.env_flow_cms * (1 - 1e-6)).all()
+        # with less water than that, below the curve, it keeps what it has
+        short = (available < env_flow_hm3(env) - TOL_HM3) & (water < policy.target_storage_hm3(probe.get("day_of_year")))
+        assert (short.sum() > 5) == (curve != [(0, 0.0)])
+        assert (out.release_hm3[short] == 0).all()
+    # no environmental flow configured: pure tracking (below the full curve, nothing is released)
+    no_flow = DiscreteReservoirEnv(EnvConfig(reservoir={"env_flow_cms": 0.0}), env.inflow, env.water_years)
+    action, out = decide_and_step(no_flow, make_baseline("rule", no_flow, BaselinesConfig(rule_curve=[(0, 1.0)])), probe)
+    _, water = water_balance(no_flow, probe, out)
+    below = water < no_flow.physics.capacity_hm3
+    assert below.sum() > 3000 and (action[below] == 0).all()
+
+
+def test_rule_curve_leaves_no_env_flow_deficit_while_water_is_above_dead_storage():
+    """Montague (configs/base.yaml), 64 training-year episodes: a day has an env-flow deficit only when
+    S + I − E − S_dead < Q_env."""
+    config = load_config(CONFIGS / "base.yaml")
+    env = make_env(config, "train", n_envs=64, seed=5)
+    policy = make_baseline("rule", env, config.baselines)
+    trajectory = run_episodes(env, policy)
+    valid = first_done_mask(trajectory)
+    nxt = trajectory.get("next")
+    available = (trajectory.get("storage_hm3") + nxt.get("inflow_hm3") - nxt.get("evaporation_hm3")
+                 - env.physics.dead_storage_hm3)
+    env_flow_cms = config.env.reservoir.env_flow_cms
+    deficit = nxt.get("downstream_cms") < env_flow_cms * (1 - 1e-6)
+    has_water = available >= env_flow_cms * HM3_PER_CMS_DAY + 1e-4
+    assert valid.sum() > 20_000
+    assert not (deficit & has_water & valid).any()
+    # the floor matters: many days below the curve released the environmental flow
+    target = policy.target_storage_hm3(trajectory.get("day_of_year")).float()
+    below_curve = available + env.physics.dead_storage_hm3 - target < 0
+    assert (below_curve & has_water & valid).sum() > 1000
+    assert (trajectory.get("action")[below_curve & has_water & valid] >= 1).all()
 
 
 def test_rule_curve_follows_the_curve_through_env_rollout(synthetic_record):
@@ -245,7 +356,10 @@ def test_rule_curve_follows_the_curve_through_env_rollout(synthetic_record):
     action = trajectory.get("action")
     next_storage = trajectory.get(("next", "storage_hm3"))
     target = policy.target_storage_hm3(trajectory.get("day_of_year")).float()
-    inside = (action > 0) & (action < env.n_actions - 1)
+    nxt = trajectory.get("next")
+    needed = trajectory.get("storage_hm3") + nxt.get("inflow_hm3") - nxt.get("evaporation_hm3") - target
+    # days whose tracking release is at least the environmental flow (else the flow's level is released)
+    inside = (action > 0) & (action < env.n_actions - 1) & (needed >= env_flow_hm3(env))
     assert inside.float().mean() > 0.3
     assert (next_storage - target)[inside].abs().max() <= level_step_hm3(env) / 2 + TOL_HM3
     # at level 0 the reservoir was below its curve (kept all water); at the top it was above

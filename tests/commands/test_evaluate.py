@@ -217,3 +217,29 @@ def test_no_best_baseline_share_without_dp_or_candidates(eval_run):
     assert without_dp.best_baseline is None and without_dp.gap_share_best is None
     only_dp = evaluate("tiny", episodes=2, baselines="dp", runs_dir=runs_dir)
     assert only_dp.best_baseline is None and only_dp.to_json()["gap_share_best_baseline"] is None
+
+
+def test_a_target_below_the_first_release_level_is_noted(eval_run, tmp_path):
+    """A SOP / hedging target below the first non-zero level: one note in the report, its JSON and the CLI."""
+    from typer.testing import CliRunner
+
+    from reservoir_rl.cli import app
+
+    _, run_dir = eval_run
+    payload = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    payload["config"]["baselines"]["target_release_cms"] = 12.5  # first level: 400 / 10 = 40 m³/s
+    torch.save(payload, tmp_path / "small_target.pt")
+    report = evaluate(tmp_path / "small_target.pt", episodes=2, baselines="sop", out=tmp_path / "small.json")
+    assert len(report.notes) == 1 and "12.5 m³/s" in report.notes[0] and "40 m³/s" in report.notes[0]
+    assert json.loads((tmp_path / "small.json").read_text())["notes"] == report.notes
+    assert evaluate(tmp_path / "small_target.pt", episodes=2, baselines="rule,dp").notes == []
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "small_target.pt"), "--episodes", "2",
+                                      "--baselines", "hedging"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "below the first release level" in notes[0]
+
+
+def test_no_note_for_a_target_of_several_levels(evaluated):
+    report, folder, _ = evaluated
+    assert report.notes == [] and json.loads((folder / "results.json").read_text())["notes"] == []

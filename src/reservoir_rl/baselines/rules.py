@@ -6,16 +6,22 @@ the env's root keys ``storage_hm3`` (float32, (n_envs,)), ``record_index`` and `
 ``env.rollout(policy=rule)`` works. Rules know the true inflow of the current day (standard for SOP) and
 the evaporation the physics will take, and are fully vectorised over the envs.
 
+SOP and hedging aim at a target release (`target_release_hm3`): by default the firm yield of the training
+years (`reservoir_rl.baselines.firm_yield`), the largest constant release the reservoir sustains through
+them. A positive release they ask for is never rounded down to level 0 (`target_warning` says when the
+first level is more than the target).
+
 Volumes are hm³ per day throughout (1 m³/s for one day = 0.0864 hm³).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from tensordict import TensorDictBase
 
+from reservoir_rl.baselines.firm_yield import training_firm_yield_hm3
 from reservoir_rl.config import BaselinesConfig
 from reservoir_rl.env.physics import periodic_interpolate
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
@@ -44,22 +50,31 @@ def release_to_action(
     release_hm3: torch.Tensor,
     excess_hm3: torch.Tensor,
     release_all: torch.Tensor | None = None,
+    keep_positive: bool = False,
 ) -> torch.Tensor:
     """Release level (int64) for a desired release (hm³/day), any shape.
 
     The desired release is rounded to the nearest level, except that the level is rounded UP
     (i) to at least the release ``excess_hm3`` that keeps storage at capacity, when it is positive, so a
-    rule never spills water it could have released, and (ii) where ``release_all`` is set, to the smallest
-    level that releases all of ``release_hm3`` (the physics then cuts it to what is available).
+    rule never spills water it could have released, (ii) where ``release_all`` is set, to the smallest
+    level that releases all of ``release_hm3`` (the physics then cuts it to what is available), and
+    (iii) with ``keep_positive``, to level 1 for any positive release that would round to 0.
     """
     physics = env.physics
-    step_hm3 = physics.release_capacity_hm3 / (physics.n_release_levels - 1)
-    top = physics.n_release_levels - 1
     action = physics.action_for_release(release_hm3)
-    ceiling = lambda volume: torch.ceil(volume / step_hm3 - 1e-6).clamp(0, top).long()  # noqa: E731
+    if keep_positive:
+        action = torch.where(release_hm3 > 0, action.clamp(min=1), action)
     if release_all is not None:
-        action = torch.where(release_all, action.maximum(ceiling(release_hm3)), action)
-    return torch.where(excess_hm3 > 0, action.maximum(ceiling(excess_hm3)), action)
+        action = torch.where(release_all, action.maximum(_ceiling_level(env, release_hm3)), action)
+    return torch.where(excess_hm3 > 0, action.maximum(_ceiling_level(env, excess_hm3)), action)
+
+
+def _ceiling_level(env: DiscreteReservoirEnv, release_hm3: torch.Tensor | float) -> torch.Tensor:
+    """The smallest level (int64) whose release is at least ``release_hm3`` (hm³/day), capped at the top level."""
+    physics = env.physics
+    step_hm3 = physics.release_capacity_hm3 / (physics.n_release_levels - 1)
+    volume = torch.as_tensor(release_hm3)
+    return torch.ceil(volume / step_hm3 - 1e-6).clamp(0, physics.n_release_levels - 1).long()
 
 
 class StandardOperatingPolicy:
@@ -68,8 +83,8 @@ class StandardOperatingPolicy:
     With W = S + I − E − S_dead the water available above dead storage (hm³; S storage, I today's true
     inflow, E evaporation) and R* the target (hm³/day): release R* if W ≥ R*, otherwise all of W; if
     S + I − E − R would exceed capacity S_max, release the excess S + I − E − S_max instead (up to the
-    release capacity). The target is rounded to the nearest release level; shortage and excess releases are
-    rounded up (the physics caps a release at W).
+    release capacity). The target is rounded to the nearest release level, but a positive target to level 1
+    at least; shortage and excess releases are rounded up (the physics caps a release at W).
     """
 
     def __init__(self, env: DiscreteReservoirEnv, target_release_hm3: float) -> None:
@@ -85,7 +100,7 @@ class StandardOperatingPolicy:
         short = balance.available_hm3 < target
         release = torch.where(short, balance.available_hm3, target).maximum(balance.excess_hm3)
         release = release.clamp(max=self.env.physics.release_capacity_hm3)
-        return release, release_to_action(self.env, release, balance.excess_hm3, release_all=short)
+        return release, release_to_action(self.env, release, balance.excess_hm3, release_all=short, keep_positive=True)
 
     def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
         tensordict.set("action", self.release_hm3(tensordict)[1].reshape(tensordict.batch_size))
@@ -99,7 +114,8 @@ class HedgingPolicy:
     (hm³/day) when w ≥ ``start_fraction``, ``min_release_fraction`` × R* when w ≤ ``end_fraction``, and the
     linear interpolation between the two in between; never more than W. As in SOP, a release that would
     leave storage above capacity is raised to the excess S + I − E − S_max (up to the release capacity).
-    Levels: nearest to the hedged release, rounded up when releasing all of W or the excess.
+    Levels: nearest to the hedged release (level 1 at least when it is positive), rounded up when releasing
+    all of W or the excess.
     """
 
     def __init__(
@@ -131,7 +147,7 @@ class HedgingPolicy:
         short = balance.available_hm3 <= hedged
         release = hedged.minimum(balance.available_hm3).maximum(balance.excess_hm3)
         release = release.clamp(max=physics.release_capacity_hm3)
-        return release, release_to_action(self.env, release, balance.excess_hm3, release_all=short)
+        return release, release_to_action(self.env, release, balance.excess_hm3, release_all=short, keep_positive=True)
 
     def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
         tensordict.set("action", self.release_hm3(tensordict)[1].reshape(tensordict.batch_size))
@@ -142,9 +158,14 @@ class RuleCurvePolicy:
     """Release to track a target storage that depends on the day of year.
 
     ``curve`` lists (day_of_year, storage fraction of capacity) points; the target end-of-day storage
-    S_target(d) = capacity × fraction, linearly interpolated and periodic over 365 days. The release is
-    R = S + I − E − S_target(d) (hm³/day), clipped to [0, release capacity], then rounded to the nearest
-    level (up when storage would otherwise exceed capacity).
+    S_target(d) = capacity × fraction, linearly interpolated and periodic over 365 days. The tracking release
+    is S + I − E − S_target(d) (hm³/day), rounded to the nearest level (up when storage would otherwise
+    exceed capacity). Whenever the water above dead storage W = S + I − E − S_dead holds the environmental
+    flow Q_env (``env.reservoir.env_flow_cms``, × 0.0864 hm³/day), the release is at least Q_env: the level is
+    raised to the smallest one releasing Q_env (all of W when that level is more than W), so the day has no
+    env-flow deficit. With less water than Q_env it keeps to the tracking release: releasing W would still
+    leave a deficit and would empty the reservoir to dead storage (a drought failure). The desired release
+    returned is R = max(tracking, Q_env) clipped to [0, W, release capacity] (tracking alone below Q_env).
     """
 
     def __init__(self, env: DiscreteReservoirEnv, curve: Sequence[tuple[float, float]]) -> None:
@@ -164,10 +185,18 @@ class RuleCurvePolicy:
 
     def release_hm3(self, tensordict: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
         """Desired release (hm³/day, (n_envs,)) and the chosen level (int64, (n_envs,))."""
+        physics = self.env.physics
         balance = _WaterBalance(self.env, tensordict)
         target = self.target_storage_hm3(balance.day_of_year).to(balance.water_hm3.dtype)
-        release = (balance.water_hm3 - target).clamp(0.0, self.env.physics.release_capacity_hm3)
-        return release, release_to_action(self.env, release, balance.excess_hm3)
+        tracking = (balance.water_hm3 - target).clamp(0.0, physics.release_capacity_hm3)
+        action = release_to_action(self.env, tracking, balance.excess_hm3)
+        env_flow_hm3 = self.env.config.reservoir.env_flow_cms * HM3_PER_CMS_DAY
+        if env_flow_hm3 <= 0:
+            return tracking.minimum(balance.available_hm3), action
+        floor = balance.available_hm3 >= env_flow_hm3
+        release = torch.where(floor, tracking.clamp(min=env_flow_hm3), tracking)
+        release = release.minimum(balance.available_hm3).clamp(max=physics.release_capacity_hm3)
+        return release, torch.where(floor, action.maximum(_ceiling_level(self.env, env_flow_hm3)), action)
 
     def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
         tensordict.set("action", self.release_hm3(tensordict)[1].reshape(tensordict.batch_size))
@@ -175,7 +204,25 @@ class RuleCurvePolicy:
 
 
 def target_release_hm3(env: DiscreteReservoirEnv, config: BaselinesConfig) -> float:
-    """SOP / hedging target release, hm³/day: ``config.target_release_cms`` or the record's mean inflow."""
-    if config.target_release_cms is not None:
-        return config.target_release_cms * HM3_PER_CMS_DAY
-    return env.mean_inflow_hm3
+    """SOP / hedging target release, hm³/day, by ``config.target_release_cms``: ``firm_yield`` → the firm yield
+    of the env's training years (`training_firm_yield_hm3`), ``mean_inflow`` → the record's mean inflow
+    (``env.mean_inflow_hm3``, the whole record), a number of m³/s → that release."""
+    choice = config.target_release_cms
+    if choice == "firm_yield":
+        return training_firm_yield_hm3(env)
+    if choice == "mean_inflow":
+        return env.mean_inflow_hm3
+    return float(choice) * HM3_PER_CMS_DAY
+
+
+def target_warning(env: DiscreteReservoirEnv, config: BaselinesConfig) -> Optional[str]:
+    """One line when the SOP / hedging target is positive but below the first non-zero release level, which
+    SOP and hedging then release instead (more than the target); None otherwise."""
+    target_hm3 = target_release_hm3(env, config)
+    first_level_hm3 = env.physics.release_capacity_hm3 / (env.physics.n_release_levels - 1)
+    if not 0 < target_hm3 < first_level_hm3 * (1 - 1e-6):
+        return None
+    source = {"firm_yield": "the firm yield of the training years", "mean_inflow": "the record's mean inflow"}
+    what = source.get(str(config.target_release_cms), "baselines.target_release_cms")
+    return (f"SOP / hedging target {target_hm3 / HM3_PER_CMS_DAY:.3g} m³/s ({what}) is below the first release "
+            f"level: they release {first_level_hm3 / HM3_PER_CMS_DAY:.3g} m³/s instead")

@@ -81,9 +81,11 @@ def _seeds_table(report) -> Table:
 
 
 def render_evaluation(report) -> None:
-    """Header, the metric table (mean and, with several seeds, IQM), the paired differences, the per-seed
-    table (several seeds), the share of the SOP → DP gap closed, the files written."""
+    """Header, its notes (``note: …``), the metric table (mean and, with several seeds, IQM), the paired
+    differences, the per-seed table (several seeds), the share of the SOP → DP gap closed, the files written."""
     console.print(_header(report), highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)  # one line, however wide
     console.print(_metrics_table(report))
     if report.differences:
         console.print(_paired_table(report))

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from reservoir_rl.baselines.rules import target_warning
 from reservoir_rl.catalog import AGENT, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
 from reservoir_rl.config import Config, config_to_dict
 from reservoir_rl.env.reservoir_env import make_env
@@ -180,9 +181,16 @@ def evaluate(
         validation_returns=returns, validation_episodes=config.train.eval_episodes if returns else 0,
         agent_results={a.seed: results[f"{AGENT}:{a.seed}"] for a in agents},
         results={name: results[name] for name in names},
+        notes=_notes(env, config, names),
     )
     _write_outputs(report, out, csv_path)
     return report
+
+
+def _notes(env, config: Config, names: list[str]) -> list[str]:
+    """One line each about how the baselines that ran were set up (a SOP / hedging target below the first level)."""
+    warning = target_warning(env, config.baselines) if {"sop", "hedging"} & set(names) else None
+    return [warning] if warning else []
 
 
 def _write_outputs(report: EvaluationReport, out: Optional[Path], csv_path: Optional[Path]) -> None:

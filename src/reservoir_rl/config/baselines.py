@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from reservoir_rl.config.section import DAYS_RANGE, Section, days_of_year_increasing
+
+TARGET_CHOICES = ("firm_yield", "mean_inflow")
 
 
 class BaselinesConfig(Section):
     """Operating rules the agent is compared with."""
 
-    target_release_cms: Optional[float] = Field(
-        None, gt=0, description="SOP / hedging target; default: the record's mean inflow"
+    target_release_cms: Union[Literal["firm_yield", "mean_inflow"], float] = Field(
+        "firm_yield",
+        description="SOP / hedging target: firm_yield (the largest constant release the active storage sustains "
+        "through the training years), mean_inflow (the record's mean inflow) or a release in m³/s; "
+        "null (the spelling of mean_inflow before firm_yield became the default) reads as mean_inflow",
     )
     hedging_start_fraction: float = Field(0.6, gt=0, le=1, description="hedging starts below this usable fraction")
     hedging_end_fraction: float = Field(0.2, ge=0, lt=1, description="deepest hedging at this usable fraction")
@@ -23,6 +29,17 @@ class BaselinesConfig(Section):
         description="[[day_of_year, storage fraction of capacity], ...] target storage, periodic interpolation",
     )
     dp_storage_levels: int = Field(1000, ge=10, le=20000, description="storage grid of the perfect-foresight DP")
+
+    @field_validator("target_release_cms", mode="before")
+    @classmethod
+    def _target_choice(cls, value: Any) -> Any:
+        if value is None:  # saved run configs wrote the record's mean inflow as null
+            return "mean_inflow"
+        if isinstance(value, str) and value in TARGET_CHOICES:
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            return float(value)
+        raise ValueError(f"expected {', '.join(TARGET_CHOICES)} or a release > 0 in m³/s")
 
     @model_validator(mode="after")
     def _check(self) -> "BaselinesConfig":

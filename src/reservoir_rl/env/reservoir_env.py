@@ -78,6 +78,9 @@ class DiscreteReservoirEnv(EnvBase):
             record's floods keep their season and shape but grow; (1, 1), the default, leaves them as they are.
         flood_threshold_cms: the flow above which ``flood_scale_range`` acts, m³/s; default: the reservoir's
             release capacity (flows the outlets cannot pass are those that fill the reservoir).
+        training_water_years: the water years an agent on this record trains on, which anything estimated
+            from the record for this env (the baselines' firm yield) may use; default: ``water_years``.
+            `make_env` passes the split's training years whatever years the env itself covers.
 
     A range or threshold the ``inflow`` section's rules refuse is a ValueError (`make_env` passes validated ones).
     """
@@ -95,6 +98,7 @@ class DiscreteReservoirEnv(EnvBase):
         inflow_scale_range: tuple[float, float] = (1.0, 1.0),
         flood_scale_range: tuple[float, float] = (1.0, 1.0),
         flood_threshold_cms: Optional[float] = None,
+        training_water_years: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__(device=device, batch_size=torch.Size([n_envs]))
         self.inflow_scale_range = check_scale_range("inflow_scale_range", inflow_scale_range, at_least_one=False)
@@ -111,6 +115,8 @@ class DiscreteReservoirEnv(EnvBase):
         if water_years is None:
             water_years = split_water_years(self.inflow, 20)[0]
         self.water_years = [int(year) for year in water_years]
+        self.training_water_years = [int(year) for year in (water_years if training_water_years is None
+                                                             else training_water_years)]
         self.n_envs = n_envs
         self.physics = ReservoirPhysics(self.config.reservoir, self.config.n_release_levels)
         lead = self.config.forecast.lead_days
@@ -375,7 +381,8 @@ def make_env(
     factor drawn in ``inflow.train_inflow_scale`` and their floods by one drawn in ``inflow.train_flood_scale``;
     every other env sees the record as it is. ``validation`` is
     the years of the in-training evaluation (the training years themselves when
-    ``inflow.validation_water_years`` is 0); ``all`` is every complete water year.
+    ``inflow.validation_water_years`` is 0); ``all`` is every complete water year. Whatever its years, the
+    env's ``training_water_years`` are those of ``train`` (what the baselines may estimate from).
     """
     record = inflow if inflow is not None else load_inflow(config.inflow)
     train_years, heldout_years = split_water_years(record, config.inflow.heldout_water_years)
@@ -393,7 +400,7 @@ def make_env(
         config.env, record, years[split], n_envs=n_envs, device=device, seed=seed,
         inflow_scale_range=tuple(config.inflow.train_inflow_scale) if augment else (1.0, 1.0),
         flood_scale_range=tuple(config.inflow.train_flood_scale) if augment else (1.0, 1.0),
-        flood_threshold_cms=config.inflow.flood_threshold_cms,
+        flood_threshold_cms=config.inflow.flood_threshold_cms, training_water_years=fit_years,
     )
 
 

@@ -73,6 +73,7 @@ class EvaluationReport:
     agent_results: dict[int, EvaluationResult] = field(repr=False, default_factory=dict)  # seed -> trajectories
     results: dict[str, EvaluationResult] = field(repr=False, default_factory=dict)  # baseline -> trajectories
     files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one line each about how the baselines were set up
 
     @property
     def policies(self) -> list[str]:
@@ -121,6 +122,7 @@ class EvaluationReport:
             "paired_difference": {b: as_dicts(d) for b, d in self.differences.items()},
             "gap_share": self.gap_share.as_dict() if self.gap_share is not None else None,
             "agent_better_share": self.agent_better,
+            "notes": self.notes,
             "gap_share_best_baseline": self._best(self.gap_share_best),
             "best_baseline_choice": {
                 "baseline": self.best_baseline, "years": "validation", "episodes": self.validation_episodes,
