@@ -100,7 +100,7 @@ def test_sop_releases_target_when_water_is_plentiful(probe_env, probe):
     available, water = water_balance(env, probe, out)
     target_level = round(target / level_step_hm3(env))  # nearest level: 4
     plenty = (available >= target_level * level_step_hm3(env) + TOL_HM3) & (
-        water - target_level * level_step_hm3(env) <= env.physics.capacity_hm3
+        water - target_level * level_step_hm3(env) <= flood_zone(env, probe)
     )
     assert plenty.sum() > 100
     assert (action[plenty] == target_level).all()
@@ -134,6 +134,19 @@ def test_sop_never_spills_water_it_could_have_released(probe_env, probe):
     torch.testing.assert_close(out.spill_hm3[beyond], excess[beyond] - r_max, atol=TOL_HM3, rtol=1e-5)
     # wherever anything spills, the outlet was fully open
     assert (action[out.spill_hm3 > TOL_HM3] == env.n_actions - 1).all()
+
+
+def test_sop_evacuates_the_flood_pool(probe_env, probe):
+    """Flood-control operation: water above the day's flood-control zone leaves through the outlets
+    (up to their capacity), so storage ends at the zone's bottom, not at the crest."""
+    env = probe_env
+    _, out = decide_and_step(env, sop(env), probe)
+    _, water = water_balance(env, probe, out)
+    excess = water - flood_zone(env, probe)
+    releasable = (excess > TOL_HM3) & (excess <= env.physics.release_capacity_hm3 - TOL_HM3)
+    assert releasable.sum() > 20
+    assert (out.release_hm3[releasable] >= excess[releasable] - TOL_HM3).all()
+    assert (out.next_storage_hm3[releasable] <= flood_zone(env, probe)[releasable] + TOL_HM3).all()
 
 
 def test_sop_and_hedging_target_defaults_to_the_firm_yield(probe_env):
@@ -238,7 +251,7 @@ def test_hedged_release_ramps_linearly_between_the_two_points(probe_env, probe):
     usable = available / (env.physics.capacity_hm3 - env.physics.dead_storage_hm3)
     ramp = ((usable - 0.3) / 0.4).clamp(0, 1)
     expected = ((0.2 + 0.8 * ramp) * TARGET_CMS * HM3_PER_CMS_DAY).minimum(available)
-    expected = expected.maximum(water - env.physics.capacity_hm3).clamp(0, env.physics.release_capacity_hm3)
+    expected = expected.maximum(water - flood_zone(env, probe)).clamp(0, env.physics.release_capacity_hm3)
     torch.testing.assert_close(release, expected, atol=TOL_HM3, rtol=1e-5)
     # more water (same inflow and day) never means a smaller hedged release
     by_storage = release.reshape(92, len(PROBE_FLOWS_CMS), len(PROBE_DAYS))[:90]
@@ -320,8 +333,8 @@ def test_rule_curve_releases_the_environmental_flow_whenever_water_allows(probe_
     no_flow = DiscreteReservoirEnv(EnvConfig(reservoir={"env_flow_cms": 0.0}), env.inflow, env.water_years)
     action, out = decide_and_step(no_flow, make_baseline("rule", no_flow, BaselinesConfig(rule_curve=[(0, 1.0)])), probe)
     _, water = water_balance(no_flow, probe, out)
-    below = water < no_flow.physics.capacity_hm3
-    assert below.sum() > 3000 and (action[below] == 0).all()
+    below = water < flood_zone(no_flow, probe)
+    assert below.sum() > 2000 and (action[below] == 0).all()
 
 
 def test_rule_curve_leaves_no_env_flow_deficit_while_water_is_above_dead_storage():
@@ -373,3 +386,8 @@ def test_make_baseline_rejects_an_unknown_name(probe_env):
 
     with pytest.raises(UserError, match="unknown baseline 'sdp'"):
         make_baseline("sdp", probe_env, BaselinesConfig())
+
+
+def flood_zone(env, probe) -> torch.Tensor:
+    """Bottom of the flood-control zone (hm³) on each probe state's day: the rules release what lies above it."""
+    return env.physics.flood_zone_hm3(probe.get("day_of_year").reshape(-1))

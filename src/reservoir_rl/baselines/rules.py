@@ -40,9 +40,12 @@ class _WaterBalance:
         evaporation_hm3 = physics.area_km2(self.storage_hm3) * physics.evaporation_depth_mm(self.day_of_year) * 1e-3
         # What the day leaves after evaporation (S + I − E), as the physics computes it.
         self.water_hm3 = water_hm3 - evaporation_hm3.minimum(water_hm3 - physics.dead_storage_hm3)
-        # Releasable water above dead storage (W = S + I − E − S_dead) and the release that keeps S' = S_max.
+        # Releasable water above dead storage (W = S + I − E − S_dead), and the excess: the release that keeps
+        # S' at the bottom of the day's flood-control zone. Flood-control operation evacuates the flood pool
+        # (up to the release capacity) instead of waiting for the water to reach the crest and spill.
         self.available_hm3 = (self.water_hm3 - physics.dead_storage_hm3).clamp(min=0.0)
-        self.excess_hm3 = (self.water_hm3 - physics.capacity_hm3).clamp(min=0.0)
+        flood_zone_hm3 = physics.flood_zone_hm3(self.day_of_year).to(self.water_hm3.dtype)
+        self.excess_hm3 = (self.water_hm3 - flood_zone_hm3).clamp(min=0.0)
 
 
 def release_to_action(
@@ -55,8 +58,8 @@ def release_to_action(
     """Release level (int64) for a desired release (hm³/day), any shape.
 
     The desired release is rounded to the nearest level, except that the level is rounded UP
-    (i) to at least the release ``excess_hm3`` that keeps storage at capacity, when it is positive, so a
-    rule never spills water it could have released, (ii) where ``release_all`` is set, to the smallest
+    (i) to at least the release ``excess_hm3`` that keeps storage at the bottom of the day's flood-control
+    zone, when it is positive, so a rule evacuates the flood pool rather than holding water it could release, (ii) where ``release_all`` is set, to the smallest
     level that releases all of ``release_hm3`` (the physics then cuts it to what is available), and
     (iii) with ``keep_positive``, to level 1 for any positive release that would round to 0.
     """
@@ -82,8 +85,9 @@ class StandardOperatingPolicy:
 
     With W = S + I − E − S_dead the water available above dead storage (hm³; S storage, I today's true
     inflow, E evaporation) and R* the target (hm³/day): release R* if W ≥ R*, otherwise all of W; if
-    S + I − E − R would exceed capacity S_max, release the excess S + I − E − S_max instead (up to the
-    release capacity). The target is rounded to the nearest release level, but a positive target to level 1
+    S + I − E − R would end above the day's flood-control zone S_flood(d), release the excess
+    S + I − E − S_flood(d) instead (up to the release capacity): flood-control operation, which evacuates
+    the flood pool as fast as the outlets allow rather than holding water until it reaches the crest. The target is rounded to the nearest release level, but a positive target to level 1
     at least; shortage and excess releases are rounded up (the physics caps a release at W).
     """
 
@@ -113,7 +117,8 @@ class HedgingPolicy:
     With W = S + I − E − S_dead (hm³) and its usable fraction w = W / (S_max − S_dead): release the target R*
     (hm³/day) when w ≥ ``start_fraction``, ``min_release_fraction`` × R* when w ≤ ``end_fraction``, and the
     linear interpolation between the two in between; never more than W. As in SOP, a release that would
-    leave storage above capacity is raised to the excess S + I − E − S_max (up to the release capacity).
+    leave storage in the flood-control zone is raised to the excess S + I − E − S_flood(d) (up to the
+    release capacity).
     Levels: nearest to the hedged release (level 1 at least when it is positive), rounded up when releasing
     all of W or the excess.
     """
@@ -160,7 +165,7 @@ class RuleCurvePolicy:
     ``curve`` lists (day_of_year, storage fraction of capacity) points; the target end-of-day storage
     S_target(d) = capacity × fraction, linearly interpolated and periodic over 365 days. The tracking release
     is S + I − E − S_target(d) (hm³/day), rounded to the nearest level (up when storage would otherwise
-    exceed capacity). Whenever the water above dead storage W = S + I − E − S_dead holds the environmental
+    end in the flood-control zone). Whenever the water above dead storage W = S + I − E − S_dead holds the environmental
     flow Q_env (``env.reservoir.env_flow_cms``, × 0.0864 hm³/day), the release is at least Q_env: the level is
     raised to the smallest one releasing Q_env (all of W when that level is more than W), so the day has no
     env-flow deficit. With less water than Q_env it keeps to the tracking release: releasing W would still
