@@ -15,6 +15,7 @@ from typing import Callable, Literal, Optional
 from tensordict import TensorDictBase
 
 from reservoir_rl.baselines.dp import PerfectForesightPolicy
+from reservoir_rl.baselines.mpc import ForecastMPCPolicy
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy, target_release_hm3
 from reservoir_rl.config import BaselinesConfig
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
@@ -63,6 +64,9 @@ POLICIES: dict[str, PolicyEntry] = {p.name: p for p in (
                 lambda env, cfg: RuleCurvePolicy(env, cfg.rule_curve)),
     PolicyEntry("dp", "DP (foresight)", "DP", "the whole future inflow of the episode (an upper bound)",
                 lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.dp_storage_levels)),
+    PolicyEntry("mpc", "MPC (forecast)", "MPC", "storage, day of year and the forecast the agent observes",
+                lambda env, cfg: ForecastMPCPolicy(env, n_storage=cfg.mpc.storage_levels,
+                                                   horizon_days=cfg.mpc.horizon_days)),
 )}
 BASELINE_NAMES: tuple[str, ...] = tuple(name for name, p in POLICIES.items() if p.factory is not None)
 

@@ -1,4 +1,5 @@
-"""Baseline operating policies the agent is compared with: SOP, hedging, rule curve, perfect-foresight DP.
+"""Baseline operating policies the agent is compared with: SOP, hedging, rule curve, perfect-foresight DP,
+forecast-informed MPC.
 
 Every baseline is a policy ``policy(tensordict) -> tensordict`` that writes ``action`` (int64 release
 level, (n_envs,)) from the env's root keys, so ``env.rollout(policy=...)`` and `run_episodes` work.
@@ -8,14 +9,17 @@ Which baselines exist, their labels and how each is built from the config: `rese
 from __future__ import annotations
 
 from reservoir_rl.baselines.dp import PerfectForesightPolicy, solve_values
+from reservoir_rl.baselines.mpc import ForecastMPCPolicy, decode_forecast_hm3
 from reservoir_rl.baselines.rollout import episode_returns, run_episodes
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy, target_release_hm3
 
 __all__ = [
+    "ForecastMPCPolicy",
     "HedgingPolicy",
     "PerfectForesightPolicy",
     "RuleCurvePolicy",
     "StandardOperatingPolicy",
+    "decode_forecast_hm3",
     "episode_returns",
     "run_episodes",
     "solve_values",
