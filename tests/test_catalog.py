@@ -19,7 +19,7 @@ def env(synthetic_record):
 
 
 def test_every_baseline_is_built_and_acts_and_every_metric_is_computed(env):
-    assert catalog.BASELINE_NAMES == ("sop", "hedging", "rule", "dp")
+    assert catalog.BASELINE_NAMES == ("sop", "hedging", "rule", "dp", "mpc")
     for name in catalog.BASELINE_NAMES:
         result = evaluate_policy(env, catalog.make_baseline(name, env, BaselinesConfig()), seed=4)
         missing = set(catalog.METRICS) - set(result.metrics)

@@ -380,3 +380,18 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value).startswith(f"{path}: env.reservoir.capacity_hm3 = 'big': Input should be a valid number")
+
+
+def test_mpc_settings_and_their_horizon_within_the_forecast():
+    assert (Config().baselines.mpc.storage_levels, Config().baselines.mpc.horizon_days) == (500, None)
+    mpc = config_from_dict({"env": {"forecast": {"lead_days": 14}}, "baselines": {"mpc": {"horizon_days": 14}}})
+    assert mpc.baselines.mpc.horizon_days == 14
+    assert config_error({"baselines": {"mpc": {"horizon_days": 11}}}) == (
+        "run.yaml: <top level>: baselines.mpc.horizon_days (11) exceeds env.forecast.lead_days (10): "
+        "MPC plans only over the forecast the agent observes"
+    )
+    assert config_error({"baselines": {"mpc": {"horizon_days": 0}}}).startswith(
+        "run.yaml: baselines.mpc.horizon_days = 0: Input should be greater than or equal to 1")
+    assert config_error({"baselines": {"mpc": {"storage_levels": 5}}}).startswith(
+        "run.yaml: baselines.mpc.storage_levels = 5: Input should be greater than or equal to 10")
+    assert "did you mean 'storage_levels'" in config_error({"baselines": {"mpc": {"storage_level": 300}}})

@@ -15,6 +15,7 @@ from typing import Callable, Literal, Optional
 from tensordict import TensorDictBase
 
 from reservoir_rl.baselines.dp import PerfectForesightPolicy
+from reservoir_rl.baselines.mpc import ForecastMPCPolicy
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy, target_release_hm3
 from reservoir_rl.config import BaselinesConfig
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
@@ -53,15 +54,18 @@ AGENT = "agent"
 
 POLICIES: dict[str, PolicyEntry] = {p.name: p for p in (
     PolicyEntry(AGENT, "agent (greedy)", "agent", "storage, day of year and the forecast it observes"),
-    PolicyEntry("sop", "SOP", "SOP", "storage and today's inflow",
+    PolicyEntry("sop", "SOP", "SOP", "storage and today's inflow; target: the training years' firm yield",
                 lambda env, cfg: StandardOperatingPolicy(env, target_release_hm3(env, cfg))),
-    PolicyEntry("hedging", "hedging", "hedging", "storage and today's inflow",
+    PolicyEntry("hedging", "hedging", "hedging", "storage and today's inflow; target: the training years' firm yield",
                 lambda env, cfg: HedgingPolicy(env, target_release_hm3(env, cfg),
                                                start_fraction=cfg.hedging_start_fraction,
                                                end_fraction=cfg.hedging_end_fraction,
                                                min_release_fraction=cfg.hedging_min_release_fraction)),
     PolicyEntry("rule", "rule curve", "rule curve", "storage, day of year and today's inflow",
                 lambda env, cfg: RuleCurvePolicy(env, cfg.rule_curve)),
+    PolicyEntry("mpc", "MPC (forecast)", "MPC", "storage, day of year and the forecast the agent observes",
+                lambda env, cfg: ForecastMPCPolicy(env, n_storage=cfg.mpc.storage_levels,
+                                                   horizon_days=cfg.mpc.horizon_days)),
     PolicyEntry("dp", "DP (foresight)", "DP", "the whole future inflow of the episode (an upper bound)",
                 lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.dp_storage_levels), implementable=False),
 )}

@@ -204,7 +204,7 @@ def test_dp_return_bounds_every_policy_on_synthetic_traces(synthetic_record):
                                n_envs=6, seed=0)
     config = BaselinesConfig(dp_storage_levels=200)
     returns = returns_on_same_traces(env, config, seed=11)
-    for name in ("sop", "hedging", "rule", "random"):
+    for name in (*BASELINE_NAMES, "random"):
         assert (returns["dp"] >= returns[name]).all(), (name, returns["dp"], returns[name])
 
     # the policy scores what its value function promised from the initial storage (up to the grid error)
@@ -220,7 +220,7 @@ def test_dp_return_bounds_every_policy_on_synthetic_traces(synthetic_record):
 def test_dp_return_bounds_every_policy_on_the_bundled_record(bundled_record):
     env = DiscreteReservoirEnv(inflow=bundled_record, n_envs=2, seed=0)
     returns = returns_on_same_traces(env, BaselinesConfig(), seed=4)  # the default 1,000-level grid
-    for name in ("sop", "hedging", "rule", "random"):
+    for name in (*BASELINE_NAMES, "random"):
         assert (returns["dp"] >= returns[name]).all(), (name, returns["dp"], returns[name])
 
 

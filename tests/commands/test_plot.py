@@ -66,7 +66,8 @@ def test_baseline_reference_levels_are_those_of_the_training_evaluation(plotted,
     # the same episodes as training's own evaluation: `evaluate --years validation` with the default seed
     # and eval_episodes (4) episodes gives the same baseline means; the held-out episodes do not
     heldout = json.loads((run_dir / "evaluation.json").read_text())
-    validation = evaluate(run_dir, episodes=4, years="validation", out=tmp_path / "validation.json")
+    validation = evaluate(run_dir, episodes=4, years="validation", baselines=list(result.baseline_returns),
+                          out=tmp_path / "validation.json")
     (run_dir / "evaluation.json").write_text(json.dumps(heldout))  # the held-out document, as the fixture left it
     assert heldout["episodes"] == 4 and heldout["years"] == "heldout"
     for name, value in result.baseline_returns.items():

@@ -1,5 +1,5 @@
-"""Baseline operating policies the agent is compared with: SOP, hedging, rule curve, perfect-foresight DP;
-the firm yield SOP and hedging aim at.
+"""Baseline operating policies the agent is compared with: SOP, hedging, rule curve, perfect-foresight DP,
+forecast-informed MPC; the firm yield SOP and hedging aim at.
 
 Every baseline is a policy ``policy(tensordict) -> tensordict`` that writes ``action`` (int64 release
 level, (n_envs,)) from the env's root keys, so ``env.rollout(policy=...)`` and `run_episodes` work.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from reservoir_rl.baselines.dp import PerfectForesightPolicy, solve_values
 from reservoir_rl.baselines.firm_yield import firm_yield_hm3, training_firm_yield_hm3
+from reservoir_rl.baselines.mpc import ForecastMPCPolicy, decode_forecast_hm3
 from reservoir_rl.baselines.rollout import episode_returns, run_episodes
 from reservoir_rl.baselines.rules import (
     HedgingPolicy,
@@ -20,10 +21,12 @@ from reservoir_rl.baselines.rules import (
 )
 
 __all__ = [
+    "ForecastMPCPolicy",
     "HedgingPolicy",
     "PerfectForesightPolicy",
     "RuleCurvePolicy",
     "StandardOperatingPolicy",
+    "decode_forecast_hm3",
     "episode_returns",
     "firm_yield_hm3",
     "run_episodes",

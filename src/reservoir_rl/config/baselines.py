@@ -12,6 +12,18 @@ from reservoir_rl.config.section import DAYS_RANGE, Section, days_of_year_increa
 TARGET_CHOICES = ("firm_yield", "mean_inflow")
 
 
+class MPCConfig(Section):
+    """Forecast-informed model predictive control: each day, a deterministic DP over the observed forecast."""
+
+    storage_levels: int = Field(
+        500, ge=10, le=20000, description="storage grid of the daily plan (uniform, dead storage … capacity)"
+    )
+    horizon_days: Optional[int] = Field(
+        None, ge=1, description="days planned from today (today included), at most env.forecast.lead_days; "
+        "null = env.forecast.lead_days, all the forecast the agent observes"
+    )
+
+
 class BaselinesConfig(Section):
     """Operating rules the agent is compared with."""
 
@@ -29,6 +41,7 @@ class BaselinesConfig(Section):
         description="[[day_of_year, storage fraction of capacity], ...] target storage, periodic interpolation",
     )
     dp_storage_levels: int = Field(1000, ge=10, le=20000, description="storage grid of the perfect-foresight DP")
+    mpc: MPCConfig = Field(default_factory=MPCConfig, description="forecast-informed MPC")
 
     @field_validator("target_release_cms", mode="before")
     @classmethod
