@@ -140,14 +140,17 @@ def make_baseline(name: str, env: DiscreteReservoirEnv, config: BaselinesConfig)
 
 
 def parse_baselines(text: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"sop,dp"`` → ["sop", "dp"]; unknown or repeated names are a one-line error; "" or "none" → []."""
+    """``"sop,dp"`` → ["sop", "dp"]; "all" → every baseline of the catalog, in catalog order; "" or "none"
+    → []; unknown or repeated names are a one-line error."""
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
     names = [n for n in names if n]
     if names == ["none"]:
         return []
+    if names == ["all"]:
+        return list(BASELINE_NAMES)
     unknown = [n for n in names if n not in BASELINE_NAMES]
     if unknown:
-        raise UserError(f"--baselines: unknown baseline {unknown[0]!r}; choose from {','.join(BASELINE_NAMES)} (or none)")
+        raise UserError(f"--baselines: unknown baseline {unknown[0]!r}; choose from {','.join(BASELINE_NAMES)} (or all, none)")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise UserError(f"--baselines: {repeated[0]!r} is listed twice")

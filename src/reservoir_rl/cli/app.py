@@ -114,7 +114,7 @@ def evaluate(
     ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
     episodes: int = typer.Option(50, "--episodes", help="Paired episodes: every policy gets the same traces."),
     years: str = typer.Option("heldout", "--years", help="Water years the episodes start in: heldout, validation (those of the in-training evaluation), train or all."),
-    baselines: str = typer.Option("sop,hedging,rule,dp", "--baselines", help="Comma-separated: sop,hedging,rule,dp (or none)."),
+    baselines: str = typer.Option("all", "--baselines", help="Comma-separated names (sop, hedging, rule, mpc, dp), all (every baseline) or none."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Env seed (default: the seed of the in-training evaluations)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per policy, seed and episode here."),

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from reservoir_rl.baselines.rules import target_warning
-from reservoir_rl.catalog import AGENT, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
+from reservoir_rl.catalog import AGENT, BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
 from reservoir_rl.config import Config, config_to_dict
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.sources import load_inflow
@@ -114,7 +114,7 @@ def evaluate(
     ckpt: str | Path,
     episodes: int = 50,
     years: str = "heldout",
-    baselines: str | Sequence[str] = "sop,hedging,rule,dp",
+    baselines: str | Sequence[str] = BASELINE_NAMES,
     seed: Optional[int] = None,
     out: Optional[str | Path] = None,
     csv_path: Optional[str | Path] = None,
