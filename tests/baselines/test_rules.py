@@ -15,7 +15,7 @@ from tensordict import TensorDict
 from reservoir_rl.baselines import run_episodes
 from reservoir_rl.catalog import make_baseline
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy
-from reservoir_rl.config import BaselinesConfig, EnvConfig
+from reservoir_rl.config import BaselinesConfig, Config, EnvConfig
 from reservoir_rl.env import DiscreteReservoirEnv
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.units import HM3_PER_CMS_DAY
@@ -74,7 +74,7 @@ def level_step_hm3(env) -> float:
 
 
 def sop(env) -> StandardOperatingPolicy:
-    return make_baseline("sop", env, BaselinesConfig(target_release_cms=TARGET_CMS))
+    return make_baseline("sop", env, Config(baselines=BaselinesConfig(target_release_cms=TARGET_CMS)))
 
 
 # ------------------------------------------------------------------ SOP
@@ -123,7 +123,7 @@ def test_sop_never_spills_water_it_could_have_released(probe_env, probe):
 
 
 def test_sop_target_defaults_to_the_record_mean_inflow(probe_env):
-    policy = make_baseline("sop", probe_env, BaselinesConfig())
+    policy = make_baseline("sop", probe_env, Config())
     assert policy.target_release_hm3 == pytest.approx(PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY, rel=1e-6)
     with pytest.raises(ValueError, match="target_release_hm3"):
         StandardOperatingPolicy(probe_env, -1.0)
@@ -134,7 +134,7 @@ def test_sop_target_defaults_to_the_record_mean_inflow(probe_env):
 
 def hedging(env, **kwargs) -> HedgingPolicy:
     config = BaselinesConfig(target_release_cms=TARGET_CMS, **kwargs)
-    return make_baseline("hedging", env, config)
+    return make_baseline("hedging", env, Config(baselines=config))
 
 
 def test_hedging_releases_less_than_sop_when_usable_water_is_low(probe_env, probe):
@@ -220,7 +220,7 @@ def test_rule_curve_target_storage_interpolates_periodically(probe_env):
 
 def test_rule_curve_tracks_its_target_storage(probe_env, probe):
     env = probe_env
-    policy = make_baseline("rule", env, BaselinesConfig(rule_curve=CURVE))
+    policy = make_baseline("rule", env, Config(baselines=BaselinesConfig(rule_curve=CURVE)))
     action, out = decide_and_step(env, policy, probe)
     _, water = water_balance(env, probe, out)
     target = policy.target_storage_hm3(probe.get("day_of_year")).float()
@@ -240,7 +240,7 @@ def test_rule_curve_follows_the_curve_through_env_rollout(synthetic_record):
     """Through the agent interface (env.rollout), each day ends on the curve unless the release is at a bound."""
     env = DiscreteReservoirEnv(EnvConfig(horizon_days=120), synthetic_record, synthetic_record.complete_water_years(),
                                n_envs=8, seed=3)
-    policy = make_baseline("rule", env, BaselinesConfig())
+    policy = make_baseline("rule", env, Config())
     trajectory = run_episodes(env, policy)
     action = trajectory.get("action")
     next_storage = trajectory.get(("next", "storage_hm3"))
@@ -257,5 +257,5 @@ def test_rule_curve_follows_the_curve_through_env_rollout(synthetic_record):
 def test_make_baseline_rejects_an_unknown_name(probe_env):
     from reservoir_rl.errors import UserError
 
-    with pytest.raises(UserError, match="unknown baseline 'sdp'"):
-        make_baseline("sdp", probe_env, BaselinesConfig())
+    with pytest.raises(UserError, match="unknown baseline 'nonesuch'"):
+        make_baseline("nonesuch", probe_env, Config())

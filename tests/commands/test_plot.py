@@ -11,6 +11,7 @@ import torch
 import pytest
 from typer.testing import CliRunner
 
+from reservoir_rl.catalog import BASELINE_NAMES
 from reservoir_rl.cli import app
 from reservoir_rl.errors import UserError
 from reservoir_rl.commands.evaluate import evaluate
@@ -66,7 +67,7 @@ def test_baseline_reference_levels_are_those_of_the_training_evaluation(plotted,
     # the same episodes as training's own evaluation: `evaluate --years validation` with the default seed
     # and eval_episodes (4) episodes gives the same baseline means; the held-out episodes do not
     heldout = json.loads((run_dir / "evaluation.json").read_text())
-    validation = evaluate(run_dir, episodes=4, years="validation", out=tmp_path / "validation.json")
+    validation = evaluate(run_dir, episodes=4, years="validation", baselines=BASELINE_NAMES, out=tmp_path / "validation.json")
     (run_dir / "evaluation.json").write_text(json.dumps(heldout))  # the held-out document, as the fixture left it
     assert heldout["episodes"] == 4 and heldout["years"] == "heldout"
     for name, value in result.baseline_returns.items():
@@ -114,7 +115,7 @@ def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval
     _, run_dir = eval_run
     _, config = read_checkpoint(run_dir / "checkpoints" / "last.pt")
     env = make_env(config, "heldout", n_envs=2, seed=5)
-    sop = evaluate_policy(env, make_baseline("sop", env, config.baselines), 5)
+    sop = evaluate_policy(env, make_baseline("sop", env, config), 5)
     # the same trajectory cut after 10 days, as if the episode had failed on day 10
     cut = EvaluationResult({**sop.metrics, "length": torch.full_like(sop.metrics["length"], 10.0)}, sop.trajectory)
     figures = evaluation_figures(cut, env, others={"SOP": sop})

@@ -1,4 +1,5 @@
-"""Baseline operating policies the agent is compared with: SOP, hedging, rule curve, perfect-foresight DP.
+"""Baseline operating policies the agent is compared with: SOP, hedging, rule curve, perfect-foresight DP,
+stochastic DP.
 
 Every baseline is a policy ``policy(tensordict) -> tensordict`` that writes ``action`` (int64 release
 level, (n_envs,)) from the env's root keys, so ``env.rollout(policy=...)`` and `run_episodes` work.
@@ -10,14 +11,19 @@ from __future__ import annotations
 from reservoir_rl.baselines.dp import PerfectForesightPolicy, solve_values
 from reservoir_rl.baselines.rollout import episode_returns, run_episodes
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy, target_release_hm3
+from reservoir_rl.baselines.sdp import SDPSolution, StochasticDPPolicy, sdp_solution, solve_sdp
 
 __all__ = [
     "HedgingPolicy",
     "PerfectForesightPolicy",
     "RuleCurvePolicy",
+    "SDPSolution",
     "StandardOperatingPolicy",
+    "StochasticDPPolicy",
     "episode_returns",
     "run_episodes",
+    "sdp_solution",
+    "solve_sdp",
     "solve_values",
     "target_release_hm3",
 ]

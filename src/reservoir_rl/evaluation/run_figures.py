@@ -105,5 +105,5 @@ def validation_returns(config: Config, inflow: InflowRecord) -> dict[str, float]
     """Mean return of each baseline on the episodes of the run's in-training evaluations."""
     seed = config.train.seed + EVAL_SEED_OFFSET
     env = make_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
-    return {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed).mean("return")
+    return {name: evaluate_policy(env, make_baseline(name, env, config), seed).mean("return")
             for name in BASELINE_NAMES}
