@@ -64,7 +64,7 @@ def _eval_setup():
     config = Config()
     seed = config.train.seed + EVAL_SEED_OFFSET
     env = make_env(config, "heldout", n_envs=EVAL_EPISODES, seed=seed)
-    sop = evaluate_policy(env, make_baseline("sop", env, config.baselines), seed).mean("return")
+    sop = evaluate_policy(env, make_baseline("sop", env, config), seed).mean("return")
     return config, env, seed, sop
 
 

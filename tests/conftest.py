@@ -25,7 +25,7 @@ def synthetic_record() -> InflowRecord:
 EVAL_RUN_CONFIG = {
     "inflow": {"source": "synthetic", "heldout_water_years": 2, "synthetic": {"n_years": 6, "seed": 3}},
     "env": {"horizon_days": 60, "reservoir": {"supply_demand_cms": 60.0, "supply_amplitude": 0.3}},
-    "baselines": {"dp_storage_levels": 200},
+    "baselines": {"dp_storage_levels": 200, "sdp": {"storage_levels": 50}},
     "agent": {"hidden_sizes": [32, 32]},
     "train": {
         "total_frames": 1024, "n_envs": 8, "frames_per_batch": 64, "init_random_frames": 256, "buffer_size": 4096,

@@ -136,6 +136,12 @@ def test_wrong_types_name_the_key_and_the_value(raw, start):
         ({"inflow": {"synthetic": {"mean_inflow_cms": float("inf")}}},
          "inflow.synthetic.mean_inflow_cms = inf: Input should be a finite number"),
         ({"inflow": {"synthetic": {"cv": float("nan")}}}, "inflow.synthetic.cv = nan: Input should be a finite number"),
+        ({"baselines": {"sdp": {"inflow_classes": 0}}},
+         "baselines.sdp.inflow_classes = 0: Input should be greater than or equal to 1"),
+        ({"baselines": {"sdp": {"period_days": 366}}},
+         "baselines.sdp.period_days = 366: Input should be less than or equal to 365"),
+        ({"baselines": {"sdp": {"discount": 1.0}}}, "baselines.sdp.discount = 1.0: Input should be less than 1"),
+        ({"baselines": {"sdp": {"tolerance": 0}}}, "baselines.sdp.tolerance = 0: Input should be greater than 0"),
     ],
 )
 def test_out_of_range_values_name_the_key_and_the_value(raw, start):

@@ -15,14 +15,15 @@ from typing import Callable, Literal, Optional
 from tensordict import TensorDictBase
 
 from reservoir_rl.baselines.dp import PerfectForesightPolicy
-from reservoir_rl.baselines.mpc import ForecastMPCPolicy
+from reservoir_rl.baselines.mpc import forecast_mpc_with_sdp_value
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy, target_release_hm3
-from reservoir_rl.config import BaselinesConfig
+from reservoir_rl.baselines.sdp import StochasticDPPolicy
+from reservoir_rl.config import Config
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import UserError
 
 Policy = Callable[[TensorDictBase], TensorDictBase]
-PolicyFactory = Callable[[DiscreteReservoirEnv, BaselinesConfig], Policy]
+PolicyFactory = Callable[[DiscreteReservoirEnv, Config], Policy]  # (env, the whole config) → policy
 
 
 @dataclass(frozen=True)
@@ -55,19 +56,21 @@ AGENT = "agent"
 POLICIES: dict[str, PolicyEntry] = {p.name: p for p in (
     PolicyEntry(AGENT, "agent (greedy)", "agent", "storage, day of year and the forecast it observes"),
     PolicyEntry("sop", "SOP", "SOP", "storage and today's inflow; target: the training years' firm yield",
-                lambda env, cfg: StandardOperatingPolicy(env, target_release_hm3(env, cfg))),
+                lambda env, cfg: StandardOperatingPolicy(env, target_release_hm3(env, cfg.baselines))),
     PolicyEntry("hedging", "hedging", "hedging", "storage and today's inflow; target: the training years' firm yield",
-                lambda env, cfg: HedgingPolicy(env, target_release_hm3(env, cfg),
-                                               start_fraction=cfg.hedging_start_fraction,
-                                               end_fraction=cfg.hedging_end_fraction,
-                                               min_release_fraction=cfg.hedging_min_release_fraction)),
+                lambda env, cfg: HedgingPolicy(env, target_release_hm3(env, cfg.baselines),
+                                               start_fraction=cfg.baselines.hedging_start_fraction,
+                                               end_fraction=cfg.baselines.hedging_end_fraction,
+                                               min_release_fraction=cfg.baselines.hedging_min_release_fraction)),
     PolicyEntry("rule", "rule curve", "rule curve", "storage, day of year and today's inflow",
-                lambda env, cfg: RuleCurvePolicy(env, cfg.rule_curve)),
+                lambda env, cfg: RuleCurvePolicy(env, cfg.baselines.rule_curve)),
+    PolicyEntry("sdp", "SDP (inflow classes)", "SDP", "storage, day of year and today's inflow",
+                lambda env, cfg: StochasticDPPolicy(env, cfg)),
     PolicyEntry("mpc", "MPC (forecast)", "MPC", "storage, day of year and the forecast the agent observes",
-                lambda env, cfg: ForecastMPCPolicy(env, n_storage=cfg.mpc.storage_levels,
-                                                   horizon_days=cfg.mpc.horizon_days)),
+                forecast_mpc_with_sdp_value),
     PolicyEntry("dp", "DP (foresight)", "DP", "the whole future inflow of the episode (an upper bound)",
-                lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.dp_storage_levels), implementable=False),
+                lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.baselines.dp_storage_levels),
+                implementable=False),
 )}
 BASELINE_NAMES: tuple[str, ...] = tuple(name for name, p in POLICIES.items() if p.factory is not None)
 # The baselines an operator could run (no foresight): the candidates for the best implementable baseline.
@@ -131,8 +134,9 @@ def metric_label(name: str, short: bool = False) -> str:
     return entry.short_label if short else entry.label
 
 
-def make_baseline(name: str, env: DiscreteReservoirEnv, config: BaselinesConfig) -> Policy:
-    """The baseline ``name`` (one of `BASELINE_NAMES`) for ``env``, set up from the ``baselines`` section."""
+def make_baseline(name: str, env: DiscreteReservoirEnv, config: Config) -> Policy:
+    """The baseline ``name`` (one of `BASELINE_NAMES`) for ``env``, set up from ``config`` (its ``baselines``
+    section; the SDP also reads ``agent.gamma`` and the training years of ``inflow``)."""
     entry = POLICIES.get(name)
     if entry is None or entry.factory is None:
         raise UserError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINE_NAMES)}")

@@ -19,7 +19,7 @@ from reservoir_rl.baselines import episode_returns, run_episodes
 from reservoir_rl.baselines.dp import VALUE_DTYPE, interpolate_on_grid, storage_grid_hm3, transition
 from reservoir_rl.baselines.mpc import ForecastMPCPolicy, decode_forecast_hm3
 from reservoir_rl.catalog import make_baseline
-from reservoir_rl.config import BaselinesConfig, EnvConfig, ForecastConfig, ReservoirConfig, load_config
+from reservoir_rl.config import BaselinesConfig, Config, EnvConfig, ForecastConfig, ReservoirConfig, load_config
 from reservoir_rl.env import DiscreteReservoirEnv
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import make_env
@@ -222,7 +222,7 @@ def test_perfect_forecast_over_the_whole_episode_is_dp(synthetic_record):
         return env.inflow_hm3_at(index.clamp(max=record_days - 1))
 
     mpc = ForecastMPCPolicy(env, n_storage=200, horizon_days=n_days, episode_aware=True, forecast=true_future)
-    dp = make_baseline("dp", env, BaselinesConfig(dp_storage_levels=200))
+    dp = make_baseline("dp", env, Config(baselines=BaselinesConfig(dp_storage_levels=200)))
     trajectories = {}
     for name, policy in (("mpc", mpc), ("dp", dp)):
         env.set_seed(8)
@@ -247,7 +247,7 @@ def test_mpc_reads_nothing_of_the_inflow_record(synthetic_record):
     dp_actions = []
     for policy_env in (env, other):
         env.set_seed(9)
-        dp_actions.append(run_episodes(env, make_baseline("dp", policy_env, BaselinesConfig(dp_storage_levels=200)))
+        dp_actions.append(run_episodes(env, make_baseline("dp", policy_env, Config(baselines=BaselinesConfig(dp_storage_levels=200))))
                           .get("action"))
     assert not torch.equal(dp_actions[0], dp_actions[1])
 
@@ -256,7 +256,7 @@ def test_on_validation_episodes_of_base_config_dp_bounds_mpc_and_mpc_beats_sop()
     config = load_config(CONFIGS / "base.yaml")
     seed = config.train.seed + EVAL_SEED_OFFSET
     env = make_env(config, "validation", n_envs=4, seed=seed)
-    returns = {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed).metrics["return"]
+    returns = {name: evaluate_policy(env, make_baseline(name, env, config), seed).metrics["return"]
                for name in ("sop", "mpc", "dp")}
     assert bool((returns["dp"] >= returns["mpc"]).all()), (returns["dp"], returns["mpc"])
     # SOP with flood-control operation is a strong rule; a plan on the forecast still does better on average

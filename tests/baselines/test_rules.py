@@ -26,7 +26,7 @@ from reservoir_rl.baselines.rules import (
     target_release_hm3,
     target_warning,
 )
-from reservoir_rl.config import BaselinesConfig, EnvConfig, load_config
+from reservoir_rl.config import BaselinesConfig, Config, EnvConfig, load_config
 from reservoir_rl.env import DiscreteReservoirEnv
 from reservoir_rl.env.inflow import InflowRecord, synthetic
 from reservoir_rl.env.reservoir_env import make_env
@@ -88,7 +88,7 @@ def level_step_hm3(env) -> float:
 
 
 def sop(env) -> StandardOperatingPolicy:
-    return make_baseline("sop", env, BaselinesConfig(target_release_cms=TARGET_CMS))
+    return make_baseline("sop", env, Config(baselines=BaselinesConfig(target_release_cms=TARGET_CMS)))
 
 
 # ------------------------------------------------------------------ SOP
@@ -152,12 +152,12 @@ def test_sop_evacuates_the_flood_pool(probe_env, probe):
 def test_sop_and_hedging_target_defaults_to_the_firm_yield(probe_env):
     firm_yield = training_firm_yield_hm3(probe_env)
     assert 0 < firm_yield < PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY
-    assert make_baseline("sop", probe_env, BaselinesConfig()).target_release_hm3 == firm_yield
-    assert make_baseline("hedging", probe_env, BaselinesConfig()).target_release_hm3 == firm_yield
+    assert make_baseline("sop", probe_env, Config(baselines=BaselinesConfig())).target_release_hm3 == firm_yield
+    assert make_baseline("hedging", probe_env, Config(baselines=BaselinesConfig())).target_release_hm3 == firm_yield
     # the other choices still work: the record's mean inflow, a release in m³/s
-    mean_inflow = make_baseline("sop", probe_env, BaselinesConfig(target_release_cms="mean_inflow"))
+    mean_inflow = make_baseline("sop", probe_env, Config(baselines=BaselinesConfig(target_release_cms="mean_inflow")))
     assert mean_inflow.target_release_hm3 == pytest.approx(PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY, rel=1e-6)
-    number = make_baseline("hedging", probe_env, BaselinesConfig(target_release_cms=TARGET_CMS))
+    number = make_baseline("hedging", probe_env, Config(baselines=BaselinesConfig(target_release_cms=TARGET_CMS)))
     assert number.target_release_hm3 == pytest.approx(TARGET_CMS * HM3_PER_CMS_DAY)
     with pytest.raises(ValueError, match="target_release_hm3"):
         StandardOperatingPolicy(probe_env, -1.0)
@@ -169,7 +169,7 @@ def test_sop_and_hedging_target_defaults_to_the_firm_yield(probe_env):
 def test_a_positive_target_below_half_a_level_is_released_at_level_1(probe_env, probe, name):
     env = probe_env
     small_cms = 0.2 * level_step_hm3(env) / HM3_PER_CMS_DAY  # nearest level: 0
-    policy = make_baseline(name, env, BaselinesConfig(target_release_cms=small_cms))
+    policy = make_baseline(name, env, Config(baselines=BaselinesConfig(target_release_cms=small_cms)))
     action, out = decide_and_step(env, policy, probe)
     available, _ = water_balance(env, probe, out)
     has_water = available > TOL_HM3
@@ -196,7 +196,7 @@ def test_the_warning_names_a_target_below_the_first_release_level(probe_env):
     assert line is not None and "the firm yield of the training years" in line and "40 m³/s" in line
     assert f"{firm_yield / HM3_PER_CMS_DAY:.3g} m³/s" in line
     env.set_seed(1)
-    trajectory = run_episodes(env, make_baseline("sop", env, BaselinesConfig()))
+    trajectory = run_episodes(env, make_baseline("sop", env, Config(baselines=BaselinesConfig())))
     assert (trajectory.get("action") == 1).float().mean() > 0.9
 
 
@@ -205,7 +205,7 @@ def test_the_warning_names_a_target_below_the_first_release_level(probe_env):
 
 def hedging(env, **kwargs) -> HedgingPolicy:
     config = BaselinesConfig(target_release_cms=TARGET_CMS, **kwargs)
-    return make_baseline("hedging", env, config)
+    return make_baseline("hedging", env, Config(baselines=config))
 
 
 def test_hedging_releases_less_than_sop_when_usable_water_is_low(probe_env, probe):
@@ -295,7 +295,7 @@ def env_flow_hm3(env) -> float:
 
 def test_rule_curve_tracks_its_target_storage(probe_env, probe):
     env = probe_env
-    policy = make_baseline("rule", env, BaselinesConfig(rule_curve=CURVE))
+    policy = make_baseline("rule", env, Config(baselines=BaselinesConfig(rule_curve=CURVE)))
     action, out = decide_and_step(env, policy, probe)
     available, water = water_balance(env, probe, out)
     target = policy.target_storage_hm3(probe.get("day_of_year")).float()
@@ -319,7 +319,7 @@ def test_rule_curve_tracks_its_target_storage(probe_env, probe):
 def test_rule_curve_releases_the_environmental_flow_whenever_water_allows(probe_env, probe):
     env = probe_env
     for curve in (CURVE, [(0, 1.0)], [(0, 0.0)]):  # the default, always below the curve, always above it
-        policy = make_baseline("rule", env, BaselinesConfig(rule_curve=curve))
+        policy = make_baseline("rule", env, Config(baselines=BaselinesConfig(rule_curve=curve)))
         action, out = decide_and_step(env, policy, probe)
         available, water = water_balance(env, probe, out)
         has_env_flow = available >= env_flow_hm3(env) + TOL_HM3
@@ -331,7 +331,7 @@ def test_rule_curve_releases_the_environmental_flow_whenever_water_allows(probe_
         assert (out.release_hm3[short] == 0).all()
     # no environmental flow configured: pure tracking (below the full curve, nothing is released)
     no_flow = DiscreteReservoirEnv(EnvConfig(reservoir={"env_flow_cms": 0.0}), env.inflow, env.water_years)
-    action, out = decide_and_step(no_flow, make_baseline("rule", no_flow, BaselinesConfig(rule_curve=[(0, 1.0)])), probe)
+    action, out = decide_and_step(no_flow, make_baseline("rule", no_flow, Config(baselines=BaselinesConfig(rule_curve=[(0, 1.0)]))), probe)
     _, water = water_balance(no_flow, probe, out)
     below = water < flood_zone(no_flow, probe)
     assert below.sum() > 2000 and (action[below] == 0).all()
@@ -342,7 +342,7 @@ def test_rule_curve_leaves_no_env_flow_deficit_while_water_is_above_dead_storage
     S + I − E − S_dead < Q_env."""
     config = load_config(CONFIGS / "base.yaml")
     env = make_env(config, "train", n_envs=64, seed=5)
-    policy = make_baseline("rule", env, config.baselines)
+    policy = make_baseline("rule", env, config)
     trajectory = run_episodes(env, policy)
     valid = first_done_mask(trajectory)
     nxt = trajectory.get("next")
@@ -364,7 +364,7 @@ def test_rule_curve_follows_the_curve_through_env_rollout(synthetic_record):
     """Through the agent interface (env.rollout), each day ends on the curve unless the release is at a bound."""
     env = DiscreteReservoirEnv(EnvConfig(horizon_days=120), synthetic_record, synthetic_record.complete_water_years(),
                                n_envs=8, seed=3)
-    policy = make_baseline("rule", env, BaselinesConfig())
+    policy = make_baseline("rule", env, Config())
     trajectory = run_episodes(env, policy)
     action = trajectory.get("action")
     next_storage = trajectory.get(("next", "storage_hm3"))
@@ -384,8 +384,8 @@ def test_rule_curve_follows_the_curve_through_env_rollout(synthetic_record):
 def test_make_baseline_rejects_an_unknown_name(probe_env):
     from reservoir_rl.errors import UserError
 
-    with pytest.raises(UserError, match="unknown baseline 'sdp'"):
-        make_baseline("sdp", probe_env, BaselinesConfig())
+    with pytest.raises(UserError, match="unknown baseline 'nonesuch'"):
+        make_baseline("nonesuch", probe_env, Config())
 
 
 def flood_zone(env, probe) -> torch.Tensor:

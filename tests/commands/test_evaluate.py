@@ -15,7 +15,7 @@ from reservoir_rl.catalog import HEADLINE_METRICS
 from reservoir_rl.commands.evaluate import evaluate
 
 EPISODES = 8
-POLICIES = ["agent", "sop", "hedging", "rule", "mpc", "dp"]
+POLICIES = ["agent", "sop", "hedging", "rule", "sdp", "mpc", "dp"]
 
 
 @pytest.fixture(scope="module")
@@ -192,9 +192,9 @@ def test_gap_from_the_best_implementable_baseline_chosen_on_validation_episodes(
     report, folder, _ = evaluated
     runs_dir, _ = eval_run
     # the choice: the baseline without foresight with the best mean return on the validation episodes
-    assert set(report.validation_returns) == {"sop", "hedging", "rule", "mpc"}  # dp knows the future: never one
+    assert set(report.validation_returns) == {"sop", "hedging", "rule", "sdp", "mpc"}  # dp knows the future
     assert report.best_baseline == max(report.validation_returns, key=report.validation_returns.get)
-    validation = evaluate("tiny", episodes=report.validation_episodes, years="validation", baselines="sop,hedging,rule,mpc",
+    validation = evaluate("tiny", episodes=report.validation_episodes, years="validation", baselines="sop,hedging,rule,sdp,mpc",
                           runs_dir=runs_dir)
     for name, mean in report.validation_returns.items():  # the same episodes as `evaluate --years validation`
         assert validation.summary[name]["return"].value == pytest.approx(mean, rel=1e-6)

@@ -11,6 +11,7 @@ import torch
 import pytest
 from typer.testing import CliRunner
 
+from reservoir_rl.catalog import BASELINE_NAMES
 from reservoir_rl.cli import app
 from reservoir_rl.errors import UserError
 from reservoir_rl.commands.evaluate import evaluate
@@ -115,7 +116,7 @@ def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval
     _, run_dir = eval_run
     _, config = read_checkpoint(run_dir / "checkpoints" / "last.pt")
     env = make_env(config, "heldout", n_envs=2, seed=5)
-    sop = evaluate_policy(env, make_baseline("sop", env, config.baselines), 5)
+    sop = evaluate_policy(env, make_baseline("sop", env, config), 5)
     # the same trajectory cut after 10 days, as if the episode had failed on day 10
     cut = EvaluationResult({**sop.metrics, "length": torch.full_like(sop.metrics["length"], 10.0)}, sop.trajectory)
     figures = evaluation_figures(cut, env, others={"SOP": sop})

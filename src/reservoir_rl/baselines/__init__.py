@@ -1,5 +1,5 @@
 """Baseline operating policies the agent is compared with: SOP, hedging, rule curve, perfect-foresight DP,
-forecast-informed MPC; the firm yield SOP and hedging aim at.
+forecast-informed MPC, stochastic DP; the firm yield SOP and hedging aim at.
 
 Every baseline is a policy ``policy(tensordict) -> tensordict`` that writes ``action`` (int64 release
 level, (n_envs,)) from the env's root keys, so ``env.rollout(policy=...)`` and `run_episodes` work.
@@ -19,17 +19,22 @@ from reservoir_rl.baselines.rules import (
     target_release_hm3,
     target_warning,
 )
+from reservoir_rl.baselines.sdp import SDPSolution, StochasticDPPolicy, sdp_solution, solve_sdp
 
 __all__ = [
     "ForecastMPCPolicy",
     "HedgingPolicy",
     "PerfectForesightPolicy",
     "RuleCurvePolicy",
+    "SDPSolution",
     "StandardOperatingPolicy",
     "decode_forecast_hm3",
+    "StochasticDPPolicy",
     "episode_returns",
     "firm_yield_hm3",
     "run_episodes",
+    "sdp_solution",
+    "solve_sdp",
     "solve_values",
     "target_release_hm3",
     "target_warning",

@@ -33,17 +33,26 @@ def storage_grid_hm3(physics: ReservoirPhysics, n_storage: int, device=None) -> 
     return torch.linspace(physics.dead_storage_hm3, physics.capacity_hm3, n_storage, dtype=VALUE_DTYPE, device=device)
 
 
+def grid_position(storage_hm3: torch.Tensor, physics: ReservoirPhysics, n_grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where storages (any shape) fall on the uniform grid of ``n_grid`` levels: the lower level (int64,
+    0 … n_grid − 2) and the weight of the level above it (0 … 1; the value is low + weight · (high − low)).
+
+    Storages outside dead … capacity are clamped to the ends.
+    """
+    spacing = (physics.capacity_hm3 - physics.dead_storage_hm3) / (n_grid - 1)
+    position = ((storage_hm3 - physics.dead_storage_hm3) / spacing).clamp(0.0, n_grid - 1)
+    lower = position.floor().clamp(max=n_grid - 2)
+    return lower.long(), position - lower
+
+
 def interpolate_on_grid(values: torch.Tensor, storage_hm3: torch.Tensor, physics: ReservoirPhysics) -> torch.Tensor:
     """Linear interpolation of ``values`` (B, G), given on the uniform grid, at ``storage_hm3`` (B, ...).
 
     Storages outside dead … capacity are clamped to the ends. Returns the shape of ``storage_hm3``.
     """
     n_batch, n_grid = values.shape
-    spacing = (physics.capacity_hm3 - physics.dead_storage_hm3) / (n_grid - 1)
-    position = ((storage_hm3.to(values.dtype) - physics.dead_storage_hm3) / spacing).clamp(0.0, n_grid - 1)
-    lower = position.floor().clamp(max=n_grid - 2)
-    weight = position - lower
-    flat_lower = lower.long().reshape(n_batch, -1)
+    lower, weight = grid_position(storage_hm3.to(values.dtype), physics, n_grid)
+    flat_lower = lower.reshape(n_batch, -1)
     low = values.gather(1, flat_lower).reshape(storage_hm3.shape)
     high = values.gather(1, flat_lower + 1).reshape(storage_hm3.shape)
     return low + weight * (high - low)

@@ -32,7 +32,7 @@ Values are float64, volumes hm³, inflows hm³ per day.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from tensordict import TensorDictBase
 
 from reservoir_rl.baselines.dp import VALUE_DTYPE, interpolate_on_grid, storage_grid_hm3, transition
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
+
+if TYPE_CHECKING:
+    from reservoir_rl.config import Config
 
 FORECAST_OFFSET = 3  # observation = [storage fraction, sin, cos, forecast leads 1 … L, extra features]
 DEFAULT_STORAGE_LEVELS = 500  # 50 episodes in 12 s of CPU on one thread (benchmarks/README.md, bench_mpc.py)
@@ -211,3 +214,21 @@ class ForecastMPCPolicy:
         action = self.q_values(tensordict).argmax(dim=-1)
         tensordict.set("action", action.reshape(tensordict.batch_size))
         return tensordict
+
+
+def forecast_mpc_with_sdp_value(env: DiscreteReservoirEnv, config: "Config") -> ForecastMPCPolicy:
+    """The catalog's `mpc`: `ForecastMPCPolicy` on ``config.baselines.mpc``'s grid and horizon whose plan
+    values the storage left after the horizon with the stochastic DP's value function (`sdp_solution`,
+    solved from the training years; today's inflow class beyond the horizon is unknown, so the value is
+    weighted by the period's class frequencies, `SDPSolution.mean_value`), discounted per day with the
+    SDP's discount so the horizon's rewards and the terminal value are on one scale."""
+    from reservoir_rl.baselines.sdp import sdp_solution
+
+    solution = sdp_solution(env, config)
+
+    def terminal_value(day_of_year: torch.Tensor, storage_grid_hm3: torch.Tensor) -> torch.Tensor:
+        return solution.mean_value(day_of_year, storage_grid_hm3.expand(len(day_of_year), -1))
+
+    mpc = config.baselines.mpc
+    return ForecastMPCPolicy(env, n_storage=mpc.storage_levels, horizon_days=mpc.horizon_days,
+                             terminal_value=terminal_value, discount=solution.gamma)

@@ -154,7 +154,7 @@ def evaluate(
     seed_everything(seed)
     env = make_env(config, years, n_envs=episodes, seed=seed, inflow=load_inflow(config.inflow))
     policies: dict[str, Any] = {f"{AGENT}:{a.seed}": greedy_actor(a.payload, a.config, env, a.source.path) for a in agents}
-    policies.update({name: make_baseline(name, env, config.baselines) for name in names})
+    policies.update({name: make_baseline(name, env, config) for name in names})
     several = len(agents) > 1
     label = lambda key: (f"{AGENT} (seed {key.split(':')[1]})" if several else AGENT) if key.startswith(f"{AGENT}:") else key  # noqa: E731
     results, info = run_paired(env, policies, seed, None if on_policy is None else lambda key: on_policy(label(key)))

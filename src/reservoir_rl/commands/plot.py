@@ -91,7 +91,7 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str) -> tuple[di
     seed_everything(seed)
     env = make_env(config, "heldout", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
     agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
-    shown = {policy_label(name, short=True): evaluate_policy(env, make_baseline(name, env, config.baselines), seed)
+    shown = {policy_label(name, short=True): evaluate_policy(env, make_baseline(name, env, config), seed)
              for name in ("sop", "dp")}
     figures = evaluation_figures(agent, env, others=shown, episodes="held-out")
     figures["trajectory"].suptitle(

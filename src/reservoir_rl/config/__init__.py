@@ -10,7 +10,7 @@ error that names its dotted path instead of a silently ignored setting.
 from __future__ import annotations
 
 from reservoir_rl.config.agent import AgentConfig
-from reservoir_rl.config.baselines import BaselinesConfig
+from reservoir_rl.config.baselines import BaselinesConfig, SDPConfig
 from reservoir_rl.config.env import EnvConfig, ForecastConfig, ReservoirConfig, RewardConfig
 from reservoir_rl.config.inflow import InflowConfig, SyntheticInflowConfig, check_scale_range
 from reservoir_rl.config.loading import (
@@ -36,6 +36,7 @@ __all__ = [
     "LoggingConfig",
     "ReservoirConfig",
     "RewardConfig",
+    "SDPConfig",
     "SyntheticInflowConfig",
     "TrainConfig",
     "apply_overrides",

@@ -24,6 +24,25 @@ class MPCConfig(Section):
     )
 
 
+class SDPConfig(Section):
+    """The stochastic DP baseline (``baselines.sdp``): inflow classes, storage grid, value iteration."""
+
+    inflow_classes: int = Field(
+        7, ge=1, le=50, description="quantile classes of the training years' daily inflow in each period"
+    )
+    period_days: int = Field(
+        7, ge=1, le=365, description="days per period of the year whose training days give the classes and transitions"
+    )
+    storage_levels: int = Field(200, ge=10, le=20000, description="storage grid dead … capacity")
+    discount: Optional[float] = Field(
+        None, gt=0, lt=1, description="discount per day; None = agent.gamma (the objective the agent is trained on)"
+    )
+    tolerance: float = Field(
+        1e-4, gt=0, allow_inf_nan=False, description="value iteration stops when no value changes by this much"
+    )
+    max_sweeps: int = Field(200, ge=1, le=10000, description="annual sweeps of value iteration at most")
+
+
 class BaselinesConfig(Section):
     """Operating rules the agent is compared with."""
 
@@ -42,6 +61,7 @@ class BaselinesConfig(Section):
     )
     dp_storage_levels: int = Field(1000, ge=10, le=20000, description="storage grid of the perfect-foresight DP")
     mpc: MPCConfig = Field(default_factory=MPCConfig, description="forecast-informed MPC")
+    sdp: SDPConfig = SDPConfig()
 
     @field_validator("target_release_cms", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str
     in-training evaluations (the same env, reset with ``train.seed + EVAL_SEED_OFFSET``)."""
     seed = config.train.seed + EVAL_SEED_OFFSET
     env = make_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
-    return {name: evaluate_policy(env, make_baseline(name, env, config.baselines), seed).mean("return")
+    return {name: evaluate_policy(env, make_baseline(name, env, config), seed).mean("return")
             for name in names}
 
 
