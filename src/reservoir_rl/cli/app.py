@@ -146,7 +146,7 @@ def plot(
         None, "--seed", help="Multi-seed run: the seed of the held-out and training figures (default: the first)."
     ),
 ) -> None:
-    """Draw a run's learning curves, training and reservoir metrics, and held-out agent vs SOP vs DP figures.
+    """Draw a run's learning curves, training and reservoir metrics, and held-out agent vs SOP, SDP, MPC and DP figures.
 
     On a multi-seed run: every seed's learning curves with their mean and band, other figures of one seed."""
     from reservoir_rl.cli.render import render_plot

@@ -75,7 +75,7 @@ def output_targets(run_path: Path, out: Optional[str | Path], names: list[str], 
 
 
 def heldout_figures(run_dir: RunDir, result: PlotResult, label: str) -> tuple[dict[str, Figure], int]:
-    """Trajectory, action histogram and reward breakdown of the run's best checkpoint against SOP and DP on
+    """Trajectory, action histogram and reward breakdown of the run's best checkpoint against SOP, SDP, MPC and DP on
     ``train.eval_episodes`` held-out episodes; returns (figures, number of validation episodes). Fills
     ``result.checkpoint``, ``frames`` and ``baseline_returns`` (on the in-training evaluation's episodes);
     a run without a checkpoint adds a note instead."""
@@ -92,7 +92,7 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str) -> tuple[di
     env = make_env(config, "heldout", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
     agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
     shown = {policy_label(name, short=True): evaluate_policy(env, make_baseline(name, env, config), seed)
-             for name in ("sop", "dp")}
+             for name in ("sop", "sdp", "mpc", "dp")}
     figures = evaluation_figures(agent, env, others=shown, episodes="held-out")
     figures["trajectory"].suptitle(
         f"{label} (frame {result.frames:,}, {source.path.name}): held-out episode from "
@@ -133,7 +133,7 @@ def plot(
 
     learning_curve (one seed: training and validation returns with the baselines' levels; several: every
     seed, their mean and min–max band), training, reservoir_metrics (from TensorBoard events);
-    trajectory, action_histogram, reward_breakdown (greedy agent vs SOP vs DP on held-out episodes, from
+    trajectory, action_histogram, reward_breakdown (greedy agent vs SOP, SDP, MPC and DP on held-out episodes, from
     the best checkpoint); evaluation (from evaluation.json, when `evaluate` has written one). On a
     multi-seed run every figure but the learning curve and the comparison is of ``seed`` (default: the
     first). Files in the run's own figures folder are replaced; in a folder given with ``out`` existing
