@@ -33,10 +33,11 @@ def _metrics_table(report) -> Table:
                if several else
                f"mean over episodes; below it, its {conf:.0%} percentile bootstrap interval ({resamples:,} "
                "resamples); DP = perfect foresight")
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, caption=caption, caption_justify="left")
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True, caption=caption,
+                  caption_justify="left")
     table.add_column("metric", no_wrap=True, min_width=13)
     for name in report.policies:
-        table.add_column(policy_label(name, short=True), justify="right", overflow="fold")
+        table.add_column(policy_label(name, short=True), justify="right", overflow="fold", min_width=7)
     kinds = (("summary", None), ("iqm", "  IQM")) if several else (("summary", None),)
     for key in HEADLINE_METRICS:
         for kind, title in kinds:
@@ -64,17 +65,17 @@ def _paired_table(report) -> Table:
 def _seeds_table(report) -> Table:
     table = Table(title="per seed: the agent's mean return, agent − baseline return paired by episode, share of "
                         "the SOP → DP gap closed; \\[intervals]", title_justify="left", box=box.SIMPLE_HEAD,
-                  padding=(0, 1), pad_edge=False)
-    table.add_column("seed", justify="right")
-    table.add_column("frames", justify="right")
-    table.add_column("return", justify="right")
+                  padding=(0, 1), pad_edge=False, collapse_padding=True)
+    # each seed's frames are in the header line: with six baselines, 80 columns hold no more
+    table.add_column("seed", justify="right", no_wrap=True)
+    table.add_column("return", justify="right", min_width=7)
     for name in report.baselines:
-        table.add_column(f"− {policy_label(name, short=True)}", justify="right")
-    table.add_column("gap closed", justify="right")
+        table.add_column(f"− {policy_label(name, short=True)}", justify="right", min_width=7)
+    table.add_column("gap", justify="right", min_width=7)
     for r in report.per_seed:
-        table.add_row(str(r.seed), f"{r.frames:,}", estimate(r.summary["return"]),
+        table.add_row(str(r.seed), estimate(r.summary["return"]),
                       *(estimate(r.differences[b]["return"]) for b in report.baselines), estimate(r.gap_share))
-    table.add_row("mean", "", estimate(report.summary[AGENT]["return"]),
+    table.add_row("mean", estimate(report.summary[AGENT]["return"]),
                   *(estimate(report.differences[b]["return"]) for b in report.baselines), estimate(report.gap_share),
                   style="bold")
     return table

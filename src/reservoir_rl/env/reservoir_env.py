@@ -16,9 +16,8 @@ next (after the day)
     ``flood_failure`` / ``drought_failure`` (bool), ``reward_components`` (one float32 per component),
     ``reward`` (n_envs, 1), ``done`` / ``terminated`` / ``truncated`` (n_envs, 1).
 
-The per-day quantities are zero in the tensordict returned by ``reset`` (no day has passed yet).
-Reaching ``horizon_days`` is truncation; a catastrophic flood or drought terminates when
-``env.terminate_on_failure`` is set.
+The per-day quantities are zero after ``reset`` (no day has passed yet). Reaching ``horizon_days`` is
+truncation; a catastrophic flood or drought terminates when ``env.terminate_on_failure`` is set.
 """
 
 from __future__ import annotations
@@ -46,15 +45,8 @@ from reservoir_rl.env.reward import COMPONENTS, reward_components, weighted_rewa
 from reservoir_rl.errors import ConfigError
 from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 
-STEP_QUANTITIES = (
-    "inflow_hm3",
-    "release_hm3",
-    "spill_hm3",
-    "evaporation_hm3",
-    "energy_mwh",
-    "downstream_cms",
-    "supply_deficit_hm3",
-)
+STEP_QUANTITIES = ("inflow_hm3", "release_hm3", "spill_hm3", "evaporation_hm3", "energy_mwh", "downstream_cms",
+                   "supply_deficit_hm3")
 FAILURE_FLAGS = ("flood_failure", "drought_failure")
 
 
