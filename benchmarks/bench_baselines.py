@@ -6,8 +6,8 @@ sdp solve     `sdp_solution` from scratch (inflow classes from the training year
               the in-process memo cleared before each run
 sdp episodes  `evaluate_policy` of `StochasticDPPolicy` (solved beforehand) on ``--episodes`` held-out
               episodes of 365 days, all at once
-mpc episodes  `evaluate_policy` of `reservoir_rl.baselines.mpc.ForecastMPCPolicy` on the same episodes,
-              when that module exists (see `time_mpc_episodes`)
+mpc episodes  `evaluate_policy` of the catalog's `mpc` (forecast MPC with the SDP terminal value) on the
+              same episodes
 
 Usage:  python benchmarks/bench_baselines.py [--configs configs/base.yaml configs/trenton.yaml]
                                              [--episodes 50] [--repeats 3]
@@ -16,7 +16,6 @@ Usage:  python benchmarks/bench_baselines.py [--configs configs/base.yaml config
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
 from typing import Callable, Optional
@@ -59,20 +58,17 @@ def time_sdp(config: Config, episodes: int, repeats: int) -> tuple[float, float]
     return solve, rollout
 
 
-# ------------------------------------------------------------------ MPC (forecast-informed; its own module)
+# ------------------------------------------------------------------ MPC (forecast-informed)
 
 
 def time_mpc_episodes(config: Config, episodes: int, repeats: int) -> Optional[float]:
-    """Seconds of ``episodes`` held-out episodes with `ForecastMPCPolicy(env, config)` (policy built
-    inside the timing: its own set-up, the SDP terminal value memoised by then), or None when
-    `reservoir_rl.baselines.mpc` does not exist yet."""
-    if importlib.util.find_spec("reservoir_rl.baselines.mpc") is None:
-        return None
-    from reservoir_rl.baselines.mpc import ForecastMPCPolicy
+    """Seconds of ``episodes`` held-out episodes with the catalog's `mpc` (its plan valued at the horizon
+    with the SDP's value function; the policy is built inside the timing, the SDP memoised by then)."""
+    from reservoir_rl.catalog import make_baseline
 
     env = heldout_env(config, episodes)
     sdp_solution(env, config)
-    return median_seconds(lambda: evaluate_policy(env, ForecastMPCPolicy(env, config), seed=0), repeats)
+    return median_seconds(lambda: evaluate_policy(env, make_baseline("mpc", env, config), seed=0), repeats)
 
 
 def main() -> None:
