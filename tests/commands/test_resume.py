@@ -63,8 +63,9 @@ def compare_curves(straight: Path, resumed: Path) -> None:
     for tag in a:
         steps_b = [step for step, _ in b[tag]]
         assert len(steps_b) == len(set(steps_b)), f"{tag}: duplicated steps {steps_b}"
-        if tag.startswith("eval/"):
-            # a run that finishes at N is evaluated at N: one extra point, no gap
+        if tag.startswith(("eval/", "baselines/")):
+            # a run that finishes at N is evaluated at N (the baselines' levels are logged with it): one extra
+            # point, no gap
             assert set(a[tag]) <= set(b[tag]), tag
             continue
         if tag == "train/frames_per_second":

@@ -4,8 +4,8 @@ Groups (tags are ``group/name``): ``train/`` (loss, epsilon, learning rate, grad
 frames/s), ``episode/`` (return mean/min/max, length, success rate), ``reservoir/`` (storage, energy,
 spill, flood-zone days, env-flow deficit days, supply deficit), ``agent/`` (Q-value statistics, TD error;
 histograms of Q-values and actions), ``eval/`` (greedy return and reservoir metrics of the in-training
-evaluation, on the validation episodes: training years unless ``inflow.validation_water_years`` is set)
-and ``figures/``. The step of every entry is the number of environment frames collected so far.
+evaluation, on the validation episodes: training years unless ``inflow.validation_water_years`` is set),
+``baselines/`` (every baseline's mean return on those episodes, logged with each evaluation) and ``figures/``. The step of every entry is the number of environment frames collected so far.
 
 It receives plain numbers, numpy arrays and CPU tensors only.
 """

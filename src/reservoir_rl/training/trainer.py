@@ -30,6 +30,7 @@ from reservoir_rl.agent.replay import (
     update_priorities,
 )
 from reservoir_rl.agent.schedules import linear_schedule, updates_due
+from reservoir_rl.catalog import BASELINE_NAMES, make_baseline
 from reservoir_rl.config import config_to_dict
 from reservoir_rl.env.metrics import EpisodeAccumulator
 from reservoir_rl.errors import CheckpointError
@@ -67,6 +68,7 @@ class Trainer:
         self._episode_count = torch.zeros((), dtype=torch.int64, device=parts.device)
         self.best_eval_return = -math.inf
         self.last_eval: Optional[dict[str, float]] = None
+        self._baseline_levels: Optional[dict[str, float]] = None
         self.stop_requested: Optional[str] = None
         self.accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config, parts.device)
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
@@ -212,6 +214,7 @@ class Trainer:
         self.last_eval = summary
         values = {k: summary[k] for k in ("return", "return_min", "return_max", "success", *RESERVOIR_GROUP)}
         self.logger.scalars("eval", values, self.frames)
+        self.logger.scalars("baselines", self.baseline_levels(), self.frames)
         self._display["eval_return"] = summary["return"]
         if figures:
             for tag, figure in evaluation_figures(result, parts.eval_env, episodes="validation").items():
@@ -220,6 +223,19 @@ class Trainer:
             self.best_eval_return = summary["return"]
             ckpt.atomic_save(self.state_payload(kind="best"), self.run_dir.best_checkpoint)
         return result
+
+    def baseline_levels(self) -> dict[str, float]:
+        """Mean return of every catalog baseline on the validation episodes the greedy agent is evaluated on
+        (TensorBoard ``baselines/<name>``, beside ``eval/return``); computed once per process. The baselines
+        are deterministic and reset the eval env with its own seed, so no training state changes."""
+        if self._baseline_levels is None:
+            parts = self.parts
+            self._baseline_levels = {
+                name: evaluate_policy(parts.eval_env, make_baseline(name, parts.eval_env, parts.config),
+                                      parts.eval_seed).mean("return")
+                for name in BASELINE_NAMES
+            }
+        return self._baseline_levels
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
