@@ -34,10 +34,12 @@ def test_loss_falls_on_a_short_run(tmp_path: Path) -> None:
         agent={"hidden_sizes": [32], "gamma": 0.5},
         train={"total_frames": 1024, "init_random_frames": 256, "updates_per_frame": 0.5, "eps_decay_frames": 512,
                "target_update_period": 25, "eval_every_frames": 1_000_000, "seed": 0},
-        logging={"log_every_frames": 64},
+        logging={"log_every_frames": 64, "baseline_levels": False},
     )
     summary = service.train(config, [], QuietView(), tmp_path / "runs")
-    loss = [value for _, value in scalar_series(summary.run_dir / "tensorboard")["train/loss"]]
+    scalars = scalar_series(summary.run_dir / "tensorboard")
+    assert "eval/return" in scalars and not any(tag.startswith("baselines/") for tag in scalars)  # switched off
+    loss = [value for _, value in scalars["train/loss"]]
     assert len(loss) == (1024 - 256) // 64  # one value per log period once updates start
     quarter = len(loss) // 4
     early, late = sum(loss[:quarter]) / quarter, sum(loss[-quarter:]) / quarter

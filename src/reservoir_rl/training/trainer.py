@@ -214,7 +214,8 @@ class Trainer:
         self.last_eval = summary
         values = {k: summary[k] for k in ("return", "return_min", "return_max", "success", *RESERVOIR_GROUP)}
         self.logger.scalars("eval", values, self.frames)
-        self.logger.scalars("baselines", self.baseline_levels(), self.frames)
+        if parts.config.logging.baseline_levels:
+            self.logger.scalars("baselines", self.baseline_levels(), self.frames)
         self._display["eval_return"] = summary["return"]
         if figures:
             for tag, figure in evaluation_figures(result, parts.eval_env, episodes="validation").items():
