@@ -30,10 +30,11 @@ as `PerfectForesightPolicy` does with its known future. Values are float64; volu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -200,6 +201,17 @@ class _Sweep:
         return action
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the block on one torch thread, restoring the previous count afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def value_iteration(
     physics: ReservoirPhysics,
     reward_weights: RewardConfig,
@@ -219,47 +231,28 @@ def value_iteration(
     """
     if not 0.0 < gamma < 1.0:
         raise ValueError(f"the SDP's discount must lie in (0, 1), got {gamma}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a day's tensors are small: more threads only add waiting (see benchmarks/README.md)
-    try:
-        return _value_iteration(physics, reward_weights, classes, n_storage, gamma, terminate_on_failure, tolerance,
-                                max_sweeps, keep_bytes)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _value_iteration(
-    physics: ReservoirPhysics,
-    reward_weights: RewardConfig,
-    classes: InflowClasses,
-    n_storage: int,
-    gamma: float,
-    terminate_on_failure: bool,
-    tolerance: float,
-    max_sweeps: int,
-    keep_bytes: int,
-) -> SDPSolution:
-    grid = storage_grid_hm3(physics, n_storage)
-    sweep = _Sweep(physics, reward_weights, classes, grid, gamma, terminate_on_failure, keep_bytes)
-    values = torch.zeros(CALENDAR_DAYS, classes.n_classes, n_storage, dtype=VALUE_DTYPE)
-    actions = torch.zeros(YEAR_DAYS, classes.n_classes, n_storage, dtype=torch.int64)
-    for sweep_index in range(1, max_sweeps + 1):
-        change, stable = 0.0, True
-        for day in range(YEAR_DAYS - 1, -1, -1):  # day 364 continues into day 0 of the next year
-            before = values[day].clone()
-            action = sweep.backup(values, day, day + 1 if day < YEAR_DAYS - 1 else 0)
-            change = max(change, float((values[day] - before).abs().max()))
-            stable = stable and torch.equal(action, actions[day])
-            actions[day] = action
-        if stable and change < tolerance and sweep_index > 1:
-            break
-        if sweep_index == 1:  # first guess of next year's value: this year's return repeated, discounted
-            values[0] /= 1.0 - gamma ** YEAR_DAYS
-    else:
-        raise ValueError(f"value iteration did not converge in {max_sweeps} annual sweeps (last value change "
-                         f"{change:.3g}, tolerance {tolerance:g}); raise max_sweeps or tolerance")
-    sweep.backup(values, YEAR_DAYS, 0)  # 31 December of leap years, into 1 January
-    return SDPSolution(physics, classes, grid, values, float(gamma), sweep_index, change)
+    with _one_thread():  # a day's tensors are small: more threads only add waiting (see benchmarks/README.md)
+        grid = storage_grid_hm3(physics, n_storage)
+        sweep = _Sweep(physics, reward_weights, classes, grid, gamma, terminate_on_failure, keep_bytes)
+        values = torch.zeros(CALENDAR_DAYS, classes.n_classes, n_storage, dtype=VALUE_DTYPE)
+        actions = torch.zeros(YEAR_DAYS, classes.n_classes, n_storage, dtype=torch.int64)
+        for sweep_index in range(1, max_sweeps + 1):
+            change, stable = 0.0, True
+            for day in range(YEAR_DAYS - 1, -1, -1):  # day 364 continues into day 0 of the next year
+                before = values[day].clone()
+                action = sweep.backup(values, day, day + 1 if day < YEAR_DAYS - 1 else 0)
+                change = max(change, float((values[day] - before).abs().max()))
+                stable = stable and torch.equal(action, actions[day])
+                actions[day] = action
+            if stable and change < tolerance and sweep_index > 1:
+                break
+            if sweep_index == 1:  # first guess of next year's value: this year's return repeated, discounted
+                values[0] /= 1.0 - gamma ** YEAR_DAYS
+        else:
+            raise ValueError(f"value iteration did not converge in {max_sweeps} annual sweeps (last value change "
+                             f"{change:.3g}, tolerance {tolerance:g}); raise max_sweeps or tolerance")
+        sweep.backup(values, YEAR_DAYS, 0)  # 31 December of leap years, into 1 January
+        return SDPSolution(physics, classes, grid, values, float(gamma), sweep_index, change)
 
 
 def solve_sdp(

@@ -26,7 +26,7 @@ from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
 from reservoir_rl.evaluation.validation import best_implementable, validation_returns
-from reservoir_rl.files import write_text_atomic
+from reservoir_rl.runs.folders import write_run_file
 from reservoir_rl.runs.groups import SeedGroup, find_group
 from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint
 from reservoir_rl.training.build import seed_everything
@@ -201,8 +201,5 @@ def _write_outputs(report: EvaluationReport, out: Optional[Path], csv_path: Opti
     for path, text in targets:
         if path is None:
             continue
-        try:
-            write_text_atomic(path, text)
-        except OSError as error:
-            raise UserError(f"{path}: cannot write it ({error.strerror or error})") from None
+        write_run_file(path, text)
         report.files.append(path)

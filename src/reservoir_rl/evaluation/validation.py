@@ -8,8 +8,15 @@ from typing import Optional, Sequence
 from reservoir_rl.catalog import BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
+
+
+def baseline_returns(env: DiscreteReservoirEnv, config: Config, seed: int,
+                     names: Sequence[str] = BASELINE_NAMES) -> dict[str, float]:
+    """Mean return of each baseline of ``names`` on ``env``'s episodes, reset with ``seed`` (the baselines
+    are deterministic: the same numbers every call)."""
+    return {name: evaluate_policy(env, make_baseline(name, env, config), seed).mean("return") for name in names}
 
 
 def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str] = BASELINE_NAMES) -> dict[str, float]:
@@ -17,8 +24,7 @@ def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str
     in-training evaluations (the same env, reset with ``train.seed + EVAL_SEED_OFFSET``)."""
     seed = config.train.seed + EVAL_SEED_OFFSET
     env = make_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
-    return {name: evaluate_policy(env, make_baseline(name, env, config), seed).mean("return")
-            for name in names}
+    return baseline_returns(env, config, seed, names)
 
 
 def best_implementable(returns: dict[str, float]) -> Optional[str]:

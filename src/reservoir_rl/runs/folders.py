@@ -78,8 +78,8 @@ def run_lock(run: RunDir) -> Iterator[None]:
 
 
 def write_run_file(path: Path, text: str) -> None:
-    """Write one of the files a run folder records (``config.yaml``, ``metadata.yaml``, ``seeds.yaml``)
-    atomically, UTF-8; a file-system error (a full disk, a lost mount) is a one-line `UserError` naming
+    """Write a file the program produces — those a run folder records (``config.yaml``, ``metadata.yaml``,
+    ``seeds.yaml``, ``evaluation.json``) and `evaluate`'s ``--out`` / ``--csv`` — atomically, UTF-8; a file-system error (a full disk, a lost mount) is a one-line `UserError` naming
     the file, which then still holds what it held before."""
     try:
         write_text_atomic(path, text)

@@ -30,7 +30,6 @@ from reservoir_rl.agent.replay import (
     update_priorities,
 )
 from reservoir_rl.agent.schedules import linear_schedule, updates_due
-from reservoir_rl.catalog import BASELINE_NAMES, make_baseline
 from reservoir_rl.config import config_to_dict
 from reservoir_rl.env.metrics import EpisodeAccumulator
 from reservoir_rl.errors import CheckpointError
@@ -39,6 +38,7 @@ from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.build import TrainingParts, cpu_tree
 from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy
 from reservoir_rl.evaluation.figures import evaluation_figures
+from reservoir_rl.evaluation.validation import baseline_returns
 from reservoir_rl.runs.folders import RunDir, package_versions
 from reservoir_rl.training.statistics import RESERVOIR_GROUP, TrainingWindow
 
@@ -231,11 +231,7 @@ class Trainer:
         are deterministic and reset the eval env with its own seed, so no training state changes."""
         if self._baseline_levels is None:
             parts = self.parts
-            self._baseline_levels = {
-                name: evaluate_policy(parts.eval_env, make_baseline(name, parts.eval_env, parts.config),
-                                      parts.eval_seed).mean("return")
-                for name in BASELINE_NAMES
-            }
+            self._baseline_levels = baseline_returns(parts.eval_env, parts.config, parts.eval_seed)
         return self._baseline_levels
 
     # ------------------------------------------------------------------ checkpoints
