@@ -68,7 +68,9 @@ def train(
 
         if seed is not None:
             fail("--seed and --seeds exclude each other: --seed K trains one seed, --seeds 0,1,2 several")
-        seed_list = call(lambda: multi.parse_seeds(seeds))
+        from reservoir_rl.runs.groups import parse_seeds
+
+        seed_list = call(lambda: parse_seeds(seeds))
         from reservoir_rl.cli.render import render_seeds
 
         render_seeds(call(lambda: multi.train_seeds(
@@ -94,8 +96,9 @@ def resume(
 ) -> None:
     """Continue a run exactly where its latest complete checkpoint left it (every seed of a multi-seed run)."""
     from reservoir_rl.commands import seeds as multi
+    from reservoir_rl.runs.groups import find_group
 
-    group = call(lambda: multi.find_group(run, runs_dir))
+    group = call(lambda: find_group(run, runs_dir))
     if group is not None:
         from reservoir_rl.cli.render import render_seeds
 

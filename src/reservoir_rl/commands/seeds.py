@@ -33,7 +33,7 @@ from reservoir_rl.config import check_total_frames, config_from_dict, config_to_
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, run_lock, write_run_file
-from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup, find_group, parse_seeds  # noqa: F401 (find_group, parse_seeds: for the CLI)
+from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
 from reservoir_rl.commands import seed_process
 
 
