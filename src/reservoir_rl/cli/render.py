@@ -98,6 +98,9 @@ def render_checkpoint(info: dict) -> None:
         ("network", f"{info['network']['architecture']}, {info['network']['parameter_count']:,} parameters"),
         ("params_sha256", info["params_sha256"]),
     ]
+    if info["non_finite_tensors"]:
+        rows.append(("[bold red]non-finite weights[/]", "NaN or inf in " + ", ".join(info["non_finite_tensors"])
+                     + " (the training diverged)"))
     for section, values in info["config"].items():
         rows.append((section, ", ".join(f"{k} {v}" for k, v in values.items())))
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in info["package_versions"].items())))

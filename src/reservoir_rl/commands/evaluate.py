@@ -17,7 +17,7 @@ import torch
 
 from reservoir_rl.baselines.rules import target_warning
 from reservoir_rl.catalog import AGENT, BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
-from reservoir_rl.config import Config, config_to_dict
+from reservoir_rl.config import Config, check_seed, config_to_dict
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
@@ -28,7 +28,7 @@ from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
 from reservoir_rl.evaluation.validation import best_implementable, validation_returns
 from reservoir_rl.runs.folders import write_run_file
 from reservoir_rl.runs.groups import SeedGroup, find_group
-from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint
+from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint, require_finite_weights
 from reservoir_rl.training.build import seed_everything
 
 YEAR_CHOICES = ("heldout", "validation", "train", "all")
@@ -65,11 +65,13 @@ def check_output_file(path: Optional[str | Path], force: bool, option: str) -> O
 
 def check_arguments(
     episodes: int, years: str, baselines: str | Sequence[str], out: Optional[str | Path],
-    csv_path: Optional[str | Path], force: bool,
+    csv_path: Optional[str | Path], force: bool, seed: Optional[int] = None,
 ) -> tuple[list[str], Optional[Path], Optional[Path]]:
     """Validate the options of `evaluate`: (baseline names, --out path, --csv path)."""
     if episodes < 1:
         raise UserError(f"--episodes {episodes}: must be at least 1")
+    if seed is not None:
+        check_seed(seed)
     if years not in YEAR_CHOICES:
         raise UserError(f"--years {years!r}: choose heldout, validation, train or all")
     names = parse_baselines(baselines)
@@ -146,8 +148,10 @@ def evaluate(
 
     A run given by name or folder also gets ``evaluation.json`` (the JSON document) in its folder.
     """
-    names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force)
+    names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force, seed)
     agents, run_dir = agent_checkpoints(ckpt, runs_dir)
+    for agent in agents:
+        require_finite_weights(agent.payload, agent.source.path)
     config = agents[0].config
     if seed is None:
         seed = config.train.seed + EVAL_SEED_OFFSET

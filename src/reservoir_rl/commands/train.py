@@ -13,7 +13,7 @@ from typing import Any, Iterator, Optional
 
 import yaml
 
-from reservoir_rl.config import Config, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.config import Config, check_seed, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.runs import checkpoint as ckpt
@@ -121,7 +121,7 @@ def train(
     started = time.perf_counter()
     extra = list(overrides)
     if seed is not None:
-        extra.append(f"train.seed={seed}")
+        extra.append(f"train.seed={check_seed(seed)}")
     if device is not None:
         extra.append(f"train.device={device}")
     config = load_config(config_path, extra)

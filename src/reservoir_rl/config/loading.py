@@ -19,6 +19,27 @@ class _YamlLoader(yaml.SafeLoader):
     """Safe YAML loader that also reads ``1e-3`` and ``2e5`` as floats (YAML 1.2; PyYAML needs ``1.0e-3``)."""
 
 
+def _construct_mapping_once(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose keys are all distinct: a repeated key (a second ``train:``) would silently replace the
+    first, so it is an error at the line of the repetition (``<<`` merge keys may still be overridden)."""
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: the constructor below reports it
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first given on line {first + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_YamlLoader.construct_mapping = _construct_mapping_once  # type: ignore[method-assign]
 _YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),

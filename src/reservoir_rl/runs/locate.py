@@ -44,6 +44,22 @@ def locate_checkpoint(ckpt: str | Path, runs_dir: str | Path = "runs") -> Checkp
     raise UserError(f"{run.path}: the run has no checkpoint yet (no checkpoints/best.pt or last.pt)")
 
 
+def non_finite_tensors(state: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or infinite values (a diverged training)."""
+    return sorted(name for name, tensor in state.items()
+                  if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()))
+
+
+def require_finite_weights(payload: dict[str, Any], path: str | Path) -> None:
+    """A one-line `CheckpointError` when the checkpoint's Q-network holds NaN or infinite weights: its greedy
+    policy would be meaningless (the training that wrote it diverged)."""
+    bad = non_finite_tensors(payload["q_network"])
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"{path}: the Q-network holds non-finite weights (NaN or inf in {bad[0]}{more}): "
+                              "the training that wrote it diverged; use an earlier checkpoint")
+
+
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], Config]:
     """Load a checkpoint safely (nothing is unpickled beyond plain data) and validate its config."""
     payload = load_checkpoint(path)
