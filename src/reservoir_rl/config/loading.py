@@ -151,13 +151,35 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config file, apply ``--set`` overrides, validate."""
+    """Load a YAML config file, apply ``--set`` overrides, validate.
+
+    An invalid value is reported against where it came from: the ``--set`` that gave it, or the file."""
     raw = read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return config_from_dict(apply_overrides(raw, overrides or []), source=str(path))
+    overrides = list(overrides or [])
+    try:
+        return Config.model_validate(apply_overrides(raw, overrides))
+    except ValidationError as error:
+        raise ConfigError(_format_error(_error_source(error, overrides, str(path)), error)) from None
+
+
+def _error_source(error: ValidationError, overrides: list[str], path: str) -> str:
+    """``--set 'KEY=VALUE'`` when that override gave the invalid value (or, for a rule across a section's keys,
+    set one of the keys the rule's message names), else ``path``: the file holds the value at fault."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    touched = [(parse_override(o)[0], o) for o in reversed(overrides)]  # the last override of a key wins
+    for key, override in touched:
+        if key == loc[: len(key)]:  # the value itself, or a value inside it
+            return f"--set {override!r}"
+    if loc:
+        for key, override in touched:
+            if key[: len(loc)] == loc and re.search(rf"\b{re.escape(key[-1])}\b", first["msg"]):
+                return f"--set {override!r}"
+    return path
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
