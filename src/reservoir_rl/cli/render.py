@@ -29,6 +29,8 @@ def render_summary(summary) -> None:
     if summary.stopped_by != "done":
         table.add_row("continue with", f"reservoir-rl resume {summary.run_dir}")
     console.print(table)
+    for note in getattr(summary, "notes", []):
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def render_seeds(summary) -> None:

@@ -26,7 +26,7 @@ from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
 from reservoir_rl.evaluation.validation import best_implementable, validation_returns
-from reservoir_rl.runs.folders import write_run_file
+from reservoir_rl.runs.folders import check_writable_folder, write_run_file
 from reservoir_rl.runs.groups import SeedGroup, find_group
 from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint, require_finite_weights
 from reservoir_rl.training.build import seed_everything
@@ -60,6 +60,7 @@ def check_output_file(path: Optional[str | Path], force: bool, option: str) -> O
         raise UserError(f"{option} {path}: is a folder, not a file")
     if path.exists() and not force:
         raise UserError(f"{option} {path}: file exists; choose another name or add --force to overwrite it")
+    check_writable_folder(path.parent, f"{option} {path}: folder")
     return path
 
 
@@ -152,6 +153,8 @@ def evaluate(
     agents, run_dir = agent_checkpoints(ckpt, runs_dir)
     for agent in agents:
         require_finite_weights(agent.payload, agent.source.path)
+    if run_dir is not None:  # its evaluation.json: a read-only run folder is reported before the work
+        check_writable_folder(run_dir, "run folder")
     config = agents[0].config
     if seed is None:
         seed = config.train.seed + EVAL_SEED_OFFSET
