@@ -32,6 +32,7 @@ import yaml
 from reservoir_rl.config import check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
+from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
 from reservoir_rl.commands import seed_process
@@ -189,6 +190,7 @@ def train_seeds(
         from reservoir_rl.training.build import resolve_device
 
         resolve_device(config.train.device)
+    check_training_memory(config)  # (per seed; each seed's process checks again)
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):

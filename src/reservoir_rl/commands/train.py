@@ -21,6 +21,7 @@ from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.build import build_training, resolve_device
 from reservoir_rl.runs.folders import RunDir, create_run, find_run, git_state, package_versions, run_lock, write_run_file
 from reservoir_rl.runs.processes import follow_parent, stop_signal_handler
+from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.training.trainer import Trainer
 
 # the metrics the TensorBoard hparams view shows next to each run's hyperparameters
@@ -149,6 +150,7 @@ def train(
     if device is not None:
         extra.append(f"train.device={device}")
     config = load_config(config_path, extra)
+    check_training_memory(config)  # before anything is allocated or created
     with stop_on_signals(StopRequest()) as request:
         torch_device = resolve_device(config.train.device)
         parts = build_training(config, torch_device)  # before the folder: a bad config leaves nothing behind
@@ -286,6 +288,7 @@ def resume(
                 f"{run.path}: already trained {frames:,} frames (train.total_frames = {config.train.total_frames:,}); "
                 f"pass --total-frames above {frames:,} to continue"
             )
+        check_training_memory(config)
         parts = build_training(config, resolve_device(config.train.device))
         notes = _set_damaged_aside(run, skipped, path, view)
         ckpt.remove_stale_temporaries(run.checkpoints)
@@ -307,6 +310,7 @@ def _restart(run: RunDir, view: Any, total_frames: Optional[int], command: list[
     config.yaml it wrote (``total_frames`` replacing train.total_frames)."""
     extra = [] if total_frames is None else [f"train.total_frames={total_frames}"]
     config = load_config(run.config_path, extra)
+    check_training_memory(config)
     parts = build_training(config, resolve_device(config.train.device))
     ckpt.remove_stale_temporaries(run.checkpoints)
     write_run_file(run.config_path, dump_config(config))

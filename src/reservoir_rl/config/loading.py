@@ -135,6 +135,10 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file; a missing file or a syntax error is a one-line `ConfigError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file (give a YAML file, e.g. configs/base.yaml)")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a device, FIFO or socket); give a YAML config file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
