@@ -435,8 +435,8 @@ def test_missing_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(missing)
     assert str(info.value) == f"{missing}: config file not found"
-    with pytest.raises(ConfigError, match="config file not found"):
-        load_config(tmp_path)  # a directory is not a config file
+    with pytest.raises(ConfigError, match="is a directory, not a config file"):
+        load_config(tmp_path)  # a directory is not a config file (not "not found")
 
 
 def test_unreadable_and_non_mapping_files(tmp_path):

@@ -85,7 +85,7 @@ def test_a_full_disk_while_saving_a_checkpoint_names_the_os_error_and_keeps_the_
     monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: FullAfter(real_fdopen(*args, **kwargs)))
     payload["weights"] = torch.zeros(1000)
     with pytest.raises(UserError, match=r"frame\.pt: cannot write checkpoint \(No space left on device\); "
-                                        r"the previous checkpoints are intact"):
+                                        r"the previous one is intact"):
         ckpt.atomic_save(payload, path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["frame.pt"]
 

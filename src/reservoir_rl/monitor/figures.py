@@ -19,8 +19,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from reservoir_rl.files import atomic_open
-
 __all__ = ["Zones", "trajectory_figure", "action_histogram_figure", "reward_breakdown_figure",
            "learning_curve_figure", "metric_panels_figure", "policy_comparison_figure", "save_figure"]
 
@@ -371,7 +369,7 @@ def policy_comparison_figure(
 
 
 def save_figure(fig: Figure, path: Path | str, format: str = "png") -> Path:
-    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path`` atomically, creating parent directories.
+    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path``, creating parent directories.
 
     A path without a suffix gets ``.<format>`` appended. Returns the path written.
     """
@@ -381,7 +379,7 @@ def save_figure(fig: Figure, path: Path | str, format: str = "png") -> Path:
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(f".{fmt}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVG output
-    with atomic_open(path, binary=True) as handle:  # a full disk leaves the previous figure, never half of one
-        fig.savefig(handle, format=fmt, dpi=_DPI, metadata=metadata)
+    fig.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
     return path

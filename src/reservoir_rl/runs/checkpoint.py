@@ -57,7 +57,7 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
         # torch reports a refused write as "unexpected pos …": the OS error behind it is the one to show
         cause = writer.error if writer is not None and writer.error is not None else error
         raise CheckpointError(
-            f"{path}: cannot write checkpoint ({os_error_text(cause)}); the previous checkpoints are intact"
+            f"{path}: cannot write checkpoint ({os_error_text(cause)}); the previous one is intact"
         ) from None
 
 
