@@ -50,7 +50,10 @@ def test_labels_are_unique_and_every_name_resolves():
 
 def test_baseline_names_are_parsed_strictly():
     assert catalog.parse_baselines("SOP, dp") == ["sop", "dp"]
-    assert catalog.parse_baselines("none") == [] and catalog.parse_baselines("") == []
+    assert catalog.parse_baselines("none") == []
+    for empty in ("", " ", "sop,,dp", "sop,"):  # an empty name is a mistake, not "none"
+        with pytest.raises(UserError, match="empty name"):
+            catalog.parse_baselines(empty)
     with pytest.raises(UserError, match="unknown baseline 'agent'"):  # the agent is a policy, not a baseline
         catalog.parse_baselines("agent")
     with pytest.raises(UserError, match="listed twice"):

@@ -16,12 +16,14 @@ from reservoir_rl.config import (
     Config,
     apply_overrides,
     check_scale_range,
+    check_seed,
     check_total_frames,
     config_from_dict,
     config_to_dict,
     dump_config,
     load_config,
     parse_override,
+    read_yaml,
 )
 from reservoir_rl.errors import ConfigError, UserError
 
@@ -335,12 +337,78 @@ def test_bad_override_syntax(tmp_path, override, expected):
         ("env.reservoir.flood_zone_hm3=1600", "env.reservoir: zones must be ordered: flood_zone_hm3 (1600"),
     ],
 )
-def test_bad_override_values_name_the_file_key_and_value(tmp_path, override, expected):
+def test_bad_override_values_name_the_override_key_and_value(tmp_path, override, expected):
     path = write(tmp_path, "env:\n  horizon_days: 365\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, [override])
-    assert str(info.value).startswith(f"{path}: {expected}")
+    assert str(info.value).startswith(f"--set {override!r}: {expected}")  # the --set, not the file, is wrong
     assert "\n" not in str(info.value)
+
+
+def test_errors_are_attributed_to_the_file_or_the_override_that_caused_them(tmp_path):
+    bad_file = write(tmp_path, "train:\n  lr: -1\n  n_envs: 7\n", "bad.yaml")
+    with pytest.raises(ConfigError, match=r"^.*bad\.yaml: train\.lr = -1"):
+        load_config(bad_file, ["env.horizon_days=30"])  # an unrelated override: the file is at fault
+    with pytest.raises(ConfigError, match=r"bad\.yaml: train: frames_per_batch \(64\) must be a multiple of n_envs \(7\)"):
+        load_config(bad_file, ["train.lr=0.1", "train.batch_size=16"])  # the n_envs rule names its file
+    good = write(tmp_path, "train:\n  n_envs: 8\n", "good.yaml")
+    with pytest.raises(ConfigError, match=r"^--set 'train\.n_envs=7': train: frames_per_batch"):
+        load_config(good, ["train.n_envs=7"])  # a rule across keys broken by an override names the override
+    with pytest.raises(ConfigError, match=r"^--set 'train\.lr=0': train\.lr = 0"):
+        load_config(good, ["train.lr=1", "train.lr=0"])  # the override that won
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("train.lr=.inf", "train.lr = inf: inf is not a finite number"),
+        ("train.lr_end=.nan", "train.lr_end = nan"),
+        ("env.reservoir.capacity_hm3=1.0e39", "env.reservoir.capacity_hm3 = 1e+39: 1e+39 is beyond float32"),
+        ("env.reservoir.max_head_m=-.inf", "env.reservoir.max_head_m = -inf"),
+        ("inflow.flood_threshold_cms=1e300", "beyond float32"),
+        ("env.reservoir.flood_zone_hm3=[[0, 1000.0], [200, .inf]]", "inf is not a finite number"),
+        ("env.reservoir.level_table=[[0.0, 1.0], [1500.0, 4e38]]", "4e+38 is beyond float32"),
+        ("inflow.synthetic.mean_inflow_cms=1e39", "beyond float32"),
+    ],
+)
+def test_non_finite_and_float32_overflowing_values_are_refused(tmp_path, override, fragment):
+    """Every float of every section must be finite in float32 (the env and the networks compute in it):
+    `.inf` trained to NaN weights, and capacity_hm3 = 1.0e39 gave a NaN return."""
+    path = write(tmp_path, "train:\n  lr: 0.001\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, [override])
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"--set {override!r}: ")
+
+
+def test_the_largest_float32_value_is_accepted():
+    config = config_from_dict({"env": {"reservoir": {"spillway_capacity_cms": 3.0e38}}})
+    assert config.env.reservoir.spillway_capacity_cms == 3.0e38
+
+
+def test_duplicate_yaml_keys_are_refused_with_their_line(tmp_path):
+    """A second `train:` silently replaced the first."""
+    path = write(tmp_path, "train:\n  lr: 0.1\nenv:\n  horizon_days: 30\ntrain:\n  seed: 3\n")
+    with pytest.raises(ConfigError, match=r"line 5, column 1: .*duplicate key 'train' \(first given on line 1\)"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"duplicate key 'lr'"):
+        load_config(write(tmp_path, "train: {lr: 0.1, seed: 2, lr: 0.2}\n", "flow.yaml"))
+    merged = write(tmp_path, "x: &defaults {lr: 0.5}\ntrain:\n  <<: *defaults\n  lr: 0.2\n", "merge.yaml")
+    assert read_yaml(merged)["train"] == {"lr": 0.2}  # a merge key may still be overridden
+
+
+@pytest.mark.parametrize("seed", [-1, -2_000_000, 2**63, 10**23])
+def test_seeds_outside_the_one_range_are_refused(seed):
+    assert "train.seed" in config_error({"train": {"seed": seed}})
+    assert "inflow.synthetic.seed" in config_error({"inflow": {"synthetic": {"seed": seed}}})
+    with pytest.raises(ConfigError, match=rf"^--seed {seed}: a seed must be a whole number with 0 <= seed < 2\*\*63$"):
+        check_seed(seed)
+
+
+def test_seeds_at_the_ends_of_the_range_are_accepted():
+    for seed in (0, 2**63 - 1):
+        assert check_seed(seed) == seed
+        assert config_from_dict({"train": {"seed": seed}}).train.seed == seed
 
 
 # ------------------------------------------------------------------ files
@@ -367,8 +435,8 @@ def test_missing_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(missing)
     assert str(info.value) == f"{missing}: config file not found"
-    with pytest.raises(ConfigError, match="config file not found"):
-        load_config(tmp_path)  # a directory is not a config file
+    with pytest.raises(ConfigError, match="is a directory, not a config file"):
+        load_config(tmp_path)  # a directory is not a config file (not "not found")
 
 
 def test_unreadable_and_non_mapping_files(tmp_path):

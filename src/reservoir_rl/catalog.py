@@ -161,10 +161,13 @@ def make_baseline(name: str, env: DiscreteReservoirEnv, config: Config) -> Polic
 
 
 def parse_baselines(text: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"sop,dp"`` → ["sop", "dp"]; "all" → every baseline of the catalog, in catalog order; "" or "none"
-    → []; unknown or repeated names are a one-line error."""
+    """``"sop,dp"`` → ["sop", "dp"]; "all" → every baseline of the catalog, in catalog order; "none" → [];
+    an empty list or entry ("", "sop,,dp"), unknown or repeated names are a one-line error."""
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
-    names = [n for n in names if n]
+    if not names or not all(names):
+        given = text if isinstance(text, str) else ",".join(text)
+        raise UserError(f"--baselines {given!r}: an empty name; give comma-separated names "
+                        f"({','.join(BASELINE_NAMES)}), all or none")
     if names == ["none"]:
         return []
     if names == ["all"]:

@@ -46,6 +46,15 @@ def atomic_open(path: str | Path, binary: bool = False) -> Iterator[IO]:
     _fsync_folder(path.parent)
 
 
+def os_error_text(error: BaseException) -> str:
+    """The operating system's words for ``error`` ("No space left on device", "Permission denied"), else its
+    first line."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip()
+    return text.splitlines()[0][:160] if text else error.__class__.__name__
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path) as handle:

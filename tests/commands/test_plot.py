@@ -32,7 +32,7 @@ def plotted(eval_run, tmp_path_factory):
     events = sorted((copy / "tiny" / "tensorboard").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_size)
     data = events[-1].read_bytes()
     events[-1].write_bytes(data[: len(data) - 37])  # the last record is cut in the middle, as while writing
-    evaluate("tiny", episodes=4, runs_dir=copy)
+    evaluate("tiny", episodes=4, runs_dir=copy, force=True)  # (replacing any larger evaluation.json of the copy)
     result = CliRunner().invoke(app, ["plot", "tiny", "--runs-dir", str(copy)])
     return copy / "tiny", result
 

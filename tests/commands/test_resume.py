@@ -181,13 +181,21 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
         ckpt.atomic_save(payload, path)
     with pytest.raises(CheckpointError, match="at frame 128 lacks episode_count, window: .*another version"):
         service.resume("run", QuietView(), runs, total_frames=256)
+    best = run.best_checkpoint.read_bytes()
     for path in run.checkpoints.glob("*.pt"):
         path.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="no usable checkpoint"):
         service.resume("run", QuietView(), runs, total_frames=256)
     for path in run.checkpoints.glob("*.pt"):
         path.unlink()
-    with pytest.raises(UserError, match="has no checkpoint yet"):
+    run.best_checkpoint.write_bytes(best)
+    with pytest.raises(UserError, match="no checkpoint to resume from: checkpoints/best.pt holds the best policy, "
+                                        "not the training state; evaluate it") as info:
+        service.resume("run", QuietView(), runs, total_frames=256)
+    assert "start it again with" not in str(info.value)
+    run.best_checkpoint.unlink()
+    run.config_path.unlink()
+    with pytest.raises(UserError, match="no checkpoint and no config.yaml; train it again with `reservoir-rl train CONFIG --name run`"):
         service.resume("run", QuietView(), runs, total_frames=256)
 
 

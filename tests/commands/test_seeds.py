@@ -405,3 +405,24 @@ def test_a_seed_gets_sigterm_when_the_process_that_started_it_dies(tmp_path: Pat
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert marker.read_text() == "SIGTERM"
+
+
+def test_resume_trains_again_the_seeds_stopped_before_their_first_checkpoint(tmp_path: Path) -> None:
+    """A seed killed between writing its config.yaml and its first checkpoint restarts from that config; one
+    killed before its config.yaml (only .lock and an empty checkpoints/) is trained again in its folder."""
+    from reservoir_rl.commands import seeds as multi
+
+    config = write_config(tmp_path, train={"total_frames": 64})
+    runs = tmp_path / "runs"
+    summary = multi.train_seeds(config, [0, 1], [], runs, "group", None, command=["reservoir-rl", "train"])
+    assert [o.status for o in summary.outcomes] == ["finished", "finished"], summary.outcomes
+    group = find_group("group", runs)
+    for path in (group.run(0).checkpoints.iterdir()):
+        path.unlink()  # seed 0: config.yaml written, no checkpoint yet
+    seed_1 = group.run(1).path
+    for path in [*seed_1.iterdir()]:
+        if path.name != ".lock":
+            subprocess.run(["rm", "-r", str(path)], check=True)
+    (seed_1 / "checkpoints").mkdir()  # seed 1: the folder and its lock only
+    resumed = multi.resume_seeds(group, 128, command=["reservoir-rl", "resume"])
+    assert [(o.status, o.frames) for o in resumed.outcomes] == [("finished", 128), ("finished", 128)], resumed.outcomes

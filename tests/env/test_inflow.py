@@ -375,3 +375,14 @@ def test_split_validation_errors():
             split_validation(record, train, too_many)
     with pytest.raises(InflowDataError, match=">= 0"):
         split_validation(record, train, -1)
+
+
+def test_load_csv_refuses_a_row_with_more_fields_than_the_header(tmp_path):
+    """``date,12,5`` (a decimal comma) was read as 12."""
+    lines = _csv_text()
+    lines[3] = lines[3].split(",")[0] + ",12,5"
+    message = _error(_write(tmp_path, lines))
+    assert "row 3 (line 4): 3 fields but the header names 2" in message and "decimal comma" in message
+    lines = _csv_text(header="date,flow")
+    lines[5] = f'{lines[5].split(",")[0]},"12,5"'  # a quoted comma is one field: a number it cannot parse
+    assert "cannot parse number '12,5'" in _error(_write(tmp_path, lines, "quoted.csv"))

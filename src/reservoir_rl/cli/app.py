@@ -121,7 +121,7 @@ def evaluate(
     seed: Optional[int] = typer.Option(None, "--seed", help="Env seed (default: the seed of the in-training evaluations)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per policy, seed and episode here."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files and a larger RUN/evaluation.json."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.

@@ -29,6 +29,8 @@ def render_summary(summary) -> None:
     if summary.stopped_by != "done":
         table.add_row("continue with", f"reservoir-rl resume {summary.run_dir}")
     console.print(table)
+    for note in getattr(summary, "notes", []):
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def render_seeds(summary) -> None:
@@ -98,6 +100,9 @@ def render_checkpoint(info: dict) -> None:
         ("network", f"{info['network']['architecture']}, {info['network']['parameter_count']:,} parameters"),
         ("params_sha256", info["params_sha256"]),
     ]
+    if info["non_finite_tensors"]:
+        rows.append(("[bold red]non-finite weights[/]", "NaN or inf in " + ", ".join(info["non_finite_tensors"])
+                     + " (the training diverged)"))
     for section, values in info["config"].items():
         rows.append((section, ", ".join(f"{k} {v}" for k, v in values.items())))
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in info["package_versions"].items())))

@@ -17,7 +17,7 @@ import torch
 
 from reservoir_rl.baselines.rules import target_warning
 from reservoir_rl.catalog import AGENT, BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
-from reservoir_rl.config import Config, config_to_dict
+from reservoir_rl.config import Config, check_seed, config_to_dict
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
@@ -27,9 +27,10 @@ from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
 from reservoir_rl.evaluation.validation import best_implementable, validation_returns
-from reservoir_rl.runs.folders import write_run_file
+from reservoir_rl.runs.folders import check_writable_folder, write_run_file
 from reservoir_rl.runs.groups import SeedGroup, find_group
-from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint
+from reservoir_rl.runs.resources import check_memory, evaluation_bytes
+from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint, require_finite_weights
 from reservoir_rl.training.build import seed_everything
 
 YEAR_CHOICES = ("heldout", "validation", "train", "all")
@@ -61,16 +62,36 @@ def check_output_file(path: Optional[str | Path], force: bool, option: str) -> O
         raise UserError(f"{option} {path}: is a folder, not a file")
     if path.exists() and not force:
         raise UserError(f"{option} {path}: file exists; choose another name or add --force to overwrite it")
+    check_writable_folder(path.parent, f"{option} {path}: folder")
     return path
+
+
+def larger_run_evaluation(path: Path, episodes: int, policies: list[str], force: bool) -> Optional[str]:
+    """Why the run's evaluation.json must be kept (a larger evaluation: more episodes, or a policy this one
+    lacks), or None when this evaluation may replace it (or ``force``): a quick look never erases a long one."""
+    if force or not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        held_episodes, held = int(document["episodes"]), set(document["policies"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None  # not a document of this program's (or unreadable): nothing to protect
+    missing = sorted(held - set(policies))
+    if held_episodes <= episodes and not missing:
+        return None
+    what = f"{held_episodes:,} episodes" + (f" with {', '.join(missing)}" if missing else "")
+    return f"kept {path} (an evaluation on {what}); add --force to replace it with this one"
 
 
 def check_arguments(
     episodes: int, years: str, baselines: str | Sequence[str], out: Optional[str | Path],
-    csv_path: Optional[str | Path], force: bool,
+    csv_path: Optional[str | Path], force: bool, seed: Optional[int] = None,
 ) -> tuple[list[str], Optional[Path], Optional[Path]]:
     """Validate the options of `evaluate`: (baseline names, --out path, --csv path)."""
     if episodes < 1:
         raise UserError(f"--episodes {episodes}: must be at least 1")
+    if seed is not None:
+        check_seed(seed)
     if years not in YEAR_CHOICES:
         raise UserError(f"--years {years!r}: choose heldout, validation, train or all")
     names = parse_baselines(baselines)
@@ -145,10 +166,21 @@ def evaluate(
     on the ``train.eval_episodes`` validation episodes of the (first seed's) in-training evaluation, so
     held-out years never take part in choosing it.
 
-    A run given by name or folder also gets ``evaluation.json`` (the JSON document) in its folder.
+    A run given by name or folder also gets ``evaluation.json`` (the JSON document) in its folder, unless
+    that file holds a larger evaluation (more episodes, or a policy this one lacks) and not ``force``: it is
+    then kept, and a note says so.
     """
-    names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force)
+    names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force, seed)
     agents, run_dir = agent_checkpoints(ckpt, runs_dir)
+    for agent in agents:
+        require_finite_weights(agent.payload, agent.source.path)
+    if run_dir is not None:  # its evaluation.json: a read-only run folder is reported before the work
+        check_writable_folder(run_dir, "run folder")
+    keep = larger_run_evaluation(run_dir / "evaluation.json", episodes, [AGENT, *names], force) if run_dir else None
+    policies = len(agents) + len(names)
+    check_memory(evaluation_bytes(agents[0].config, episodes, policies),
+                 f"--episodes {episodes}: {policies} policies × {episodes:,} episodes × {agents[0].config.env.horizon_days} days",
+                 "evaluate fewer episodes or fewer baselines")
     config = agents[0].config
     if seed is None:
         seed = config.train.seed + EVAL_SEED_OFFSET
@@ -184,9 +216,9 @@ def evaluate(
         validation_returns=returns, validation_episodes=config.train.eval_episodes if returns else 0,
         agent_results={a.seed: results[f"{AGENT}:{a.seed}"] for a in agents},
         results={name: results[name] for name in names},
-        notes=_notes(env, config, names) + ([end_value_note] if end_value_note else []),
+        notes=_notes(env, config, names) + [note for note in (end_value_note, keep) if note],
     )
-    _write_outputs(report, out, csv_path)
+    _write_outputs(report, out, csv_path, run_file=keep is None)
     return report
 
 
@@ -196,10 +228,10 @@ def _notes(env, config: Config, names: list[str]) -> list[str]:
     return [warning] if warning else []
 
 
-def _write_outputs(report: EvaluationReport, out: Optional[Path], csv_path: Optional[Path]) -> None:
+def _write_outputs(report: EvaluationReport, out: Optional[Path], csv_path: Optional[Path], run_file: bool) -> None:
     document = json.dumps(report.to_json(), indent=1, allow_nan=False) + "\n"
     targets = [(out, document), (csv_path, report.to_csv() if csv_path is not None else "")]
-    if report.run_dir is not None:  # the program's own file in the run folder: replaced each time
+    if report.run_dir is not None and run_file:  # the program's own file in the run folder (unless a larger one)
         targets.append((report.run_dir / "evaluation.json", document))
     for path, text in targets:
         if path is None:

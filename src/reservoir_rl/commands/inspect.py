@@ -17,7 +17,7 @@ import torch
 from reservoir_rl.agent.qnet import QNetwork, parameter_count
 from reservoir_rl.config import Config
 from reservoir_rl.errors import CheckpointError
-from reservoir_rl.runs.locate import locate_checkpoint, read_checkpoint
+from reservoir_rl.runs.locate import locate_checkpoint, non_finite_tensors, read_checkpoint
 
 
 def params_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -117,6 +117,7 @@ def inspect_checkpoint(ckpt: str | Path, runs_dir: str | Path = "runs") -> dict[
             "tensors": {name: "×".join(str(n) for n in t.shape) for name, t in sorted(state.items())},
         },
         "params_sha256": params_sha256(state),
+        "non_finite_tensors": non_finite_tensors(state),  # [] unless the training diverged
         "config": config_summary(config),
         "package_versions": dict(payload.get("package_versions") or {}),
     }

@@ -22,6 +22,7 @@ from reservoir_rl.catalog import make_baseline, policy_label
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.errors import UserError
+from reservoir_rl.files import os_error_text
 from reservoir_rl.evaluation.figures import evaluation_figures
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy, greedy_actor
 from reservoir_rl.evaluation.run_figures import (
@@ -35,7 +36,7 @@ from reservoir_rl.evaluation.validation import validation_returns
 from reservoir_rl.monitor.figures import save_figure
 from reservoir_rl.monitor.seed_figures import SeedCurves, seed_curves_figure
 from reservoir_rl.runs.events import read_scalars
-from reservoir_rl.runs.folders import RunDir, find_run
+from reservoir_rl.runs.folders import RunDir, check_writable_folder, find_run
 from reservoir_rl.runs.groups import find_group
 from reservoir_rl.runs.locate import locate_checkpoint, read_checkpoint
 from reservoir_rl.training.build import seed_everything
@@ -65,6 +66,7 @@ def output_targets(run_path: Path, out: Optional[str | Path], names: list[str], 
     out_dir = Path(out) if out is not None else run_path / "figures"
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: is a file, not a folder")
+    check_writable_folder(out_dir, "--out" if out is not None else "figure folder")
     targets = {name: out_dir / f"{name}.{fmt}" for name in names}
     program_owned = out is None or out_dir.resolve() == (run_path / "figures").resolve()
     if not program_owned and not force:
@@ -170,7 +172,11 @@ def plot(
         result.notes.append("no evaluation.json in the run folder (run `reservoir-rl evaluate` first): evaluation figure skipped")
     for figure_name in FIGURE_NAMES:
         if figure_name in figures:
-            result.files.append(save_figure(figures[figure_name], targets[figure_name], fmt))
+            try:
+                result.files.append(save_figure(figures[figure_name], targets[figure_name], fmt))
+            except OSError as error:
+                raise UserError(f"{targets[figure_name]}: cannot write the figure ({os_error_text(error)}); "
+                                "any earlier version is unchanged") from None
     return result
 
 

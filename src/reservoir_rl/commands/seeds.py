@@ -32,7 +32,8 @@ import yaml
 from reservoir_rl.config import check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
-from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, run_lock, write_run_file
+from reservoir_rl.runs.resources import check_training_memory
+from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, never_started, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
 from reservoir_rl.commands import seed_process
 
@@ -189,6 +190,7 @@ def train_seeds(
         from reservoir_rl.training.build import resolve_device
 
         resolve_device(config.train.device)
+    check_training_memory(config)  # (per seed; each seed's process checks again)
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):
@@ -227,9 +229,13 @@ def resume_seeds(
             target = total_frames if total_frames is not None else _total_frames(run, config.train.total_frames)
             outcome = outcomes[seed] = SeedOutcome(seed, run.path, "not started", target, log=group.log_path(seed))
             frames = _frames_on_disk(run)
-            if not run.path.exists():
-                extra = [] if total_frames is None else [f"train.total_frames={total_frames}"]
+            extra = [] if total_frames is None else [f"train.total_frames={total_frames}"]
+            if not run.path.exists() or never_started(run):  # (a folder left before its config: taken over)
                 jobs.append(Job(seed, _train_argv(group, seed, command, extra), group.log_path(seed)))
+            elif frames is None and run.config_path.is_file() and not any(run.checkpoints.glob("*.pt")):
+                # stopped before its first checkpoint: resume trains it again from its config.yaml
+                argv = seed_process.resume_argv(run.path.resolve(), seed, total_frames, command)
+                jobs.append(Job(seed, argv, group.log_path(seed)))
             elif frames is None:
                 outcome.status = "failed"
                 outcome.error = f"{run.path} has no checkpoint to resume from; remove the folder to train this seed again"

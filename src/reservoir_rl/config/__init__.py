@@ -23,7 +23,7 @@ from reservoir_rl.config.loading import (
     read_yaml,
 )
 from reservoir_rl.config.schema import Config
-from reservoir_rl.config.train import CollectorConfig, LoggingConfig, TrainConfig, check_total_frames
+from reservoir_rl.config.train import CollectorConfig, LoggingConfig, TrainConfig, check_seed, check_total_frames
 
 __all__ = [
     "AgentConfig",
@@ -41,6 +41,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "check_scale_range",
+    "check_seed",
     "check_total_frames",
     "config_from_dict",
     "config_to_dict",

@@ -6,7 +6,7 @@ from typing import Literal, Optional, Sequence
 
 from pydantic import Field, model_validator
 
-from reservoir_rl.config.section import Section
+from reservoir_rl.config.section import SEED_LIMIT, Section
 
 
 def check_scale_range(name: str, bounds: Sequence[float], at_least_one: bool) -> tuple[float, float]:
@@ -31,7 +31,7 @@ class SyntheticInflowConfig(Section):
     cv: float = Field(0.8, gt=0, allow_inf_nan=False)
     ar1: float = Field(0.9, ge=0, lt=1)
     peak_day_of_year: int = Field(100, ge=0, lt=366)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**63")
 
 
 class InflowConfig(Section):

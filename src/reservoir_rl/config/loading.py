@@ -19,6 +19,27 @@ class _YamlLoader(yaml.SafeLoader):
     """Safe YAML loader that also reads ``1e-3`` and ``2e5`` as floats (YAML 1.2; PyYAML needs ``1.0e-3``)."""
 
 
+def _construct_mapping_once(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose keys are all distinct: a repeated key (a second ``train:``) would silently replace the
+    first, so it is an error at the line of the repetition (``<<`` merge keys may still be overridden)."""
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: the constructor below reports it
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first given on line {first + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_YamlLoader.construct_mapping = _construct_mapping_once  # type: ignore[method-assign]
 _YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
@@ -114,6 +135,10 @@ def config_from_dict(raw: Any, source: str = "config") -> Config:
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file; a missing file or a syntax error is a one-line `ConfigError`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file (give a YAML file, e.g. configs/base.yaml)")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a device, FIFO or socket); give a YAML config file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -130,13 +155,35 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config file, apply ``--set`` overrides, validate."""
+    """Load a YAML config file, apply ``--set`` overrides, validate.
+
+    An invalid value is reported against where it came from: the ``--set`` that gave it, or the file."""
     raw = read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return config_from_dict(apply_overrides(raw, overrides or []), source=str(path))
+    overrides = list(overrides or [])
+    try:
+        return Config.model_validate(apply_overrides(raw, overrides))
+    except ValidationError as error:
+        raise ConfigError(_format_error(_error_source(error, overrides, str(path)), error)) from None
+
+
+def _error_source(error: ValidationError, overrides: list[str], path: str) -> str:
+    """``--set 'KEY=VALUE'`` when that override gave the invalid value (or, for a rule across a section's keys,
+    set one of the keys the rule's message names), else ``path``: the file holds the value at fault."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    touched = [(parse_override(o)[0], o) for o in reversed(overrides)]  # the last override of a key wins
+    for key, override in touched:
+        if key == loc[: len(key)]:  # the value itself, or a value inside it
+            return f"--set {override!r}"
+    if loc:
+        for key, override in touched:
+            if key[: len(loc)] == loc and re.search(rf"\b{re.escape(key[-1])}\b", first["msg"]):
+                return f"--set {override!r}"
+    return path
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, ValidationError, model_validator
 
-from reservoir_rl.config.section import Section
+from reservoir_rl.config.section import SEED_LIMIT, Section, seed_problem
 from reservoir_rl.errors import ConfigError
 
 
@@ -51,7 +51,7 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(5, ge=1)
     eval_every_frames: int = Field(20_000, ge=1)
     eval_episodes: int = Field(10, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**63")
     device: Literal["cpu", "cuda"] = "cpu"
     torch_threads: int = Field(
         1, ge=0, description="CPU threads of torch in the training process; 0 = torch's default (one per core)"
@@ -83,6 +83,15 @@ def check_total_frames(total_frames: int) -> int:
         reason = error.errors()[0]["msg"].removeprefix("Value error, ")
         raise ConfigError(f"--total-frames {total_frames} (train.total_frames): {reason}") from None
     return total_frames
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    """A seed given on the command line (``--seed``, each of ``--seeds``), checked by the one rule of every seed
+    (0 <= seed < 2**63, as ``train.seed``); a bad one is a one-line `ConfigError` naming the option."""
+    problem = seed_problem(seed)
+    if problem is not None:
+        raise ConfigError(f"{option} {seed}: {problem}")
+    return seed
 
 
 class LoggingConfig(Section):

@@ -191,6 +191,11 @@ def _parse_table(
     flows = np.empty(len(rows), dtype=np.float64)
     for k, (line, fields) in enumerate(rows):
         where = f"{label}: row {k + 1} (line {line})"
+        if len(fields) > len(header):
+            raise InflowDataError(
+                f"{where}: {len(fields)} fields but the header names {len(header)} ({','.join(fields)!r}); "
+                "a decimal comma? write numbers with a point, or quote a value holding a comma"
+            )
         date_text = fields[i_date].strip() if i_date < len(fields) else ""
         flow_text = fields[i_flow].strip() if i_flow < len(fields) else ""
         try:

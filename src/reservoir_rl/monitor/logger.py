@@ -21,6 +21,9 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from reservoir_rl.errors import UserError
+from reservoir_rl.files import os_error_text
+
 
 class ReservoirLogger:
     """Writes one run's TensorBoard events into ``log_dir``.
@@ -34,7 +37,10 @@ class ReservoirLogger:
     def __init__(self, log_dir: str | Path, purge_step: Optional[int] = None) -> None:
         self.log_dir = Path(log_dir)
         _wait_until_new_files_sort_last(self.log_dir)
-        self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step, flush_secs=30)
+        try:
+            self._writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step, flush_secs=30)
+        except OSError as error:  # a full disk, a read-only folder
+            raise UserError(f"{self.log_dir}: cannot start the TensorBoard writer ({os_error_text(error)})") from None
 
     def scalars(self, group: str, values: Mapping[str, float], step: int) -> None:
         """One scalar per ``group/name``; non-finite values are skipped, never written as zeros."""

@@ -13,13 +13,13 @@ import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
 
 from reservoir_rl.errors import CheckpointError
-from reservoir_rl.files import TEMP_SUFFIX, atomic_open
+from reservoir_rl.files import TEMP_SUFFIX, atomic_open, os_error_text
 
 FORMAT_NAME = "reservoir-rl-checkpoint"
 FORMAT_VERSION = 1
@@ -46,14 +46,38 @@ def atomic_save(payload: dict[str, Any], path: Path) -> None:
     """
     check_plain(payload)
     path = Path(path)
+    writer = None
     try:
         with atomic_open(path, binary=True) as handle:
-            torch.save(payload, handle)
+            writer = _RememberWriteErrors(handle)
+            torch.save(payload, writer)
     except (OSError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not any(text in str(error) for text in _TORCH_WRITE_ERRORS):
             raise
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else _first_line(error)
-        raise CheckpointError(f"{path}: cannot write checkpoint ({reason}); the previous one is intact") from None
+        # torch reports a refused write as "unexpected pos …": the OS error behind it is the one to show
+        cause = writer.error if writer is not None and writer.error is not None else error
+        raise CheckpointError(
+            f"{path}: cannot write checkpoint ({os_error_text(cause)}); the previous one is intact"
+        ) from None
+
+
+class _RememberWriteErrors:
+    """A binary file for ``torch.save`` that keeps the `OSError` of a failed write (ENOSPC, EIO), which torch's
+    archive writer replaces by its own "unexpected pos" message."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self.error: Optional[OSError] = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self._handle.flush()
 
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None), torch.Size, torch.dtype, torch.device)

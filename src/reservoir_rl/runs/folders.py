@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from reservoir_rl.errors import UserError
-from reservoir_rl.files import write_text_atomic
+from reservoir_rl.files import os_error_text, write_text_atomic
 
 RUN_PATTERN = re.compile(r"^run-(\d+)$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -66,7 +66,10 @@ def run_lock(run: RunDir) -> Iterator[None]:
     this one works is refused (the lock dies with the process, even after SIGKILL)."""
     import fcntl
 
-    handle = open(run.lock_path, "a+")
+    try:
+        handle = open(run.lock_path, "a+")
+    except OSError as error:
+        raise UserError(f"{run.lock_path}: cannot open the run's lock file ({os_error_text(error)})") from None
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -84,8 +87,21 @@ def write_run_file(path: Path, text: str) -> None:
     try:
         write_text_atomic(path, text)
     except OSError as error:
-        reason = error.strerror or error
-        raise UserError(f"{path}: cannot write it ({reason}); any earlier version is unchanged") from None
+        raise UserError(f"{path}: cannot write it ({os_error_text(error)}); any earlier version is unchanged") from None
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and make sure a file can be created in it, before any long work whose
+    results would go there; a read-only folder or file system is a one-line `UserError` naming the folder
+    and the OS error (``what`` says which option or folder it is)."""
+    import tempfile
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"{what} {folder}: cannot write there ({os_error_text(error)})") from None
 
 
 def next_run_name(runs_dir: Path) -> str:
@@ -95,33 +111,60 @@ def next_run_name(runs_dir: Path) -> str:
 
 
 def create_run(runs_dir: Path, name: Optional[str] = None, checkpoints: bool = True) -> RunDir:
-    """Create a new, empty run folder; an existing name is an error (nothing is overwritten).
+    """Create a new, empty run folder; an existing name is an error (nothing is overwritten), except a folder
+    that a process stopped before it wrote anything (no config.yaml, no checkpoint, nobody training it),
+    which is taken over.
 
-    ``checkpoints=False`` leaves out the ``checkpoints`` folder (a multi-seed run holds seed runs instead)."""
+    ``checkpoints=False`` leaves out the ``checkpoints`` folder (a multi-seed run holds seed runs instead).
+    A file-system error (a read-only folder, a name too long) is a one-line `UserError` naming the path."""
     runs_dir = Path(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UserError(f"{runs_dir}: runs folder is not a directory")
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    if name is not None:
-        if not NAME_PATTERN.match(name):
-            raise UserError(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
-        path = runs_dir / name
-        try:
-            path.mkdir()
-        except FileExistsError:
-            raise UserError(f"{path}: run already exists; choose another --name or `reservoir-rl resume {name}`") from None
-    else:
-        while True:  # another process may take the same number: mkdir is the atomic claim
-            path = runs_dir / next_run_name(runs_dir)
+    path = runs_dir
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        if name is not None:
+            if not NAME_PATTERN.match(name):
+                raise UserError(f"--name {name!r}: use letters, digits, '.', '_' or '-'")
+            path = runs_dir / name
             try:
                 path.mkdir()
-                break
             except FileExistsError:
-                continue
-    run = RunDir(path)
-    if checkpoints:
-        run.checkpoints.mkdir()
+                if not never_started(RunDir(path)):
+                    raise UserError(
+                        f"{path}: run already exists; choose another --name or `reservoir-rl resume {name}`"
+                    ) from None
+        else:
+            while True:  # another process may take the same number: mkdir is the atomic claim
+                path = runs_dir / next_run_name(runs_dir)
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+        run = RunDir(path)
+        if checkpoints:
+            run.checkpoints.mkdir(exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{path}: cannot create the run folder ({os_error_text(error)})") from None
     return run
+
+
+def never_started(run: RunDir) -> bool:
+    """True for a run folder a process left in its first milliseconds, before it wrote its config.yaml:
+    it holds at most the empty ``checkpoints`` folder and the ``.lock`` nobody holds."""
+    try:
+        entries = {entry.name for entry in run.path.iterdir()}
+        if not entries <= {"checkpoints", ".lock"} or (run.checkpoints.is_dir() and any(run.checkpoints.iterdir())):
+            return False
+        if run.lock_path.exists():
+            import fcntl
+
+            with open(run.lock_path, "a+") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError included: a process is setting it up right now
+        return False
+    return True
 
 
 def find_run(run: str, runs_dir: Path) -> RunDir:

@@ -12,6 +12,7 @@ from typing import Optional
 
 import yaml
 
+from reservoir_rl.config import check_seed
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir
 
@@ -49,7 +50,8 @@ class SeedGroup:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` → [0, 1, 2]; an empty list, a non-integer, a negative or a repeated seed is a one-line error."""
+    """``"0,1,2"`` → [0, 1, 2]; an empty list, a non-integer, a seed outside 0 <= seed < 2**63 or a repeated seed
+    is a one-line error."""
     parts = [p.strip() for p in str(text).split(",")]
     if not any(parts):
         raise UserError(f"--seeds {text!r}: give a comma-separated list of seeds, e.g. --seeds 0,1,2")
@@ -59,6 +61,7 @@ def parse_seeds(text: str) -> list[int]:
             what = "an empty entry" if not part else repr(part)
             raise UserError(f"--seeds {text!r}: {what} is not a whole number ≥ 0; e.g. --seeds 0,1,2")
         seed = int(part)
+        check_seed(seed, f"--seeds {text!r}: {seed}:")
         if seed in seeds:
             raise UserError(f"--seeds {text!r}: seed {seed} is listed twice")
         seeds.append(seed)

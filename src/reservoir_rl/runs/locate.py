@@ -34,6 +34,8 @@ def locate_checkpoint(ckpt: str | Path, runs_dir: str | Path = "runs") -> Checkp
     path = Path(ckpt)
     if path.is_file():
         return CheckpointSource(path, None)
+    if path.exists() and not path.is_dir():  # /dev/zero, a FIFO, a socket: never opened (a FIFO would block)
+        raise CheckpointError(f"{path}: not a regular file ({_file_kind(path)}); a checkpoint is a .pt file")
     looks_like_file = path.suffix in (".pt", ".pth", ".ckpt") or path.name in ("best.pt", "last.pt")
     if looks_like_file and not (Path(runs_dir) / str(ckpt)).is_dir():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -42,6 +44,33 @@ def locate_checkpoint(ckpt: str | Path, runs_dir: str | Path = "runs") -> Checkp
         if candidate.is_file():
             return CheckpointSource(candidate, run)
     raise UserError(f"{run.path}: the run has no checkpoint yet (no checkpoints/best.pt or last.pt)")
+
+
+def _file_kind(path: Path) -> str:
+    import stat
+
+    mode = path.stat().st_mode
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+def non_finite_tensors(state: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or infinite values (a diverged training)."""
+    return sorted(name for name, tensor in state.items()
+                  if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()))
+
+
+def require_finite_weights(payload: dict[str, Any], path: str | Path) -> None:
+    """A one-line `CheckpointError` when the checkpoint's Q-network holds NaN or infinite weights: its greedy
+    policy would be meaningless (the training that wrote it diverged)."""
+    bad = non_finite_tensors(payload["q_network"])
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise CheckpointError(f"{path}: the Q-network holds non-finite weights (NaN or inf in {bad[0]}{more}): "
+                              "the training that wrote it diverged; use an earlier checkpoint")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], Config]:

@@ -32,7 +32,7 @@ from reservoir_rl.agent.replay import (
 from reservoir_rl.agent.schedules import linear_schedule, updates_due
 from reservoir_rl.config import config_to_dict
 from reservoir_rl.env.metrics import EpisodeAccumulator
-from reservoir_rl.errors import CheckpointError
+from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.build import TrainingParts, cpu_tree
@@ -47,6 +47,10 @@ RESUME_KEYS = (
     "counters", "episode_count", "loss_module", "optimizer", "target_updater_counter", "replay_buffer", "nstep",
     "env_state", "carrier", "episode_accumulator", "window", "rng",
 )
+
+
+class TrainingDiverged(UserError):
+    """The loss or the Q-network's weights became NaN or infinite: training stops without saving them."""
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -125,6 +129,7 @@ class Trainer:
                 if self.frames >= total_frames or self.stop_requested:
                     break
         stopped_by = self.stop_requested or "done"
+        self.check_finite()
         if stopped_by == "done" and (self.last_eval is None or self.last_eval.get("frames") != self.frames):
             self._evaluate(figures=True)
             self.view.update(self.frames, self._display_stats(self.frames))  # show the final evaluation
@@ -157,6 +162,10 @@ class Trainer:
     def _periodic(self, before: int, after: int, batch) -> None:
         logging = self.config.logging
         train = self.config.train
+        periods = (logging.log_every_frames, logging.histogram_every_frames, train.eval_every_frames,
+                   train.checkpoint_every_frames)
+        if any(crossed(before, after, every) for every in periods):  # nothing non-finite is logged or saved
+            self.check_finite()
         if crossed(before, after, logging.log_every_frames):
             self._log_window(after)
         if crossed(before, after, logging.histogram_every_frames):
@@ -183,6 +192,9 @@ class Trainer:
         fps = (frames - clock_frames) / (now - clock) if now > clock else math.nan
         self._log_clock = (now, frames)
         groups = self.window.summary()
+        loss = groups.get("train", {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self._diverged(f"loss ({loss})")
         train_values = {
             "epsilon": self.epsilon_at(frames),
             "learning_rate": self.lr_at(frames),
@@ -233,6 +245,22 @@ class Trainer:
             parts = self.parts
             self._baseline_levels = baseline_returns(parts.eval_env, parts.config, parts.eval_seed)
         return self._baseline_levels
+
+    # ------------------------------------------------------------------ divergence
+    def check_finite(self) -> None:
+        """`TrainingDiverged` if a weight of the Q-network is NaN or infinite (an exploding loss, e.g. a
+        learning rate far too high): the run stops before anything non-finite is logged or saved."""
+        for name, tensor in self.parts.agent.q_network.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                self._diverged(f"weights in q_network.{name}")
+
+    def _diverged(self, what: str) -> None:
+        last = self.run_dir.last_checkpoint
+        kept = f"the last finite checkpoint, {last}, is kept" if last.exists() else "no checkpoint was saved"
+        raise TrainingDiverged(
+            f"{self.run_dir.path}: training diverged at frame {self.frames:,}: non-finite {what}; stopped without "
+            f"saving it ({kept}); lower train.lr or train.grad_clip_norm and train again"
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
