@@ -160,6 +160,50 @@ def plot(
     render_plot(result)
 
 
+@app.command()
+def init(
+    record: Path = typer.Argument(..., help="Daily record: a CSV (plain or gzip) or a USGS NWIS RDB daily-value file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Config file to write (default: RECORD's name + .yaml here)."),
+    units: Optional[str] = typer.Option(None, "--units", help="CSV flow units: cms, cfs or hm3_per_day (default cms; RDB: cfs)."),
+    date_column: Optional[str] = typer.Option(None, "--date-column", help="CSV date column (default: date)."),
+    flow_column: Optional[str] = typer.Option(None, "--flow-column", help="Flow column (default: the only one)."),
+    heldout_water_years: Optional[int] = typer.Option(
+        None, "--heldout-water-years", help="The last N complete water years never trained on (default: a quarter, at most 20)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors (nothing is written)."),
+) -> None:
+    """Size a reservoir to a daily record (training years only) and write a complete, commented config."""
+    from reservoir_rl.cli.render_init import render_init
+    from reservoir_rl.commands import init as service
+
+    with console.status("reading the record and sizing the reservoir …"):
+        result = call(lambda: service.init(record, out, units, date_column, flow_column, heldout_water_years, force, strict))
+    render_init(result)
+
+
+@app.command("flood-zone")
+def flood_zone(
+    config: Path = typer.Argument(..., help="YAML config file whose reservoir's flood-control zone to size."),
+    write: bool = typer.Option(False, "--write", help="Rewrite flood_zone_hm3 and rule_curve in CONFIG (comments kept)."),
+    volume_days: int = typer.Option(10, "--volume-days", help="Days of each flood volume."),
+    window_days: int = typer.Option(30, "--window-days", help="Floods starting this many days around each date count."),
+    points: int = typer.Option(12, "--points", help="Days of year on the curve, spread evenly."),
+    min_space_fraction: float = typer.Option(0.15, "--min-space-fraction", help="Flood-control space at least this share of capacity."),
+    max_space_fraction: float = typer.Option(0.6, "--max-space-fraction", help="Flood-control space at most this share of capacity."),
+    margin_fraction: float = typer.Option(0.05, "--margin-fraction", help="Rule curve kept this share of capacity under the zone."),
+    rule_curve: Optional[str] = typer.Option(None, "--rule-curve", help="Rule curve to lower, [[day, fraction], ...] (default: the schema's)."),
+) -> None:
+    """Size a config's seasonal flood-control zone on its training years, with its rule curve kept under it."""
+    from reservoir_rl.cli.render_init import render_flood_zone
+    from reservoir_rl.commands import init as service
+
+    curve = call(lambda: service.read_rule_curve(rule_curve)) if rule_curve is not None else None
+    render_flood_zone(call(lambda: service.flood_zone(
+        config, write, volume_days, window_days, points, min_space_fraction, max_space_fraction, margin_fraction, curve,
+    )))
+
+
 @app.command("inspect-checkpoint")
 def inspect_checkpoint(
     ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -130,13 +131,28 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config file, apply ``--set`` overrides, validate."""
+    """Load a YAML config file, apply ``--set`` overrides, validate.
+
+    A relative ``inflow.path`` written in the file is relative to the file's folder; one given with
+    ``--set`` is relative to the working directory. Either way the returned config holds it absolute, so
+    the run's saved config finds the record from any folder."""
     raw = read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return config_from_dict(apply_overrides(raw, overrides or []), source=str(path))
+    inflow = raw.get("inflow")
+    if isinstance(inflow, dict) and isinstance(inflow.get("path"), str) and inflow["path"]:
+        raw = {**raw, "inflow": {**inflow, "path": _absolute(inflow["path"], Path(path).parent)}}
+    config = config_from_dict(apply_overrides(raw, overrides or []), source=str(path))
+    if config.inflow.path:
+        config.inflow.path = _absolute(config.inflow.path, Path.cwd())
+    return config
+
+
+def _absolute(path: str, folder: Path) -> str:
+    """``path`` (``~`` expanded) made absolute against ``folder`` when it is relative."""
+    return os.path.abspath(Path(folder) / Path(path).expanduser())
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
