@@ -59,8 +59,11 @@ def train(
     ),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (overrides train.device)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the final summary."),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors (no run is created)."),
 ) -> None:
     """Train a DQN agent into a new run folder (checkpoints, TensorBoard events, resolved config)."""
+    from reservoir_rl.cli.render_init import print_warning
+
     if device is not None and device not in ("cpu", "cuda"):
         fail(f"--device {device!r}: choose cpu or cuda")
     if seeds is not None:
@@ -75,12 +78,14 @@ def train(
 
         render_seeds(call(lambda: multi.train_seeds(
             config, seed_list, overrides, runs_dir, name, device, command=sys.argv, on_message=_progress(quiet),
+            strict=strict, on_warning=print_warning,
         )))
         return
     from reservoir_rl.commands import train as service
 
     summary = call(
-        lambda: service.train(config, overrides, _view(quiet), runs_dir, name, seed, device, command=sys.argv)
+        lambda: service.train(config, overrides, _view(quiet), runs_dir, name, seed, device, command=sys.argv,
+                              strict=strict, on_warning=print_warning)
     )
     from reservoir_rl.cli.render import render_summary
 
@@ -93,8 +98,13 @@ def resume(
     total_frames: Optional[int] = typer.Option(None, "--total-frames", help="Train up to this many frames in all."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the final summary."),
+    allow_changed_inflow: bool = typer.Option(
+        False, "--allow-changed-inflow", help="Go on although the inflow record file changed since the run recorded it."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
 ) -> None:
     """Continue a run exactly where its latest complete checkpoint left it (every seed of a multi-seed run)."""
+    from reservoir_rl.cli.render_init import print_warning
     from reservoir_rl.commands import seeds as multi
     from reservoir_rl.runs.groups import find_group
 
@@ -102,11 +112,14 @@ def resume(
     if group is not None:
         from reservoir_rl.cli.render import render_seeds
 
-        render_seeds(call(lambda: multi.resume_seeds(group, total_frames, command=sys.argv, on_message=_progress(quiet))))
+        render_seeds(call(lambda: multi.resume_seeds(group, total_frames, command=sys.argv, on_message=_progress(quiet),
+                                                     allow_changed_inflow=allow_changed_inflow)))
         return
     from reservoir_rl.commands import train as service
 
-    summary = call(lambda: service.resume(run, _view(quiet), runs_dir, total_frames, command=sys.argv))
+    summary = call(lambda: service.resume(run, _view(quiet), runs_dir, total_frames, command=sys.argv,
+                                          allow_changed_inflow=allow_changed_inflow, strict=strict,
+                                          on_warning=print_warning))
     from reservoir_rl.cli.render import render_summary
 
     render_summary(summary)
@@ -123,17 +136,23 @@ def evaluate(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per policy, seed and episode here."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+    allow_changed_inflow: bool = typer.Option(
+        False, "--allow-changed-inflow", help="Go on although the inflow record file changed since the run recorded it."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.
 
     On a multi-seed run: every seed's agent on the same episodes, with the mean and IQM over seeds."""
     from reservoir_rl.cli.render_evaluation import render_evaluation
+    from reservoir_rl.cli.render_init import print_warning
     from reservoir_rl.commands import evaluate as service
 
     with console.status("evaluating …") as status:
         report = call(lambda: service.evaluate(
             ckpt, episodes, years, baselines, seed, out, csv, force, runs_dir,
             on_policy=lambda name: status.update(f"evaluating {name} on {episodes} episodes …"),
+            allow_changed_inflow=allow_changed_inflow, strict=strict, on_warning=print_warning,
         ))
     render_evaluation(report)
 

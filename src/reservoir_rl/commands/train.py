@@ -9,16 +9,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import yaml
 
 from reservoir_rl.config import Config, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
+from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.build import build_training, resolve_device
 from reservoir_rl.runs.folders import RunDir, create_run, find_run, git_state, package_versions, run_lock, write_run_file
+from reservoir_rl.runs.inflow_data import METADATA_KEY, check_inflow_unchanged, inflow_fingerprint
 from reservoir_rl.runs.processes import follow_parent, stop_signal_handler
 from reservoir_rl.training.trainer import Trainer
 
@@ -63,8 +66,11 @@ def stop_on_signals(trainer: Trainer) -> Iterator[None]:
         yield
 
 
-def _write_metadata(run: RunDir, config: Config, command: list[str], event: str) -> None:
-    """Append one entry (command line, seed, device, git commit, package versions) to metadata.yaml."""
+def _write_metadata(
+    run: RunDir, config: Config, command: list[str], event: str, inflow: Optional[dict[str, str]] = None
+) -> None:
+    """Append one entry (command line, seed, device, git commit, package versions, and the inflow record's
+    absolute path and SHA-256 when it is a file) to metadata.yaml."""
     sha, dirty = git_state()
     entry = {
         "event": event,
@@ -76,6 +82,8 @@ def _write_metadata(run: RunDir, config: Config, command: list[str], event: str)
         "git_dirty": dirty,
         "package_versions": package_versions(),
     }
+    if inflow is not None:
+        entry[METADATA_KEY] = inflow
     history = []
     if run.metadata_path.exists():
         history = yaml.safe_load(run.metadata_path.read_text()) or []
@@ -116,8 +124,13 @@ def train(
     seed: Optional[int] = None,
     device: Optional[str] = None,
     command: Optional[list[str]] = None,
+    strict: bool = False,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> TrainSummary:
-    """Create a new run folder and train for ``train.total_frames``."""
+    """Create a new run folder and train for ``train.total_frames``.
+
+    The config's plausibility warnings (`reservoir_rl.design.plausibility`) go to ``on_warning`` once the
+    run starts; with ``strict`` the first one is an error and nothing is created."""
     started = time.perf_counter()
     extra = list(overrides)
     if seed is not None:
@@ -125,12 +138,16 @@ def train(
     if device is not None:
         extra.append(f"train.device={device}")
     config = load_config(config_path, extra)
+    warnings = plausibility_warnings(config, load_inflow(config.inflow))
+    raise_if_strict(warnings, strict)
+    fingerprint = inflow_fingerprint(config.inflow)
     torch_device = resolve_device(config.train.device)
     parts = build_training(config, torch_device)  # before the folder: a bad config leaves nothing behind
     run = create_run(Path(runs_dir), name)
     with run_lock(run):
+        raise_if_strict(warnings, False, on_warning)
         write_run_file(run.config_path, dump_config(config))
-        _write_metadata(run, config, command or sys.argv, "train")
+        _write_metadata(run, config, command or sys.argv, "train", fingerprint)
         logger = ReservoirLogger(run.tensorboard)
         logger.text("config", "```yaml\n" + dump_config(config) + "\n```")
         logger.hyperparameters(flatten(config_to_dict(config)), HPARAM_METRICS)
@@ -163,8 +180,14 @@ def resume(
     runs_dir: str | Path = "runs",
     total_frames: Optional[int] = None,
     command: Optional[list[str]] = None,
+    allow_changed_inflow: bool = False,
+    strict: bool = False,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> TrainSummary:
     """Continue a run from its latest complete checkpoint into the same folder and TensorBoard run.
+
+    A record file whose content changed since the run recorded it (`reservoir_rl.runs.inflow_data`) is
+    refused unless ``allow_changed_inflow``; plausibility warnings as in `train`.
 
     ``total_frames`` (all frames, not additional ones) extends a run; schedules are in absolute frames,
     so they continue where they were instead of stretching."""
@@ -184,6 +207,8 @@ def resume(
                 f"{run.path}: already trained {frames:,} frames (train.total_frames = {config.train.total_frames:,}); "
                 f"pass --total-frames above {frames:,} to continue"
             )
+        fingerprint = check_inflow_unchanged(run, config.inflow, allow_changed_inflow)
+        raise_if_strict(plausibility_warnings(config, load_inflow(config.inflow)), strict, on_warning)
         parts = build_training(config, resolve_device(config.train.device))
         ckpt.remove_stale_temporaries(run.checkpoints)
         # events the interrupted process wrote after this checkpoint are dropped: no duplicated steps
@@ -191,5 +216,5 @@ def resume(
         trainer = Trainer(parts, run, logger, view)
         trainer.load_state(payload)
         write_run_file(run.config_path, dump_config(config))
-        _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}")
+        _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}", fingerprint)
         return _train(trainer, run, config.train.total_frames, started, save_first=False)
