@@ -24,6 +24,7 @@ import torch
 
 from reservoir_rl.baselines.rules import target_warning
 from reservoir_rl.config import Config
+from reservoir_rl.design.sizing import DAYS_PER_MEAN_YEAR
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.errors import UserError
@@ -33,7 +34,6 @@ STORAGE_RATIO_WARN = (0.02, 3.0)  # years of mean inflow volume
 OUTLIER_FACTOR = 10.0
 OUTLIER_RANK = 10
 MIN_TRAINING_YEARS = 10
-DAYS_PER_MEAN_YEAR = 365.25
 
 
 class PlausibilityError(UserError):
