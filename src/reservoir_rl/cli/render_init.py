@@ -40,11 +40,16 @@ def render_init(result) -> None:
                    pad_edge=False)
     design.add_column("value")
     design.add_column("rule")
-    design.add_row(f"capacity {d.capacity_hm3:,.4g} hm³ (active {d.active_storage_hm3:,.4g})",
-                   f"sustains half the mean inflow (sequent peak): {d.storage_ratio_years:.3g} years of inflow")
+    if abs(d.active_storage_hm3 - d.required_storage_hm3) <= 1e-3 * d.required_storage_hm3:
+        storage_rule = f"sustains half the mean inflow (sequent peak): {d.storage_ratio_years:.3g} years of inflow"
+    else:
+        storage_rule = (f"half the mean inflow would need {d.required_storage_hm3:,.4g} hm³: kept to "
+                        f"{d.storage_ratio_years:.3g} years of inflow")
+    design.add_row(f"capacity {d.capacity_hm3:,.4g} hm³ (active {d.active_storage_hm3:,.4g})", storage_rule)
     zone = [storage for _, storage in d.flood_zone_hm3]
-    design.add_row(f"flood-control zone bottom {min(zone):,.4g}–{max(zone):,.4g} hm³",
-                   "largest 10-day flood volume near each date")
+    bottom = f"{min(zone):,.4g}–{max(zone):,.4g}" if min(zone) < max(zone) else f"{min(zone):,.4g}"
+    design.add_row(f"flood-control zone bottom {bottom} hm³", "largest 10-day flood volume near each date, "
+                   "15–60 % of capacity")
     design.add_row(f"release / turbine {d.release_capacity_cms:,.4g} / {d.turbine_capacity_cms:,.4g} m³/s",
                    "flows exceeded on 5 % / 20 % of days")
     design.add_row(f"spillway {d.spillway_capacity_cms:,.4g} m³/s",
