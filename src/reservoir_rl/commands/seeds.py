@@ -190,7 +190,8 @@ def train_seeds(
     raw = config_to_dict(config)
     for seed in seeds:
         config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
-    raise_if_strict(plausibility_warnings(config, load_inflow(config.inflow)), strict, on_warning)
+    warnings = plausibility_warnings(config, load_inflow(config.inflow))
+    raise_if_strict(warnings, strict)
     if config.train.device == "cuda":  # one line here rather than one per seed
         from reservoir_rl.training.build import resolve_device
 
@@ -198,6 +199,7 @@ def train_seeds(
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):
+        raise_if_strict(warnings, False, on_warning)  # once the run starts, as `train` shows them
         header = (f"# the config every seed of {group.name} trains (see {SEEDS_FILE}); seed-K/config.yaml is this "
                   "file with train.seed = K\n")
         write_run_file(group.config_path, header + dump_config(config))
