@@ -4,7 +4,6 @@ wrong parameter, gaps; every problem one line naming the row and the value."""
 from __future__ import annotations
 
 import gzip
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,7 @@ from reservoir_rl.env.rdb import is_rdb, load_rdb
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import InflowDataError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rivers import write_csv, write_rdb  # noqa: E402
+from rivers import write_csv, write_rdb
 
 RECORD = synthetic(n_years=3, mean_inflow_cms=25.0, seed=2)
 
