@@ -6,7 +6,7 @@ Layers, top to bottom (a module may import from its own package and from the lay
     0  cli
     1  commands
     2  training, evaluation, runs
-    3  catalog
+    3  catalog, design
     4  env, agent, baselines, monitor
     5  config
     6  units, files, errors
@@ -38,7 +38,7 @@ LAYERS: dict[str, int] = {
     "cli": 0,
     "commands": 1,
     "training": 2, "evaluation": 2, "runs": 2,
-    "catalog": 3,
+    "catalog": 3, "design": 3,
     "env": 4, "agent": 4, "baselines": 4, "monitor": 4,
     "config": 5,
     "units": 6, "files": 6, "errors": 6,

@@ -1,7 +1,7 @@
 """The bundled configs: they load; configs/trenton.yaml is configs/base.yaml scaled by the ratio of the
 two records' mean inflows (storages and flows relative to the mean inflow unchanged), and each config's
 seasonal flood-control zone and rule curve are the ones its own training years give
-(reservoir_rl.env.flood_zone, as scripts/flood_zone_curve.py prints them); nothing else changes."""
+(reservoir_rl.env.flood_zone, as `reservoir-rl flood-zone CONFIG` prints them); nothing else changes."""
 
 from __future__ import annotations
 

@@ -59,8 +59,11 @@ def train(
     ),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (overrides train.device)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the final summary."),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors (no run is created)."),
 ) -> None:
     """Train a DQN agent into a new run folder (checkpoints, TensorBoard events, resolved config)."""
+    from reservoir_rl.cli.render_init import print_warning
+
     if device is not None and device not in ("cpu", "cuda"):
         fail(f"--device {device!r}: choose cpu or cuda")
     if seeds is not None:
@@ -75,12 +78,14 @@ def train(
 
         render_seeds(call(lambda: multi.train_seeds(
             config, seed_list, overrides, runs_dir, name, device, command=sys.argv, on_message=_progress(quiet),
+            strict=strict, on_warning=print_warning,
         )))
         return
     from reservoir_rl.commands import train as service
 
     summary = call(
-        lambda: service.train(config, overrides, _view(quiet), runs_dir, name, seed, device, command=sys.argv)
+        lambda: service.train(config, overrides, _view(quiet), runs_dir, name, seed, device, command=sys.argv,
+                              strict=strict, on_warning=print_warning)
     )
     from reservoir_rl.cli.render import render_summary
 
@@ -93,8 +98,13 @@ def resume(
     total_frames: Optional[int] = typer.Option(None, "--total-frames", help="Train up to this many frames in all."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the final summary."),
+    allow_changed_inflow: bool = typer.Option(
+        False, "--allow-changed-inflow", help="Go on although the inflow record file changed since the run recorded it."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
 ) -> None:
     """Continue a run exactly where its latest complete checkpoint left it (every seed of a multi-seed run)."""
+    from reservoir_rl.cli.render_init import print_warning
     from reservoir_rl.commands import seeds as multi
     from reservoir_rl.runs.groups import find_group
 
@@ -102,11 +112,14 @@ def resume(
     if group is not None:
         from reservoir_rl.cli.render import render_seeds
 
-        render_seeds(call(lambda: multi.resume_seeds(group, total_frames, command=sys.argv, on_message=_progress(quiet))))
+        render_seeds(call(lambda: multi.resume_seeds(group, total_frames, command=sys.argv, on_message=_progress(quiet),
+                                                     allow_changed_inflow=allow_changed_inflow)))
         return
     from reservoir_rl.commands import train as service
 
-    summary = call(lambda: service.resume(run, _view(quiet), runs_dir, total_frames, command=sys.argv))
+    summary = call(lambda: service.resume(run, _view(quiet), runs_dir, total_frames, command=sys.argv,
+                                          allow_changed_inflow=allow_changed_inflow, strict=strict,
+                                          on_warning=print_warning))
     from reservoir_rl.cli.render import render_summary
 
     render_summary(summary)
@@ -123,17 +136,23 @@ def evaluate(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per policy, seed and episode here."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files and a larger RUN/evaluation.json."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+    allow_changed_inflow: bool = typer.Option(
+        False, "--allow-changed-inflow", help="Go on although the inflow record file changed since the run recorded it."
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.
 
     On a multi-seed run: every seed's agent on the same episodes, with the mean and IQM over seeds."""
     from reservoir_rl.cli.render_evaluation import render_evaluation
+    from reservoir_rl.cli.render_init import print_warning
     from reservoir_rl.commands import evaluate as service
 
     with console.status("evaluating …") as status:
         report = call(lambda: service.evaluate(
             ckpt, episodes, years, baselines, seed, out, csv, force, runs_dir,
             on_policy=lambda name: status.update(f"evaluating {name} on {episodes} episodes …"),
+            allow_changed_inflow=allow_changed_inflow, strict=strict, on_warning=print_warning,
         ))
     render_evaluation(report)
 
@@ -158,6 +177,50 @@ def plot(
     with console.status("drawing …"):
         result = call(lambda: service.plot(run, out, fmt, runs_dir, force, seed))
     render_plot(result)
+
+
+@app.command()
+def init(
+    record: Path = typer.Argument(..., help="Daily record: a CSV (plain or gzip) or a USGS NWIS RDB daily-value file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Config file to write (default: RECORD's name + .yaml here)."),
+    units: Optional[str] = typer.Option(None, "--units", help="CSV flow units: cms, cfs or hm3_per_day (default cms; RDB: cfs)."),
+    date_column: Optional[str] = typer.Option(None, "--date-column", help="CSV date column (default: date)."),
+    flow_column: Optional[str] = typer.Option(None, "--flow-column", help="Flow column (default: the only one)."),
+    heldout_water_years: Optional[int] = typer.Option(
+        None, "--heldout-water-years", help="The last N complete water years never trained on (default: a quarter, at most 20)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors (nothing is written)."),
+) -> None:
+    """Size a reservoir to a daily record (training years only) and write a complete, commented config."""
+    from reservoir_rl.cli.render_init import render_init
+    from reservoir_rl.commands import init as service
+
+    with console.status("reading the record and sizing the reservoir …"):
+        result = call(lambda: service.init(record, out, units, date_column, flow_column, heldout_water_years, force, strict))
+    render_init(result)
+
+
+@app.command("flood-zone")
+def flood_zone(
+    config: Path = typer.Argument(..., help="YAML config file whose reservoir's flood-control zone to size."),
+    write: bool = typer.Option(False, "--write", help="Rewrite flood_zone_hm3 and rule_curve in CONFIG (comments kept)."),
+    volume_days: int = typer.Option(10, "--volume-days", help="Days of each flood volume."),
+    window_days: int = typer.Option(30, "--window-days", help="Floods starting this many days around each date count."),
+    points: int = typer.Option(12, "--points", help="Days of year on the curve, spread evenly."),
+    min_space_fraction: float = typer.Option(0.15, "--min-space-fraction", help="Flood-control space at least this share of capacity."),
+    max_space_fraction: float = typer.Option(0.6, "--max-space-fraction", help="Flood-control space at most this share of capacity."),
+    margin_fraction: float = typer.Option(0.05, "--margin-fraction", help="Rule curve kept this share of capacity under the zone."),
+    rule_curve: Optional[str] = typer.Option(None, "--rule-curve", help="Rule curve to lower, [[day, fraction], ...] (default: the schema's)."),
+) -> None:
+    """Size a config's seasonal flood-control zone on its training years, with its rule curve kept under it."""
+    from reservoir_rl.cli.render_init import render_flood_zone
+    from reservoir_rl.commands import init as service
+
+    curve = call(lambda: service.read_rule_curve(rule_curve)) if rule_curve is not None else None
+    render_flood_zone(call(lambda: service.flood_zone(
+        config, write, volume_days, window_days, points, min_space_fraction, max_space_fraction, margin_fraction, curve,
+    )))
 
 
 @app.command("inspect-checkpoint")

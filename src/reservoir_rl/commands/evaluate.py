@@ -18,6 +18,7 @@ import torch
 from reservoir_rl.baselines.rules import target_warning
 from reservoir_rl.catalog import AGENT, BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
 from reservoir_rl.config import Config, check_seed, config_to_dict
+from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
@@ -30,6 +31,7 @@ from reservoir_rl.evaluation.validation import best_implementable, validation_re
 from reservoir_rl.runs.folders import check_writable_folder, write_run_file
 from reservoir_rl.runs.groups import SeedGroup, find_group
 from reservoir_rl.runs.resources import check_memory, evaluation_bytes
+from reservoir_rl.runs.inflow_data import check_inflow_unchanged
 from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint, require_finite_weights
 from reservoir_rl.training.build import seed_everything
 
@@ -144,6 +146,9 @@ def evaluate(
     runs_dir: str | Path = "runs",
     resamples: int = DEFAULT_RESAMPLES,
     on_policy: Optional[Callable[[str], None]] = None,
+    allow_changed_inflow: bool = False,
+    strict: bool = False,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> EvaluationReport:
     """Evaluate the greedy agent of ``ckpt`` (every seed of a multi-seed run) and the ``baselines`` on the
     same ``episodes`` traces.
@@ -169,6 +174,10 @@ def evaluate(
     A run given by name or folder also gets ``evaluation.json`` (the JSON document) in its folder, unless
     that file holds a larger evaluation (more episodes, or a policy this one lacks) and not ``force``: it is
     then kept, and a note says so.
+
+    Each seed's run must still find the record file it trained on unchanged (`check_inflow_unchanged`; a
+    checkpoint file named outside its run folder is not checked) unless ``allow_changed_inflow``; the
+    config's plausibility warnings go to ``on_warning`` (``strict``: the first one is an error).
     """
     names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force, seed)
     agents, run_dir = agent_checkpoints(ckpt, runs_dir)
@@ -177,15 +186,20 @@ def evaluate(
     if run_dir is not None:  # its evaluation.json: a read-only run folder is reported before the work
         check_writable_folder(run_dir, "run folder")
     keep = larger_run_evaluation(run_dir / "evaluation.json", episodes, [AGENT, *names], force) if run_dir else None
-    policies = len(agents) + len(names)
-    check_memory(evaluation_bytes(agents[0].config, episodes, policies),
-                 f"--episodes {episodes}: {policies} policies × {episodes:,} episodes × {agents[0].config.env.horizon_days} days",
+    n_policies = len(agents) + len(names)
+    check_memory(evaluation_bytes(agents[0].config, episodes, n_policies),
+                 f"--episodes {episodes}: {n_policies} policies × {episodes:,} episodes × {agents[0].config.env.horizon_days} days",
                  "evaluate fewer episodes or fewer baselines")
     config = agents[0].config
+    for agent in agents:
+        if agent.source.run is not None:
+            check_inflow_unchanged(agent.source.run, agent.config.inflow, allow_changed_inflow)
+    record = load_inflow(config.inflow)
+    raise_if_strict(plausibility_warnings(config, record), strict, on_warning)
     if seed is None:
         seed = config.train.seed + EVAL_SEED_OFFSET
     seed_everything(seed)
-    env = make_env(config, years, n_envs=episodes, seed=seed, inflow=load_inflow(config.inflow))
+    env = make_env(config, years, n_envs=episodes, seed=seed, inflow=record)
     policies: dict[str, Any] = {f"{AGENT}:{a.seed}": greedy_actor(a.payload, a.config, env, a.source.path) for a in agents}
     policies.update({name: make_baseline(name, env, config) for name in names})
     several = len(agents) > 1

@@ -50,10 +50,11 @@ def train_argv(config: Path, seed: int, name: str, runs_dir: Path, overrides: li
                   "overrides": list(overrides), "command": list(command)})
 
 
-def resume_argv(run: Path, seed: int, total_frames: Optional[int], command: list[str]) -> list[str]:
+def resume_argv(run: Path, seed: int, total_frames: Optional[int], command: list[str],
+                allow_changed_inflow: bool = False) -> list[str]:
     """The argv of a process that resumes the run in ``run`` (up to ``total_frames`` in all, if given)."""
     return _argv({"action": "resume", "run": str(run), "seed": seed, "total_frames": total_frames,
-                  "command": list(command)})
+                  "command": list(command), "allow_changed_inflow": allow_changed_inflow})
 
 
 def _argv(spec: dict[str, Any]) -> list[str]:
@@ -95,7 +96,8 @@ def run(spec: dict[str, Any]) -> Any:
         return service.train(spec["config"], list(spec["overrides"]), view, spec["runs_dir"], spec["name"],
                              spec["seed"], command=_command(spec))
     run_dir = Path(spec["run"])
-    return service.resume(str(run_dir), view, run_dir.parent, spec["total_frames"], command=_command(spec))
+    return service.resume(str(run_dir), view, run_dir.parent, spec["total_frames"], command=_command(spec),
+                          allow_changed_inflow=bool(spec.get("allow_changed_inflow", False)))
 
 
 def summary_lines(summary: Any) -> list[str]:

@@ -25,11 +25,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 
 from reservoir_rl.config import check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
+from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
 from reservoir_rl.runs.resources import check_training_memory
@@ -175,17 +177,22 @@ def train_seeds(
     command: Optional[list[str]] = None,
     on_message: Messages = None,
     max_parallel: Optional[int] = None,
+    strict: bool = False,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> SeedsSummary:
     """Create ``run-N`` and train one ordinary run per seed into ``run-N/seed-K``, in parallel processes.
 
     The config is validated (for every seed) before anything is created; the resolved config is written
-    to ``run-N/config.yaml`` and every seed trains it with its own ``train.seed``."""
+    to ``run-N/config.yaml`` and every seed trains it with its own ``train.seed``. Plausibility warnings
+    go to ``on_warning`` once (``strict``: the first one is an error, nothing is created)."""
     started = time.perf_counter()
     extra = list(overrides) + ([f"train.device={device}"] if device is not None else [])
     config = load_config(config_path, extra)
     raw = config_to_dict(config)
     for seed in seeds:
         config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
+    warnings = plausibility_warnings(config, load_inflow(config.inflow))
+    raise_if_strict(warnings, strict)
     if config.train.device == "cuda":  # one line here rather than one per seed
         from reservoir_rl.training.build import resolve_device
 
@@ -194,6 +201,7 @@ def train_seeds(
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):
+        raise_if_strict(warnings, False, on_warning)  # once the run starts, as `train` shows them
         header = (f"# the config every seed of {group.name} trains (see {SEEDS_FILE}); seed-K/config.yaml is this "
                   "file with train.seed = K\n")
         write_run_file(group.config_path, header + dump_config(config))
@@ -214,9 +222,11 @@ def resume_seeds(
     command: Optional[list[str]] = None,
     on_message: Messages = None,
     max_parallel: Optional[int] = None,
+    allow_changed_inflow: bool = False,
 ) -> SeedsSummary:
     """Continue every seed of a multi-seed run: `resume` the seeds that have a checkpoint, `train` the ones
-    that never started, leave the finished ones (``total_frames``, all frames, extends them)."""
+    that never started, leave the finished ones (``total_frames``, all frames, extends them). A seed whose
+    record file changed fails with that line unless ``allow_changed_inflow``."""
     started = time.perf_counter()
     if total_frames is not None:
         check_total_frames(total_frames)
@@ -242,7 +252,7 @@ def resume_seeds(
             elif frames >= target:
                 outcome.status, outcome.frames = "already finished", frames
             else:
-                argv = seed_process.resume_argv(run.path.resolve(), seed, total_frames, command)
+                argv = seed_process.resume_argv(run.path.resolve(), seed, total_frames, command, allow_changed_inflow)
                 jobs.append(Job(seed, argv, group.log_path(seed)))
         if not jobs:
             done = [o for o in outcomes.values() if o.status == "already finished"]

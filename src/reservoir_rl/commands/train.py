@@ -10,16 +10,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import yaml
 
 from reservoir_rl.config import Config, check_seed, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
+from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.build import build_training, resolve_device
 from reservoir_rl.runs.folders import RunDir, create_run, find_run, git_state, package_versions, run_lock, write_run_file
+from reservoir_rl.runs.inflow_data import METADATA_KEY, check_inflow_unchanged, inflow_fingerprint
 from reservoir_rl.runs.processes import follow_parent, stop_signal_handler
 from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.training.trainer import Trainer
@@ -80,10 +83,13 @@ def stop_on_signals(request: StopRequest) -> Iterator[StopRequest]:
         yield request
 
 
-def _write_metadata(run: RunDir, config: Config, command: list[str], event: str) -> None:
-    """Append one entry (command line, seed, device, git commit, package versions) to metadata.yaml
-    (rewritten atomically: a full disk leaves the previous version). A history that cannot be read is
-    kept beside it as ``metadata.yaml.damaged`` and a new one is started."""
+def _write_metadata(
+    run: RunDir, config: Config, command: list[str], event: str, inflow: Optional[dict[str, str]] = None
+) -> None:
+    """Append one entry (command line, seed, device, git commit, package versions, and the inflow record's
+    absolute path and SHA-256 when it is a file) to metadata.yaml (rewritten atomically: a full disk leaves
+    the previous version). A history that cannot be read is kept beside it as ``metadata.yaml.damaged`` and
+    a new one is started."""
     sha, dirty = git_state()
     entry = {
         "event": event,
@@ -95,6 +101,8 @@ def _write_metadata(run: RunDir, config: Config, command: list[str], event: str)
         "git_dirty": dirty,
         "package_versions": package_versions(),
     }
+    if inflow is not None:
+        entry[METADATA_KEY] = inflow
     history: list = []
     if run.metadata_path.exists():
         try:
@@ -141,8 +149,13 @@ def train(
     seed: Optional[int] = None,
     device: Optional[str] = None,
     command: Optional[list[str]] = None,
+    strict: bool = False,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> TrainSummary:
-    """Create a new run folder and train for ``train.total_frames``."""
+    """Create a new run folder and train for ``train.total_frames``.
+
+    The config's plausibility warnings (`reservoir_rl.design.plausibility`) go to ``on_warning`` once the
+    run starts; with ``strict`` the first one is an error and nothing is created."""
     started = time.perf_counter()
     extra = list(overrides)
     if seed is not None:
@@ -150,6 +163,9 @@ def train(
     if device is not None:
         extra.append(f"train.device={device}")
     config = load_config(config_path, extra)
+    warnings = plausibility_warnings(config, load_inflow(config.inflow))
+    raise_if_strict(warnings, strict)
+    fingerprint = inflow_fingerprint(config.inflow)
     check_training_memory(config)  # before anything is allocated or created
     with stop_on_signals(StopRequest()) as request:
         torch_device = resolve_device(config.train.device)
@@ -159,15 +175,16 @@ def train(
         run = create_run(Path(runs_dir), name)
         request.run = run
         with run_lock(run), _removed_unless_checkpointed(run):
+            raise_if_strict(warnings, False, on_warning)
             write_run_file(run.config_path, dump_config(config))
-            return _start_fresh(run, parts, view, command or sys.argv, "train", started, request)
+            return _start_fresh(run, parts, view, command or sys.argv, "train", started, request, fingerprint)
 
 
 def _start_fresh(run: RunDir, parts: Any, view: Any, command: list[str], event: str, started: float,
-                 request: StopRequest) -> TrainSummary:
+                 request: StopRequest, fingerprint: Optional[dict[str, str]]) -> TrainSummary:
     """Train a run from frame 0 (its config.yaml written): metadata, TensorBoard, a frame-0 checkpoint first."""
     config = parts.config
-    _write_metadata(run, config, command, event)
+    _write_metadata(run, config, command, event, fingerprint)
     restart = run.tensorboard.is_dir() and any(run.tensorboard.iterdir())
     logger = ReservoirLogger(run.tensorboard, purge_step=1 if restart else None)  # drop what a killed start wrote
     try:
@@ -262,8 +279,14 @@ def resume(
     runs_dir: str | Path = "runs",
     total_frames: Optional[int] = None,
     command: Optional[list[str]] = None,
+    allow_changed_inflow: bool = False,
+    strict: bool = False,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> TrainSummary:
     """Continue a run from its latest complete checkpoint into the same folder and TensorBoard run.
+
+    A record file whose content changed since the run recorded it (`reservoir_rl.runs.inflow_data`) is
+    refused unless ``allow_changed_inflow``; plausibility warnings as in `train`.
 
     ``total_frames`` (all frames, not additional ones) extends a run; schedules are in absolute frames,
     so they continue where they were instead of stretching. Checkpoints that cannot be used are named
@@ -275,7 +298,7 @@ def resume(
         check_total_frames(total_frames)
     with stop_on_signals(StopRequest(run=run)) as request, run_lock(run):
         if not any(run.checkpoints.glob("*.pt")) and run.config_path.is_file():
-            return _restart(run, view, total_frames, command or sys.argv, started, request)
+            return _restart(run, view, total_frames, command or sys.argv, started, request, allow_changed_inflow)
         skipped: list[str] = []
         path, payload = latest_checkpoint(run, skipped)
         frames = int(payload["counters"]["frames"])
@@ -288,6 +311,8 @@ def resume(
                 f"{run.path}: already trained {frames:,} frames (train.total_frames = {config.train.total_frames:,}); "
                 f"pass --total-frames above {frames:,} to continue"
             )
+        fingerprint = check_inflow_unchanged(run, config.inflow, allow_changed_inflow)
+        raise_if_strict(plausibility_warnings(config, load_inflow(config.inflow)), strict, on_warning)
         check_training_memory(config)
         parts = build_training(config, resolve_device(config.train.device))
         notes = _set_damaged_aside(run, skipped, path, view)
@@ -298,23 +323,25 @@ def resume(
         trainer.load_state(payload)
         request.attach(trainer)
         write_run_file(run.config_path, dump_config(config))
-        _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}")
+        _write_metadata(run, config, command or sys.argv, f"resume from frame {frames}", fingerprint)
         summary = _train(trainer, run, config.train.total_frames, started, save_first=False)
         summary.notes = notes
         return summary
 
 
 def _restart(run: RunDir, view: Any, total_frames: Optional[int], command: list[str], started: float,
-             request: StopRequest) -> TrainSummary:
+             request: StopRequest, allow_changed_inflow: bool = False) -> TrainSummary:
     """A run stopped between creating its folder and its first checkpoint: train it from frame 0 with the
     config.yaml it wrote (``total_frames`` replacing train.total_frames)."""
     extra = [] if total_frames is None else [f"train.total_frames={total_frames}"]
     config = load_config(run.config_path, extra)
+    fingerprint = check_inflow_unchanged(run, config.inflow, allow_changed_inflow)
     check_training_memory(config)
     parts = build_training(config, resolve_device(config.train.device))
     ckpt.remove_stale_temporaries(run.checkpoints)
     write_run_file(run.config_path, dump_config(config))
     view.message(f"{run.path}: stopped before its first checkpoint; training again from frame 0 with its config.yaml")
-    summary = _start_fresh(run, parts, view, command, "restart from config.yaml (no checkpoint)", started, request)
+    summary = _start_fresh(run, parts, view, command, "restart from config.yaml (no checkpoint)", started, request,
+                           fingerprint)
     summary.notes = ["stopped before its first checkpoint: trained again from frame 0 with its config.yaml"]
     return summary

@@ -37,9 +37,15 @@ class SyntheticInflowConfig(Section):
 class InflowConfig(Section):
     """Where inflows come from, and which water years are held out from training."""
 
-    source: Literal["bundled", "csv", "synthetic"] = "bundled"
+    source: Literal["bundled", "csv", "rdb", "synthetic"] = Field(
+        "bundled", description="bundled (a Delaware gauge), csv (a daily CSV file), rdb (a USGS NWIS RDB daily-value "
+        "file, discharge in ft³/s) or synthetic"
+    )
     gauge: str = Field("montague", description="bundled record: montague or trenton")
-    path: Optional[str] = Field(None, description="csv: path to the file")
+    path: Optional[str] = Field(
+        None, description="csv / rdb: path to the file; a relative path in a config file is relative to that file's "
+        "folder (`load_config` makes it absolute)"
+    )
     date_column: str = "date"
     flow_column: Optional[str] = None
     units: Literal["cms", "cfs", "hm3_per_day"] = "cms"
@@ -68,8 +74,8 @@ class InflowConfig(Section):
 
     @model_validator(mode="after")
     def _csv_needs_path(self) -> "InflowConfig":
-        if self.source == "csv" and not self.path:
-            raise ValueError("source 'csv' needs inflow.path")
+        if self.source in ("csv", "rdb") and not self.path:
+            raise ValueError(f"source {self.source!r} needs inflow.path")
         if isinstance(self.heldout_water_years, int) and self.heldout_water_years < 1:
             raise ValueError(f"heldout_water_years must be >= 1, got {self.heldout_water_years}")
         if isinstance(self.validation_water_years, int) and self.validation_water_years < 0:

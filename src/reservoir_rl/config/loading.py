@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -157,17 +158,27 @@ def read_yaml(path: str | Path) -> Any:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Load a YAML config file, apply ``--set`` overrides, validate.
 
-    An invalid value is reported against where it came from: the ``--set`` that gave it, or the file."""
+    An invalid value is reported against where it came from: the ``--set`` that gave it, or the file.
+
+    A relative ``inflow.path`` written in the file is relative to the file's folder; one given with
+    ``--set`` is relative to the working directory. Either way the returned config holds it absolute, so
+    the run's saved config finds the record from any folder."""
     raw = read_yaml(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    inflow = raw.get("inflow")
+    if isinstance(inflow, dict) and isinstance(inflow.get("path"), str) and inflow["path"]:
+        raw = {**raw, "inflow": {**inflow, "path": _absolute(inflow["path"], Path(path).parent)}}
     overrides = list(overrides or [])
     try:
-        return Config.model_validate(apply_overrides(raw, overrides))
+        config = Config.model_validate(apply_overrides(raw, overrides))
     except ValidationError as error:
         raise ConfigError(_format_error(_error_source(error, overrides, str(path)), error)) from None
+    if config.inflow.path:
+        config.inflow.path = _absolute(config.inflow.path, Path.cwd())
+    return config
 
 
 def _error_source(error: ValidationError, overrides: list[str], path: str) -> str:
@@ -184,6 +195,11 @@ def _error_source(error: ValidationError, overrides: list[str], path: str) -> st
             if key[: len(loc)] == loc and re.search(rf"\b{re.escape(key[-1])}\b", first["msg"]):
                 return f"--set {override!r}"
     return path
+
+
+def _absolute(path: str, folder: Path) -> str:
+    """``path`` (``~`` expanded) made absolute against ``folder`` when it is relative."""
+    return os.path.abspath(Path(folder) / Path(path).expanduser())
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:

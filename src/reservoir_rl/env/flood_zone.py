@@ -39,13 +39,15 @@ def flood_zone_curve(
     volume_days: int = 10,
     window_days: int = 30,
     n_points: int = 12,
+    max_space_hm3: float | None = None,
 ) -> list[tuple[int, float]]:
     """Bottom of the flood-control zone (hm³) on ``n_points`` days of year spread evenly from 0.
 
     Space on day d = max(``min_space_hm3``, largest ``volume_days``-day flood volume (above
     ``release_capacity_cms``) of a window starting within ``window_days`` days of d, in ``water_years``),
-    capped at the capacity; bottom = capacity − space, rounded to 1 hm³. Raises ``ValueError`` when the
-    water years hold no such window.
+    capped at ``max_space_hm3`` (default: the capacity); bottom = capacity − space, rounded to
+    `storage_decimals` (1 hm³ for a capacity of 1,000–9,999 hm³, 0.01 hm³ for 10–99 hm³). Raises
+    ``ValueError`` when the water years hold no such window.
     """
     if volume_days < 1 or window_days < 0 or n_points < 1:
         raise ValueError(f"need volume_days >= 1, window_days >= 0, n_points >= 1, got {volume_days}, {window_days}, {n_points}")
@@ -55,15 +57,23 @@ def flood_zone_curve(
     if not in_years.any():
         raise ValueError(f"{record.name}: no {volume_days}-day window starts in water years {list(water_years)[:3]}…")
     day_of_year = record.day_of_year[:n]
+    decimals = storage_decimals(capacity_hm3)
+    most_hm3 = capacity_hm3 if max_space_hm3 is None else min(max_space_hm3, capacity_hm3)
     curve = []
     for k in range(n_points):
         day = int(round(k * DAYS_PER_YEAR / n_points))
         distance = np.abs((day_of_year - day + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
         near = in_years & (distance <= window_days)
         largest_hm3 = float(volumes[near].max()) if near.any() else 0.0
-        space_hm3 = min(max(largest_hm3, min_space_hm3), capacity_hm3)
-        curve.append((day, float(round(capacity_hm3 - space_hm3))))
+        space_hm3 = min(max(largest_hm3, min_space_hm3), most_hm3)
+        curve.append((day, float(round(capacity_hm3 - space_hm3, decimals))))
     return curve
+
+
+def storage_decimals(capacity_hm3: float) -> int:
+    """Decimals (>= 0) that keep four significant digits of a storage up to ``capacity_hm3`` (hm³):
+    0 for 1,000–9,999 hm³, 2 for 10–99 hm³, 4 for 0.1–0.99 hm³."""
+    return max(0, 3 - int(np.floor(np.log10(capacity_hm3)))) if capacity_hm3 > 0 else 0
 
 
 def rule_curve_below_flood_zone(

@@ -1,9 +1,10 @@
-"""Build the inflow record a config asks for (bundled gauge, user CSV or synthetic series)."""
+"""Build the inflow record a config asks for (bundled gauge, user CSV or USGS RDB file, or synthetic series)."""
 
 from __future__ import annotations
 
 from reservoir_rl.config import InflowConfig
 from reservoir_rl.env.inflow import InflowRecord, load_bundled, load_csv, synthetic
+from reservoir_rl.env.rdb import load_rdb
 
 
 def load_inflow(config: InflowConfig) -> InflowRecord:
@@ -12,6 +13,8 @@ def load_inflow(config: InflowConfig) -> InflowRecord:
         return load_bundled(config.gauge)
     if config.source == "csv":
         return load_csv(config.path, config.date_column, config.flow_column, config.units)
+    if config.source == "rdb":
+        return load_rdb(config.path, config.flow_column)
     params = config.synthetic
     return synthetic(
         n_years=params.n_years,
