@@ -122,14 +122,17 @@ TRAINING_METRICS: tuple[str, ...] = tuple(name for name, m in METRICS.items() if
 COMPARISON_METRICS = ("return", "energy_gwh", "spill_hm3", "flood_zone_days", "env_flow_deficit_days", "success")
 
 # The live view's table of recent training episodes: key of the row (see the trainer's episode rows) ->
-# column header and format. "violations" = failures + env-flow deficit days of the episode.
+# column header (the metrics' short labels, so the table fits 80 columns) and format. Each count is its own
+# column: "failures" counts its catastrophic-flood and critical-drought days (0 or 1 with
+# env.terminate_on_failure, as a failure ends the episode), "e-flow days" its days below the environmental flow.
 LIVE_EPISODE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("index", "#", "int"),
-    ("return", "return", ",.2f"),
-    ("energy_gwh", METRICS["energy_gwh"].label, ",.2f"),
-    ("spill_hm3", METRICS["spill_hm3"].label, ",.1f"),
-    ("violations", "violations", "int"),
-    ("length", METRICS["length"].label, "int"),
+    ("return", METRICS["return"].short_label, ",.2f"),
+    ("energy_gwh", METRICS["energy_gwh"].short_label, ",.2f"),
+    ("spill_hm3", METRICS["spill_hm3"].short_label, ",.1f"),
+    ("failures", METRICS["failures"].short_label, "int"),
+    ("env_flow_deficit_days", METRICS["env_flow_deficit_days"].short_label, "int"),
+    ("length", METRICS["length"].short_label, "int"),
 )
 
 YEARS_LABELS = {"heldout": "held-out", "validation": "validation-year", "train": "training-year", "all": "any-year"}

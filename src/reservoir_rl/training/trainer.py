@@ -317,17 +317,12 @@ class Trainer:
 
 
 def episode_rows(episodes: dict[str, torch.Tensor], first_index: int = 1) -> list[dict[str, float]]:
-    """Finished episodes as rows for the live view: number, return, energy, spill, violations, length."""
-    picked = {name: episodes[name].tolist() for name in
-              ("return", "energy_gwh", "spill_hm3", "failures", "env_flow_deficit_days", "length")}
+    """Finished episodes as rows for the live view: number, return, energy (GWh), spill (hm³), failure days (0
+    or 1 when a failure ends the episode), env-flow deficit days and length (days); keys as in
+    `reservoir_rl.catalog.LIVE_EPISODE_COLUMNS`."""
+    keys = ("return", "energy_gwh", "spill_hm3", "failures", "env_flow_deficit_days", "length")
+    picked = {name: episodes[name].tolist() for name in keys}
     return [
-        {
-            "index": float(first_index + i),
-            "return": picked["return"][i],
-            "energy_gwh": picked["energy_gwh"][i],
-            "spill_hm3": picked["spill_hm3"][i],
-            "violations": picked["failures"][i] + picked["env_flow_deficit_days"][i],
-            "length": picked["length"][i],
-        }
+        {"index": float(first_index + i), **{name: picked[name][i] for name in keys}}
         for i in range(len(picked["return"]))
     ]
