@@ -405,3 +405,38 @@ def test_a_seed_gets_sigterm_when_the_process_that_started_it_dies(tmp_path: Pat
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert marker.read_text() == "SIGTERM"
+
+
+def test_max_parallel_sets_how_many_seeds_train_at_once(tmp_path: Path, monkeypatch) -> None:
+    """--max-parallel N: N seeds at a time (fewer or more than the cores), recorded in seeds.yaml; without
+    --seeds, or on a single run, it is a one-line error."""
+    from reservoir_rl.commands import seeds as multi
+
+    cores = os.cpu_count() or 1
+    assert multi._parallelism(3, None) == (min(3, cores), max(1, cores // min(3, cores)))
+    assert multi._parallelism(3, 1) == (1, cores)
+    assert multi._parallelism(5, 4) == (4, max(1, cores // 4))  # more than the cores when asked
+    assert multi._parallelism(2, 8) == (2, max(1, cores // 2))  # never more than the seeds
+
+    ran = {}
+
+    def fake_run(group, jobs, outcomes, parallel, threads, started, on_message):
+        ran.update(parallel=parallel, threads=threads, seeds=[job.seed for job in jobs])
+        raise UserError(f"stopped before starting {len(jobs)} seeds")
+
+    monkeypatch.setattr(multi, "_run", fake_run)
+    config = write_config(tmp_path)
+    result = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "--seeds", "0,1,2",
+                                 "--max-parallel", "1", "--quiet"])
+    assert result.exit_code == 2 and "stopped before starting 3 seeds" in result.output, result.output
+    assert ran == {"parallel": 1, "threads": cores, "seeds": [0, 1, 2]}
+    history = yaml.safe_load((tmp_path / "runs" / "run-1" / "seeds.yaml").read_text())["history"]
+    assert history[-1]["parallel"] == 1
+
+    for args, fragment in ((["train", str(config), "--max-parallel", "2"], "--max-parallel applies to several seeds"),
+                           (["train", str(config), "--seeds", "0,1", "--max-parallel", "0"], "--max-parallel")):
+        result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "other")])
+        output = result.output.strip()
+        assert result.exit_code == 2 and len(output.splitlines()) == 1 and output.startswith("error:"), output
+        assert fragment in output
+    assert not (tmp_path / "other").exists()
