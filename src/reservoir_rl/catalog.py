@@ -53,6 +53,7 @@ class MetricEntry:
     better: Literal["higher", "lower", "neither"]
     headline: bool = False  # shown in evaluate's tables and the figures' comparison
     training: bool = False  # logged over training (TensorBoard ``reservoir/`` and ``eval/``)
+    decimals: int = 3  # per-episode values in files (evaluate --csv): 0 = a whole count (days, failures, 0/1)
 
 
 AGENT = "agent"
@@ -96,19 +97,20 @@ METRICS: dict[str, MetricEntry] = {m.name: m for m in (
     MetricEntry("return_end_valued", "return + end-storage value", "return+end", "", "higher", headline=True),
     MetricEntry("energy_gwh", "energy (GWh)", "energy GWh", "GWh", "higher", headline=True, training=True),
     MetricEntry("spill_hm3", "spill (hm³)", "spill hm³", "hm³", "lower", headline=True, training=True),
-    MetricEntry("flood_zone_days", "flood-zone days", "flood days", "days", "lower", headline=True, training=True),
-    MetricEntry("failures", "failures", "failures", "", "lower", headline=True, training=True),
+    MetricEntry("flood_zone_days", "flood-zone days", "flood days", "days", "lower", headline=True, training=True,
+                decimals=0),
+    MetricEntry("failures", "failures", "failures", "", "lower", headline=True, training=True, decimals=0),
     MetricEntry("env_flow_deficit_days", "env-flow deficit days", "e-flow days", "days", "lower", headline=True,
-                training=True),
-    MetricEntry("supply_reliability", "supply reliability", "reliability", "", "higher", headline=True),
-    MetricEntry("supply_resilience", "supply resilience", "resilience", "", "higher", headline=True),
+                training=True, decimals=0),
+    MetricEntry("supply_reliability", "supply reliability", "reliability", "", "higher", headline=True, decimals=4),
+    MetricEntry("supply_resilience", "supply resilience", "resilience", "", "higher", headline=True, decimals=4),
     MetricEntry("supply_vulnerability_hm3", "supply vulnerability (hm³/day)", "vulner. hm³/d", "hm³/day", "lower",
                 headline=True),
-    MetricEntry("success", "success rate", "success", "", "higher", headline=True),
-    MetricEntry("length", "length (days)", "days", "days", "neither"),
+    MetricEntry("success", "success rate", "success", "", "higher", headline=True, decimals=0),
+    MetricEntry("length", "length (days)", "days", "days", "neither", decimals=0),
     MetricEntry("env_flow_deficit_hm3", "env-flow deficit (hm³)", "e-flow hm³", "hm³", "lower"),
     MetricEntry("supply_deficit_hm3", "supply deficit (hm³)", "supply hm³", "hm³", "lower", training=True),
-    MetricEntry("supply_failure_days", "supply failure days", "supply days", "days", "lower"),
+    MetricEntry("supply_failure_days", "supply failure days", "supply days", "days", "lower", decimals=0),
     MetricEntry("release_hm3", "release (hm³)", "release hm³", "hm³", "neither"),
     MetricEntry("storage_mean_hm3", "mean storage (hm³)", "storage hm³", "hm³", "neither", training=True),
     MetricEntry("storage_min_hm3", "minimum storage (hm³)", "min storage", "hm³", "neither", training=True),

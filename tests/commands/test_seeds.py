@@ -308,9 +308,10 @@ def test_evaluate_writes_one_csv_row_per_episode_policy_and_seed(evaluated) -> N
     for row in rows:
         seed, episode = int(row["seed"]), int(row["episode"])
         if row["policy"] == "agent":
-            assert float(row["energy_gwh"]) == pytest.approx(agent[SEEDS.index(seed)][episode])
+            assert float(row["energy_gwh"]) == pytest.approx(agent[SEEDS.index(seed)][episode], abs=5e-4)  # 3 decimals
         else:
-            assert float(row["energy_gwh"]) == pytest.approx(document["policies"][row["policy"]]["episodes"]["energy_gwh"][episode])
+            assert float(row["energy_gwh"]) == pytest.approx(
+                document["policies"][row["policy"]]["episodes"]["energy_gwh"][episode], abs=5e-4)
     assert (run / "evaluation.json").is_file()
     for fragment in ("3 seeds (3, 4, 5)", "IQM", "gap closed", "stratified bootstrap"):
         assert fragment in " ".join(output.split()), fragment
