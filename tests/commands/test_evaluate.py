@@ -287,7 +287,12 @@ def test_a_target_below_the_first_release_level_is_noted(eval_run, tmp_path):
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "small_target.pt"), "--episodes", "2",
                                       "--baselines", "hedging"])
     assert result.exit_code == 0, result.output
-    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    notes = []
+    for line in result.output.splitlines():  # a note wraps at 80 columns, its continuation lines indented
+        if line.startswith("note: "):
+            notes.append(line)
+        elif notes and line.startswith(" " * 6) and line.strip():
+            notes[-1] += " " + line.strip()
     assert len(notes) == 1 and "below the first release level" in notes[0]
 
 
