@@ -9,7 +9,6 @@ stand-in module whose version and CUDA build each case sets.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
