@@ -48,6 +48,25 @@ def test_labels_are_unique_and_every_name_resolves():
     assert {key for key, _, _ in catalog.LIVE_EPISODE_COLUMNS} >= {"return", "energy_gwh", "spill_hm3"}
 
 
+def test_live_columns_name_each_count_and_match_the_trainer_rows():
+    """The live table's counts are separate columns (no "violations" mixing a failure flag with deficit days),
+    and every column is a key of the trainer's episode rows."""
+    import torch
+
+    from reservoir_rl.training.trainer import episode_rows
+
+    keys = [key for key, _, _ in catalog.LIVE_EPISODE_COLUMNS]
+    assert "failures" in keys and "env_flow_deficit_days" in keys and "violations" not in keys
+    episodes = {name: torch.tensor([1.0, 2.0]) for name in
+                ("return", "energy_gwh", "spill_hm3", "failures", "env_flow_deficit_days", "length")}
+    episodes["failures"] = torch.tensor([1.0, 0.0])
+    episodes["env_flow_deficit_days"] = torch.tensor([12.0, 40.0])
+    rows = episode_rows(episodes, first_index=7)
+    assert [row["index"] for row in rows] == [7.0, 8.0]
+    assert [(row["failures"], row["env_flow_deficit_days"]) for row in rows] == [(1.0, 12.0), (0.0, 40.0)]
+    assert set(keys) <= set(rows[0])
+
+
 def test_baseline_names_are_parsed_strictly():
     assert catalog.parse_baselines("SOP, dp") == ["sop", "dp"]
     assert catalog.parse_baselines("none") == []

@@ -40,6 +40,17 @@ def test_every_bundled_config_loads() -> None:
         load_config(path)
 
 
+def test_config_comments_say_where_the_in_training_evaluation_runs() -> None:
+    """best.pt is chosen on the validation episodes, never on the held-out years: each config's comment on
+    eval_every_frames says so (a reviewer checks this for leakage first)."""
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        line = next(line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip().startswith("eval_every_frames:"))
+        comment = line.split("#", 1)[1]
+        assert "validation" in comment and "best.pt" in comment, path.name
+        assert "held-out" not in comment.replace("never the held-out", ""), path.name
+
+
 def test_trenton_reads_the_trenton_record(configs, mean_inflows_cms) -> None:
     base, trenton = configs
     assert (base.inflow.source, base.inflow.gauge) == ("bundled", "montague")

@@ -53,6 +53,7 @@ class MetricEntry:
     better: Literal["higher", "lower", "neither"]
     headline: bool = False  # shown in evaluate's tables and the figures' comparison
     training: bool = False  # logged over training (TensorBoard ``reservoir/`` and ``eval/``)
+    decimals: int = 3  # per-episode values in files (evaluate --csv): 0 = a whole count (days, failures, 0/1)
 
 
 AGENT = "agent"
@@ -96,19 +97,20 @@ METRICS: dict[str, MetricEntry] = {m.name: m for m in (
     MetricEntry("return_end_valued", "return + end-storage value", "return+end", "", "higher", headline=True),
     MetricEntry("energy_gwh", "energy (GWh)", "energy GWh", "GWh", "higher", headline=True, training=True),
     MetricEntry("spill_hm3", "spill (hm³)", "spill hm³", "hm³", "lower", headline=True, training=True),
-    MetricEntry("flood_zone_days", "flood-zone days", "flood days", "days", "lower", headline=True, training=True),
-    MetricEntry("failures", "failures", "failures", "", "lower", headline=True, training=True),
+    MetricEntry("flood_zone_days", "flood-zone days", "flood days", "days", "lower", headline=True, training=True,
+                decimals=0),
+    MetricEntry("failures", "failures", "failures", "", "lower", headline=True, training=True, decimals=0),
     MetricEntry("env_flow_deficit_days", "env-flow deficit days", "e-flow days", "days", "lower", headline=True,
-                training=True),
-    MetricEntry("supply_reliability", "supply reliability", "reliability", "", "higher", headline=True),
-    MetricEntry("supply_resilience", "supply resilience", "resilience", "", "higher", headline=True),
+                training=True, decimals=0),
+    MetricEntry("supply_reliability", "supply reliability", "reliability", "", "higher", headline=True, decimals=4),
+    MetricEntry("supply_resilience", "supply resilience", "resilience", "", "higher", headline=True, decimals=4),
     MetricEntry("supply_vulnerability_hm3", "supply vulnerability (hm³/day)", "vulner. hm³/d", "hm³/day", "lower",
                 headline=True),
-    MetricEntry("success", "success rate", "success", "", "higher", headline=True),
-    MetricEntry("length", "length (days)", "days", "days", "neither"),
+    MetricEntry("success", "success rate", "success", "", "higher", headline=True, decimals=0),
+    MetricEntry("length", "length (days)", "days", "days", "neither", decimals=0),
     MetricEntry("env_flow_deficit_hm3", "env-flow deficit (hm³)", "e-flow hm³", "hm³", "lower"),
     MetricEntry("supply_deficit_hm3", "supply deficit (hm³)", "supply hm³", "hm³", "lower", training=True),
-    MetricEntry("supply_failure_days", "supply failure days", "supply days", "days", "lower"),
+    MetricEntry("supply_failure_days", "supply failure days", "supply days", "days", "lower", decimals=0),
     MetricEntry("release_hm3", "release (hm³)", "release hm³", "hm³", "neither"),
     MetricEntry("storage_mean_hm3", "mean storage (hm³)", "storage hm³", "hm³", "neither", training=True),
     MetricEntry("storage_min_hm3", "minimum storage (hm³)", "min storage", "hm³", "neither", training=True),
@@ -122,14 +124,17 @@ TRAINING_METRICS: tuple[str, ...] = tuple(name for name, m in METRICS.items() if
 COMPARISON_METRICS = ("return", "energy_gwh", "spill_hm3", "flood_zone_days", "env_flow_deficit_days", "success")
 
 # The live view's table of recent training episodes: key of the row (see the trainer's episode rows) ->
-# column header and format. "violations" = failures + env-flow deficit days of the episode.
+# column header (the metrics' short labels, so the table fits 80 columns) and format. Each count is its own
+# column: "failures" counts its catastrophic-flood and critical-drought days (0 or 1 with
+# env.terminate_on_failure, as a failure ends the episode), "e-flow days" its days below the environmental flow.
 LIVE_EPISODE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("index", "#", "int"),
-    ("return", "return", ",.2f"),
-    ("energy_gwh", METRICS["energy_gwh"].label, ",.2f"),
-    ("spill_hm3", METRICS["spill_hm3"].label, ",.1f"),
-    ("violations", "violations", "int"),
-    ("length", METRICS["length"].label, "int"),
+    ("return", METRICS["return"].short_label, ",.2f"),
+    ("energy_gwh", METRICS["energy_gwh"].short_label, ",.2f"),
+    ("spill_hm3", METRICS["spill_hm3"].short_label, ",.1f"),
+    ("failures", METRICS["failures"].short_label, "int"),
+    ("env_flow_deficit_days", METRICS["env_flow_deficit_days"].short_label, "int"),
+    ("length", METRICS["length"].short_label, "int"),
 )
 
 YEARS_LABELS = {"heldout": "held-out", "validation": "validation-year", "train": "training-year", "all": "any-year"}

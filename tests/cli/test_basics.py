@@ -54,6 +54,27 @@ def test_train_help_shows_the_options(runner):
         assert option in result.stdout, option
 
 
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_boolean_options_are_shown_as_flags(runner, command):
+    """Help shows ``--quiet``, ``--json``, ``--force``, ``--help`` as flags, never ``--quiet <bool>``."""
+    result = runner.invoke(app, [*([command] if command else []), "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert "<bool>" not in result.stdout and "--help" in result.stdout
+
+
+def test_a_flag_takes_no_value(runner, tmp_path):
+    """``--json true``: the flag takes no value, so "true" is not read as one (here it is the checkpoint)."""
+    result = runner.invoke(app, ["inspect-checkpoint", "--json", "true", "--runs-dir", str(tmp_path)])
+    assert_one_line_user_error(result, "unknown run 'true'")
+
+
+def test_shell_completion_is_available(runner):
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+    result = runner.invoke(app, ["--show-completion", "bash"])
+    assert result.exit_code == 0 and "complete " in result.stdout and "_RESERVOIR_RL_COMPLETE" in result.stdout
+
+
 def test_train_with_a_missing_config_file(runner, tmp_path):
     missing = tmp_path / "missing.yaml"
     runs = tmp_path / "runs"
@@ -107,6 +128,8 @@ def test_no_arguments_shows_the_usage(runner):
         (["train", "configs/base.yaml", "--bogus"], "No such option: --bogus"),
         (["trian"], "No such command 'trian'"),
         (["evaluate", "x.pt", "--episodes", "many"], "Invalid value for '--episodes'"),
+        (["plot", "run-1", "--format"], "reservoir-rl plot: Option '--format' requires an argument"),
+        (["--bogus"], "reservoir-rl: No such option: --bogus"),
     ],
 )
 def test_usage_errors_are_one_line(runner, tmp_path, args, expected):

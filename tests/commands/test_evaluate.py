@@ -118,6 +118,36 @@ def test_gap_share_and_paired_differences(evaluated):
     assert report.differences["dp"]["return"].ci_high <= 1e-4  # nobody beats perfect foresight
 
 
+def test_the_csv_loads_as_typed_columns(evaluated):
+    """What ``pandas.read_csv`` needs to type each column in one call: counts as integers, values rounded to
+    the catalog's decimals (no float32 noise), the water year of each episode's start."""
+    from reservoir_rl.catalog import METRICS
+
+    report, folder, _ = evaluated
+    with open(folder / "episodes.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[:5] == ["policy", "seed", "episode", "water_year", "start_date"]
+    for row in rows:
+        year, month = int(row["start_date"][:4]), int(row["start_date"][5:7])
+        assert int(row["water_year"]) == (year + 1 if month >= 10 else year)
+        for name, cell in row.items():
+            if name in METRICS and cell != "":
+                decimals = METRICS[name].decimals
+                if decimals == 0:
+                    assert cell.lstrip("-").isdigit(), (name, cell)  # "61", never "61.0"
+                else:
+                    assert "." in cell and len(cell.split(".")[1]) <= decimals, (name, cell)
+        for name in ("initial_storage_hm3", "trace_inflow_hm3"):
+            assert len(row[name].split(".")[1]) <= 3, (name, row[name])
+    water_years = {int(row["water_year"]) for row in rows}
+    assert water_years <= set(report.water_years)
+    for name in ("failures", "flood_zone_days", "env_flow_deficit_days", "length", "success"):
+        assert {row[name] for row in rows} <= {str(v) for v in range(0, 400)}, name
+    agent = report.per_episode["agent"]["storage_mean_hm3"].reshape(-1)
+    mine = [float(row["storage_mean_hm3"]) for row in rows if row["policy"] == "agent"]
+    assert mine == [round(float(v), 3) for v in agent]
+
+
 def test_json_and_csv_hold_the_same_numbers(evaluated):
     report, folder, run_dir = evaluated
     document = json.loads((folder / "results.json").read_text())
@@ -145,7 +175,7 @@ def test_json_and_csv_hold_the_same_numbers(evaluated):
     for row in rows:
         assert int(row["seed"]) == seed
         expected = report.per_episode[row["policy"]]["return"].reshape(-1, EPISODES)[0, int(row["episode"])]
-        assert float(row["return"]) == pytest.approx(float(expected))
+        assert float(row["return"]) == pytest.approx(float(expected), abs=5e-4)  # rounded to 3 decimals
         assert row["start_date"] == document["episode_info"]["start_date"][int(row["episode"])]
     # traces: one start date / inflow total per episode, whatever the policy
     by_episode = {}
@@ -258,7 +288,12 @@ def test_a_target_below_the_first_release_level_is_noted(eval_run, tmp_path):
     result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "small_target.pt"), "--episodes", "2",
                                       "--baselines", "hedging"])
     assert result.exit_code == 0, result.output
-    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    notes = []
+    for line in result.output.splitlines():  # a note wraps at 80 columns, its continuation lines indented
+        if line.startswith("note: "):
+            notes.append(line)
+        elif notes and line.startswith(" " * 6) and line.strip():
+            notes[-1] += " " + line.strip()
     assert len(notes) == 1 and "below the first release level" in notes[0]
 
 

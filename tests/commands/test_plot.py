@@ -126,12 +126,39 @@ def test_trajectory_figure_of_policies_whose_episodes_end_on_different_days(eval
     assert len(lines["agent"]) == len(lines["SOP"]) == full > 10
     assert np.isfinite(lines["agent"][:10]).all() and np.isnan(lines["agent"][10:]).all()
     assert np.allclose(lines["agent"][:10], lines["SOP"][:10])
-    # unnamed episodes (training's TensorBoard figures) vs the held-out episodes `plot` draws
-    assert figures["trajectory"]._suptitle.get_text().startswith("Episode from ")
-    assert figures["action_histogram"].get_axes()[0].get_title() == "Release levels chosen"
+    # each figure says which and how many episodes it shows
+    assert figures["trajectory"]._suptitle.get_text().startswith("Episode 1 of 2, from ")
+    assert figures["action_histogram"].get_axes()[0].get_title() == "Release levels chosen: share of the days of 2 episodes"
     named = evaluation_figures(sop, env, episodes="held-out")
-    assert named["trajectory"]._suptitle.get_text().startswith("Held-out episode from ")
-    assert named["action_histogram"].get_axes()[0].get_title() == "Release levels chosen (held-out)"
-    assert named["reward_breakdown"].get_axes()[0].get_title() == "Reward per episode by component (held-out)"
+    assert named["trajectory"]._suptitle.get_text().startswith("Held-out episode 1 of 2, from ")
+    assert named["action_histogram"].get_axes()[0].get_title() == \
+        "Release levels chosen: share of the days of 2 held-out episodes"
+    assert named["reward_breakdown"].get_axes()[0].get_title() == \
+        "Reward by component: mean per episode over 2 held-out episodes"
+
+
+def test_a_failed_episode_is_marked_where_and_how_it_failed(eval_run):
+    """The env's failure flags of the episode drawn become a cross on the failing policy's storage line,
+    labelled with the kind and the day (a flood failure set on day 7 of a copy of SOP's trajectory)."""
+    from reservoir_rl.catalog import make_baseline
+    from reservoir_rl.env.reservoir_env import make_env
+    from reservoir_rl.evaluation.figures import episode_failure, evaluation_figures
+    from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy
+    from reservoir_rl.runs.locate import read_checkpoint
+
+    _, run_dir = eval_run
+    _, config = read_checkpoint(run_dir / "checkpoints" / "last.pt")
+    env = make_env(config, "heldout", n_envs=2, seed=5)
+    sop = evaluate_policy(env, make_baseline("sop", env, config), 5)
+    assert episode_failure(sop) is None
+    failed = sop.trajectory.clone()
+    flags = failed.get(("next", "drought_failure")).clone()
+    flags[0, 6] = True
+    failed.set(("next", "drought_failure"), flags)
+    cut = EvaluationResult({**sop.metrics, "length": torch.full_like(sop.metrics["length"], 7.0)}, failed)
+    assert episode_failure(cut) == (6, "drought")
+    storage_axis = evaluation_figures(cut, env, others={"SOP": sop})["trajectory"].get_axes()[0]
+    labels = [line.get_label() for line in storage_axis.get_lines()]
+    assert "agent: drought failure, day 7" in labels and not any(label.startswith("SOP:") for label in labels)
 
 

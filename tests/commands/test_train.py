@@ -46,6 +46,29 @@ def test_loss_falls_on_a_short_run(tmp_path: Path) -> None:
     assert late < 0.5 * early, loss
 
 
+def test_tensorboard_figures_every_figure_every_frames_and_at_the_end(tmp_path: Path) -> None:
+    """Figures follow logging.figure_every_frames whether or not an evaluation falls in the same batch, and a
+    finished run has them at its last frame (a run shorter than figure_every_frames has them there); the
+    figure-only rollouts add no eval/ point."""
+    from tiny_training import read_events
+
+    config = write_config(tmp_path, train={"total_frames": 448, "eval_every_frames": 256},
+                          logging={"figure_every_frames": 192, "baseline_levels": False})
+    summary = service.train(config, [], QuietView(), tmp_path / "runs")
+    events = read_events(summary.run_dir / "tensorboard")
+    images = events.Tags()["images"]
+    assert {"figures/trajectory", "figures/action_histogram", "figures/reward_breakdown"} <= set(images)
+    for tag in ("figures/trajectory", "figures/action_histogram", "figures/reward_breakdown"):
+        assert [e.step for e in events.Images(tag)] == [192, 384, 448], tag  # 64-frame batches; the end
+    assert [e.step for e in events.Scalars("eval/return")] == [256, 448]
+
+    short = write_config(tmp_path, "short.yaml", train={"total_frames": 256, "eval_every_frames": 256},
+                         logging={"figure_every_frames": 50_000, "baseline_levels": False})
+    summary = service.train(short, [], QuietView(), tmp_path / "runs")
+    events = read_events(summary.run_dir / "tensorboard")
+    assert [e.step for e in events.Images("figures/trajectory")] == [256]
+
+
 def test_best_checkpoint_follows_the_held_out_evaluation(tmp_path: Path) -> None:
     """best.pt holds the weights of the evaluation with the highest held-out return (not a training
     episode's), and only what using the policy needs."""

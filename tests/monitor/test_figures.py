@@ -72,11 +72,62 @@ def test_trajectory_three_panels_with_zones_and_policy_legend() -> None:
     assert any(np.allclose(line.get_ydata(), ZONES.capacity_hm3) for line in storage_ax.get_lines())
     flow_labels = _labels(flow_ax)
     assert "inflow" in flow_labels
-    assert {f"release ({p})" for p in POLICIES} | {f"spill ({p})" for p in POLICIES} <= set(flow_labels)
+    assert {f"release ({p})" for p in POLICIES} | {f"spill ({p}): none" for p in POLICIES} <= set(flow_labels)
     assert [lbl.split(" (")[0] for lbl in _labels(energy_ax)] == list(POLICIES)
     assert "hm³" in storage_ax.get_ylabel() and "m³/s" in flow_ax.get_ylabel() and "MWh" in energy_ax.get_ylabel()
     # shared x axis
     assert storage_ax.get_shared_x_axes().joined(storage_ax, energy_ax)
+
+
+def test_trajectory_marks_a_failure_and_draws_spill_visibly() -> None:
+    """A failed episode is marked where it failed (a cross on its storage line, labelled with the kind and
+    day); spill is a thick dashed line above the others, drawn only on days with spill (no line on zero)."""
+    rng = np.random.default_rng(1)
+    days = np.arange(T)
+    storage = {p: np.full(T, 600.0) for p in POLICIES}
+    storage["agent"][80:] = np.nan  # the agent's episode ended on day 80 (index 79)
+    spill = {p: np.zeros(T) for p in POLICIES}
+    spill["SOP"][[10, 11, 12, 50]] = [300.0, 1200.0, 50.0, 5.0]
+    fig = trajectory_figure(days, storage, ZONES, rng.uniform(10.0, 400.0, T), {p: np.full(T, 50.0) for p in POLICIES},
+                            spill, None, failures={"agent": (79, "flood")})
+    storage_ax, flow_ax = fig.axes
+    labels = _labels(storage_ax)
+    assert "agent: flood failure, day 80" in labels
+    cross = next(line for line in storage_ax.get_lines() if line.get_label() == "agent: flood failure, day 80")
+    assert cross.get_marker() == "X" and cross.get_xdata()[0] == 79 and cross.get_ydata()[0] == 600.0
+    assert any("flood failure (agent)" in text.get_text() for text in storage_ax.texts)
+    assert "spill (SOP): 4 days, peak 1,200 m³/s" in _labels(flow_ax)
+    line = next(line for line in flow_ax.get_lines() if line.get_label().startswith("spill (SOP)"))
+    values = np.asarray(line.get_ydata(), dtype=float)
+    assert np.isnan(values[0]) and values[11] == 1200.0 and line.get_linestyle() == "--" and line.get_linewidth() > 2
+    others = [other for other in flow_ax.get_lines() if not other.get_label().startswith("spill")]
+    assert line.get_zorder() > max(other.get_zorder() for other in others)
+
+
+def test_tick_labels_are_plain_thousands_and_the_loss_axis_plain_numbers() -> None:
+    from reservoir_rl.monitor.figures import compact_number
+
+    assert [compact_number(v) for v in (0, 5_000, 50_000, 1_500_000, 1234.5, 0.012, -20_000)] == \
+        ["0", "5,000", "50k", "1.5M", "1,234", "0.012", "-20k"]
+    steps = np.arange(0, 2_000_001, 100_000)
+    fig = metric_panels_figure({"loss": {"loss": (steps, np.geomspace(1.0, 1e-3, len(steps)))},
+                                "spill": {"x": (steps, np.linspace(0, 30_000, len(steps)))}})
+    fig.canvas.draw()
+    loss_ax, spill_ax = fig.axes
+    assert loss_ax.get_yscale() == "log"
+    loss_ticks = [t.get_text() for t in loss_ax.get_yticklabels() if t.get_text()]
+    assert loss_ticks and all("10^" not in t and "$" not in t for t in loss_ticks) and "0.01" in loss_ticks
+    for ax in (loss_ax, spill_ax):
+        low, high = ax.get_xlim()
+        x_ticks = [t.get_text() for t in ax.get_xticklabels() if low <= t.get_position()[0] <= high]
+        assert 3 <= len(x_ticks) <= 7 and all(len(t) <= 5 for t in x_ticks), x_ticks  # "500k", "1.5M"
+        assert not ax.xaxis.get_offset_text().get_text()  # no "1e6" offset
+    assert any(t.get_text() == "30k" for t in spill_ax.get_yticklabels())
+
+
+def test_learning_curve_caption() -> None:
+    fig = learning_curve_figure({"eval": (np.array([1, 2]), np.array([1.0, 2.0]))}, caption="return: what it means")
+    assert any(text.get_text() == "return: what it means" for text in fig.texts)
 
 
 def test_trajectory_without_energy_or_spill_and_with_dates() -> None:

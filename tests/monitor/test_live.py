@@ -35,8 +35,21 @@ def _plain_console() -> tuple[Console, io.StringIO]:
     return Console(file=buf, force_terminal=False, width=80), buf
 
 
+def _records(text: str) -> list[str]:
+    """The plain view's output with each status record's continuation lines (indented by two spaces) joined
+    back to it with " | "; the lines of an episode table (indented by four) are kept as they are."""
+    records: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("  ") and not line.startswith("    ") and records:
+            records[-1] += " | " + line[2:]
+        else:
+            records.append(line)
+    return records
+
+
 def _episode(ret: float) -> dict[str, float]:
-    return {"return": ret, "energy_gwh": 1.234, "spill_hm3": 5.67, "violations": 3, "length": 365}
+    return {"return": ret, "energy_gwh": 1.234, "spill_hm3": 5.67, "failures": 1, "env_flow_deficit_days": 3,
+            "length": 365}
 
 
 def test_format_duration() -> None:
@@ -50,21 +63,21 @@ def test_format_duration() -> None:
 def test_plain_view_lines_rate_limit_and_eta() -> None:
     console, buf = _plain_console()
     clock = FakeClock()
-    view = PlainView(console, every_seconds=10.0, clock=clock)
+    view = PlainView(console, every_seconds=10.0, clock=clock, episode_columns=LIVE_EPISODE_COLUMNS)
     view.start(total_frames=200_000, start_frame=0)
-    after_start = buf.getvalue().splitlines()
+    after_start = _records(buf.getvalue())
     assert len(after_start) == 2 and "frames 0/200,000" in after_start[-1]
 
     clock.now += 1.0
     view.update(1_000, {"fps": 1000.0, "epsilon": 0.9, "loss": 0.5})  # within 10 s: suppressed
-    assert buf.getvalue().splitlines() == after_start
+    assert _records(buf.getvalue()) == after_start
 
     view.add_episodes([_episode(-3.0), _episode(-3.4)])
     clock.now += 9.0  # 10 s since the start line
     view.update(12_288, {"fps": 1530.0, "epsilon": 0.76, "loss": 0.0123})
-    lines = buf.getvalue().splitlines()
-    assert len(lines) == 3
-    line = lines[-1]
+    lines = _records(buf.getvalue())
+    assert len(lines) == 3 + 4  # the status line, then the two episodes finished since the last line
+    line = lines[2]
     assert "frames 12,288/200,000 (6.1%)" in line
     assert "1,530 fps" in line and "eps 0.76" in line and "loss 0.0123" in line
     assert "ep return -3.2 (last 2 mean)" in line
@@ -73,11 +86,12 @@ def test_plain_view_lines_rate_limit_and_eta() -> None:
 
     clock.now += 3.0
     view.update(15_000, {"fps": 1500.0})
-    assert len(buf.getvalue().splitlines()) == 3
+    assert len(_records(buf.getvalue())) == 7
     view.message("checkpoint saved")
     view.stop()
     out = buf.getvalue()
-    lines = out.splitlines()
+    assert max(len(line) for line in out.splitlines()) <= 80
+    lines = _records(out)
     assert lines[-2] == "checkpoint saved"
     assert lines[-1].startswith("frames 15,000/200,000") and "elapsed 13s" in lines[-1]
     assert ESC not in out and "\r" not in out
@@ -93,7 +107,7 @@ def test_plain_view_resumed_eta_excludes_start_offset() -> None:
     assert "resuming at frame 50,000" in buf.getvalue()
     clock.now += 10.0
     view.update(60_000, {})  # 10,000 frames in 10 s -> 40 s left
-    line = buf.getvalue().splitlines()[-1]
+    line = _records(buf.getvalue())[-1]
     assert "eta 40s" in line and "1,000 fps" in line  # fps falls back to the measured rate
 
 
@@ -103,17 +117,23 @@ def test_plain_view_tolerates_missing_and_nan() -> None:
     view.start(total_frames=1_000, start_frame=0)
     view.add_episodes([{"return": math.nan}])
     view.update(10, {"fps": math.nan, "epsilon": None, "eval_return": math.nan})  # type: ignore[dict-item]
-    line = buf.getvalue().splitlines()[-1]
+    lines = _records(buf.getvalue())
+    assert lines[-1].split() == ["1", "–"]  # the episode table: a NaN return shown as "–"
+    line = lines[-4]
     assert "– fps" in line and "eps –" in line and "loss –" in line and "ep return –" in line
     assert "eval – (best –)" in line and "eta –" in line
 
 
-def test_plain_view_long_line_is_not_wrapped() -> None:
+def test_plain_view_lines_fit_80_columns_without_splitting_a_number() -> None:
     console, buf = _plain_console()
     view = PlainView(console, every_seconds=0.0, clock=FakeClock())
     view.start(total_frames=10**9, start_frame=0)
     view.update(10**8, {"fps": 123456.0, "epsilon": 0.5, "loss": 1.0, "eval_return": 1.0, "best_eval_return": 2.0})
-    assert len(buf.getvalue().splitlines()[-1]) > 80
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any("frames 100,000,000/1,000,000,000 (10.0%)" in line for line in lines)
+    assert any("123,456 fps" in line for line in lines) and any("eval 1.00 (best 2.00)" in line for line in lines)
+    assert _records(buf.getvalue())[-1] == view.status_line()  # one record, broken only between its pieces
 
 
 def test_live_view_renders_episode_table() -> None:
@@ -130,7 +150,8 @@ def test_live_view_renders_episode_table() -> None:
     out = buf.getvalue()
     assert ESC in out  # a real terminal rendering
     assert "warming up replay buffer" in out
-    for text in ("recent episodes", "energy (GWh)", "spill (hm³)", "violations", "19.00", "1.23", "5.7", "365"):
+    for text in ("recent episodes", "energy GWh", "spill hm³", "failures", "e-flow days", "19.00", "1.23", "5.7",
+                 "365"):
         assert text in out, text
     assert "5,000/10,000 frames" in out and "1,000 fps" in out and "ε 0.420" in out and "loss –" in out
     assert "eval return (validation) 7.50" in out  # the in-training evaluation runs on the validation episodes
@@ -187,4 +208,57 @@ def test_live_view_without_columns_shows_the_rows_own_keys() -> None:
     view.add_episodes([_episode(2.5)])
     view.stop()
     out = buf.getvalue()
-    assert "energy_gwh" in out and "spill_hm3" in out and "2.50" in out and "energy (GWh)" not in out
+    assert "energy_gwh" in out and "spill_hm3" in out and "2.50" in out and "energy GWh" not in out
+
+
+def test_live_view_fits_80_columns_without_splitting_a_number() -> None:
+    """Large values on an 80-column terminal: every line fits, and every number is whole on one line."""
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=80, color_system=None)
+    clock = FakeClock()
+    view = LiveView(console, clock=clock, episode_columns=LIVE_EPISODE_COLUMNS)
+    view.start(total_frames=12_000_000, start_frame=0)
+    clock.now += 100.0
+    view.update(9_876_543, {"fps": 123456.0, "epsilon": 0.123, "loss": 1.234e-5, "lr": 1e-4,
+                            "eval_return": -1234.56, "best_eval_return": -999.99})
+    view.add_episodes([{"index": 123456, "return": -12345.67, "energy_gwh": 1234.56, "spill_hm3": 98765.4,
+                        "failures": 1, "env_flow_deficit_days": 365, "length": 365}])
+    console.print(view.render())
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for number in ("9,876,543/12,000,000", "123,456 fps", "1.23e-05", "1.00e-04", "-1,234.56", "-999.99",
+                   "-12,345.67", "1,234.56", "98,765.4", "123,456", "e-flow days", "failures", "0.123"):
+        assert any(number in line for line in lines), number
+    assert "…" not in buf.getvalue()
+
+
+def test_live_view_counts_failures_and_env_flow_days_in_their_own_columns() -> None:
+    view = LiveView(Console(file=io.StringIO(), force_terminal=True, width=80), clock=FakeClock(),
+                    episode_columns=LIVE_EPISODE_COLUMNS)
+    view.start(total_frames=100, start_frame=0)
+    view.add_episodes([{**_episode(1.0), "failures": 1, "env_flow_deficit_days": 17}])
+    table = view.render().renderables[-1]
+    cells = {column.header: list(column.cells) for column in table.columns}
+    assert cells["failures"] == ["1"] and cells["e-flow days"] == ["17"]
+    assert "violations" not in cells
+
+
+def test_plain_view_prints_the_episode_table_periodically() -> None:
+    """Piped output: every periodic line is followed by the episodes finished since the previous one."""
+    console, buf = _plain_console()
+    clock = FakeClock()
+    view = PlainView(console, every_seconds=10.0, clock=clock, episode_columns=LIVE_EPISODE_COLUMNS)
+    view.start(total_frames=100_000, start_frame=0)
+    view.add_episodes([_episode(float(i)) for i in range(12)])
+    clock.now += 10.0
+    view.update(10_000, {})
+    first = _records(buf.getvalue())
+    assert first[3] == "episodes finished (last 8 of 12):"
+    assert first[4].split() == ["#", "return", "energy", "GWh", "spill", "hm³", "failures", "e-flow", "days", "days"]
+    assert [line.split()[:2] for line in first[5:]] == [[str(i + 1), f"{i:.2f}"] for i in range(4, 12)]
+    view.add_episodes([_episode(99.0)])
+    clock.now += 10.0
+    view.update(20_000, {})
+    second = _records(buf.getvalue())[len(first):]
+    assert second[1] == "episodes finished (last 1 of 13):" and second[-1].split()[:2] == ["13", "99.00"]
+    assert max(len(line) for line in buf.getvalue().splitlines()) <= 80

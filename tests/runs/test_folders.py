@@ -68,6 +68,21 @@ def test_find_run_by_name_or_path_and_hint_at_known_runs(tmp_path: Path) -> None
         find_run("run-1", tmp_path / "empty")
 
 
+def test_the_unknown_run_hint_lists_every_run_or_says_how_many_more_exist(tmp_path: Path) -> None:
+    for _ in range(8):
+        create_run(tmp_path)
+    with pytest.raises(UserError) as error:
+        find_run("run-99", tmp_path)
+    assert str(error.value).endswith(": " + ", ".join(f"run-{i}" for i in range(1, 9)))  # all 8, in number order
+    for _ in range(4):
+        create_run(tmp_path)
+    with pytest.raises(UserError) as error:
+        find_run("run-99", tmp_path)
+    message = str(error.value)
+    assert "12 runs in" in message and "run-5, run-6, run-7, run-8, run-9, run-10, run-11, run-12" in message
+    assert "(4 more: ls " in message and "run-4," not in message
+
+
 def test_a_training_run_records_config_command_versions_and_commit(tmp_path: Path) -> None:
     config_path = write_config(tmp_path, train={"total_frames": 128})
     runs = tmp_path / "runs"

@@ -168,12 +168,20 @@ def test_ray_backend_without_ray_is_a_one_line_error(tmp_path: Path, monkeypatch
     assert not runs.exists() or not any(runs.iterdir())
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None or not os.environ.get("RESERVOIR_RL_TEST_RAY"),
-    reason="starts a local Ray instance (~30 s): needs the ray extra and RESERVOIR_RL_TEST_RAY=1",
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="needs the ray extra (scripts/setup.sh and .ci/run install it, so CI always runs these tests)",
 )
-def test_ray_backend_trains_and_resumes(tmp_path: Path) -> None:
-    config = write_config(tmp_path, train={"collector": {"backend": "ray", "workers": 2}, "total_frames": 256})
+
+
+@needs_ray
+def test_ray_backend_trains_and_resumes(tmp_path: Path, monkeypatch) -> None:
+    """train.collector.ray_address null: this process starts a local Ray instance for the run (~30 s).
+    (Recent Ray saves a token for a new local instance in ~/.ray: HOME is the test's folder.)"""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    config = write_config(tmp_path, train={"collector": {"backend": "ray", "workers": 2}, "total_frames": 256},
+                          logging={"baseline_levels": False})
     runs = tmp_path / "runs"
     first = service.train(config, [], QuietView(), runs_dir=runs, name="r", command=["test"])
     assert (first.frames, first.updates) == (256, 32)
@@ -182,3 +190,68 @@ def test_ray_backend_trains_and_resumes(tmp_path: Path) -> None:
     final = ckpt.load_checkpoint(runs / "r" / "checkpoints" / "last.pt")
     steps = torch.cat([w["steps"] for w in final["env_state"]["workers"]])
     assert torch.equal(final["episode_accumulator"]["length"].to(steps.dtype), steps)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@needs_ray
+def test_ray_backend_joins_a_running_cluster_at_ray_address(tmp_path: Path) -> None:
+    """As a user with a cluster: a Ray head started on its own (``ray start --head``, secured with a token
+    given in the environment, in its own process session, stopped through its process group), then
+    ``reservoir-rl train CONFIG --set train.collector.ray_address=HOST:PORT`` with the same token. The run's
+    Ray driver and its collector actor live in that cluster (their logs are in the head's folder), and the
+    cluster outlives the run. (One worker, 128 frames: the connection is what is tested here; the local
+    instance above tests two workers and a resume.)"""
+    import secrets
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    port = _free_port()
+    head_dir = Path(tempfile.mkdtemp(prefix="rrl-ray-", dir="/tmp"))  # short: Ray's socket paths have a limit
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "HOME": str(tmp_path)}
+    env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}", "--num-cpus=2",
+         "--node-ip-address=127.0.0.1", "--include-dashboard=false", "--disable-usage-stats",
+         f"--temp-dir={head_dir}", "--block"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(head_dir.glob("session_*/logs/raylet.out")):
+            assert head.poll() is None, head.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the Ray head did not start within 120 s"
+            time.sleep(0.2)
+        config = write_config(tmp_path, train={"collector": {"backend": "ray", "workers": 1}, "total_frames": 128},
+                              logging={"baseline_levels": False})
+        run = subprocess.run(
+            [sys.executable, "-m", "reservoir_rl", "train", str(config), "--runs-dir", str(tmp_path / "runs"),
+             "--name", "cluster", "--set", f"train.collector.ray_address=127.0.0.1:{port}", "--quiet"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+        last = ckpt.load_checkpoint(tmp_path / "runs" / "cluster" / "checkpoints" / "last.pt")
+        assert last["counters"]["frames"] == 128 and last["config"]["train"]["collector"]["ray_address"] == \
+            f"127.0.0.1:{port}"
+        logs = [path.name for path in head_dir.glob("session_*/logs/*")]
+        assert any(name.startswith("python-core-driver") for name in logs), sorted(logs)
+        assert any(name.startswith("python-core-worker") for name in logs), sorted(logs)  # the collector actor
+        assert head.poll() is None  # the run only disconnected: the cluster is still up
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # the head and every process it started: its own session
+        try:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # `ray start --block` outlives SIGTERM: its group gets SIGKILL
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(head_dir, ignore_errors=True)

@@ -9,14 +9,14 @@ from typing import Callable, List, Optional
 import typer
 
 from reservoir_rl import __version__
-from reservoir_rl.cli.console import OneLineErrors, call, console, fail, set_debug
+from reservoir_rl.cli.console import FlagCommand, OneLineErrors, call, console, fail, set_debug
 
 app = typer.Typer(
     cls=OneLineErrors,
     name="reservoir-rl",
     help="Train DQN agents to operate a reservoir, compare them with the operating rules, inspect runs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -47,7 +47,7 @@ def _progress(quiet: bool) -> Optional[Callable[[str], None]]:
     return None if quiet else (lambda text: console.out(text, highlight=False))
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def train(
     config: Path = typer.Argument(..., help="YAML config file (see configs/base.yaml)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run folder name (default: the next run-N)."),
@@ -60,12 +60,17 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (overrides train.device)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the final summary."),
     strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors (no run is created)."),
+    max_parallel: Optional[int] = typer.Option(
+        None, "--max-parallel", min=1, help="With --seeds: at most this many seeds train at once (default: one per CPU core)."
+    ),
 ) -> None:
     """Train a DQN agent into a new run folder (checkpoints, TensorBoard events, resolved config)."""
     from reservoir_rl.cli.render_init import print_warning
 
     if device is not None and device not in ("cpu", "cuda"):
         fail(f"--device {device!r}: choose cpu or cuda")
+    if max_parallel is not None and seeds is None:
+        fail("--max-parallel applies to several seeds: add --seeds, e.g. --seeds 0,1,2")
     if seeds is not None:
         from reservoir_rl.commands import seeds as multi
 
@@ -79,6 +84,7 @@ def train(
         render_seeds(call(lambda: multi.train_seeds(
             config, seed_list, overrides, runs_dir, name, device, command=sys.argv, on_message=_progress(quiet),
             strict=strict, on_warning=print_warning,
+            max_parallel=max_parallel,
         )))
         return
     from reservoir_rl.commands import train as service
@@ -92,7 +98,7 @@ def train(
     render_summary(summary)
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def resume(
     run: str = typer.Argument(..., help="Run name under --runs-dir, or a path to a run folder."),
     total_frames: Optional[int] = typer.Option(None, "--total-frames", help="Train up to this many frames in all."),
@@ -102,6 +108,9 @@ def resume(
         False, "--allow-changed-inflow", help="Go on although the inflow record file changed since the run recorded it."
     ),
     strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
+    max_parallel: Optional[int] = typer.Option(
+        None, "--max-parallel", min=1, help="Multi-seed run: at most this many seeds train at once (default: one per CPU core)."
+    ),
 ) -> None:
     """Continue a run exactly where its latest complete checkpoint left it (every seed of a multi-seed run)."""
     from reservoir_rl.cli.render_init import print_warning
@@ -113,8 +122,11 @@ def resume(
         from reservoir_rl.cli.render import render_seeds
 
         render_seeds(call(lambda: multi.resume_seeds(group, total_frames, command=sys.argv, on_message=_progress(quiet),
-                                                     allow_changed_inflow=allow_changed_inflow)))
+                                                     allow_changed_inflow=allow_changed_inflow,
+                                                     max_parallel=max_parallel)))
         return
+    if max_parallel is not None:
+        fail(f"--max-parallel applies to a multi-seed run; {run} is a single run")
     from reservoir_rl.commands import train as service
 
     summary = call(lambda: service.resume(run, _view(quiet), runs_dir, total_frames, command=sys.argv,
@@ -125,12 +137,12 @@ def resume(
     render_summary(summary)
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def evaluate(
     ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
     episodes: int = typer.Option(50, "--episodes", help="Paired episodes: every policy gets the same traces."),
     years: str = typer.Option("heldout", "--years", help="Water years the episodes start in: heldout, validation (those of the in-training evaluation), train or all."),
-    baselines: str = typer.Option("all", "--baselines", help="Comma-separated names (sop, hedging, rule, mpc, dp), all (every baseline) or none."),
+    baselines: str = typer.Option("all", "--baselines", help="Comma-separated names (sop, hedging, rule, sdp, mpc, dp, dp_end), all (every baseline) or none."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Env seed (default: the seed of the in-training evaluations)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the results as JSON here."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per policy, seed and episode here."),
@@ -157,7 +169,7 @@ def evaluate(
     render_evaluation(report)
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def plot(
     run: str = typer.Argument(..., help="Run name under --runs-dir, or a path to a run folder."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figures (default: RUN/figures)."),
@@ -179,7 +191,7 @@ def plot(
     render_plot(result)
 
 
-@app.command()
+@app.command(cls=FlagCommand)
 def init(
     record: Path = typer.Argument(..., help="Daily record: a CSV (plain or gzip) or a USGS NWIS RDB daily-value file."),
     out: Optional[Path] = typer.Option(None, "--out", help="Config file to write (default: RECORD's name + .yaml here)."),
@@ -201,7 +213,7 @@ def init(
     render_init(result)
 
 
-@app.command("flood-zone")
+@app.command("flood-zone", cls=FlagCommand)
 def flood_zone(
     config: Path = typer.Argument(..., help="YAML config file whose reservoir's flood-control zone to size."),
     write: bool = typer.Option(False, "--write", help="Rewrite flood_zone_hm3 and rule_curve in CONFIG (comments kept)."),
@@ -223,7 +235,7 @@ def flood_zone(
     )))
 
 
-@app.command("inspect-checkpoint")
+@app.command("inspect-checkpoint", cls=FlagCommand)
 def inspect_checkpoint(
     ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a panel."),

@@ -9,7 +9,7 @@ from typing import Callable, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from reservoir_rl.errors import UserError
 
@@ -49,8 +49,37 @@ def call(action: Callable[[], T]) -> T:
         fail(str(error))
 
 
+def _flags_shown_as_flags(params: list) -> list:
+    """Boolean flags (``--quiet``, ``--json``, ``--force``, ``--help`` …) take no value: help shows them bare,
+    not as ``--quiet <bool>`` (which invites ``--quiet true``, then refused as an extra argument)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class FlagCommand(TyperCommand):
+    """A command whose help shows boolean options as flags."""
+
+    def get_params(self, ctx):  # noqa: D102
+        return _flags_shown_as_flags(super().get_params(ctx))
+
+
 class OneLineErrors(TyperGroup):
-    """Click/Typer usage errors (bad option value, unknown option, missing argument) as one line, exit 2."""
+    """Click/Typer usage errors (bad option value, unknown option, missing argument) as one ``error:`` line
+    naming the command, exit 2 (never Typer's own boxed "Error" panel); boolean options shown as flags."""
+
+    def get_params(self, ctx):  # noqa: D102
+        return _flags_shown_as_flags(super().get_params(ctx))
+
+    def _where(self, error, args, prog_name) -> str:
+        """``reservoir-rl evaluate: `` — the command an error is about (also when click gives no context)."""
+        if getattr(error, "ctx", None) is not None:
+            return f"{error.ctx.command_path}: "
+        words = list(sys.argv[1:] if args is None else args)
+        command = next((w for w in words if not w.startswith("-")), None)
+        program = prog_name or self.name or "reservoir-rl"
+        return f"{program} {command}: " if command in self.commands else f"{program}: "
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
         if not standalone_mode:
@@ -61,11 +90,10 @@ class OneLineErrors(TyperGroup):
             if type(error).__name__ == "NoArgsIsHelpError":  # bare `reservoir-rl`: the help text
                 error.show()
                 sys.exit(error.exit_code)
-            where = f"{error.ctx.command_path}: " if error.ctx is not None else ""
-            print_error(where + " ".join(error.format_message().split()))
+            print_error(self._where(error, args, prog_name) + " ".join(error.format_message().split()))
             sys.exit(2)
         except _ClickException as error:
-            print_error(" ".join(error.format_message().split()))
+            print_error(self._where(error, args, prog_name) + " ".join(error.format_message().split()))
             sys.exit(error.exit_code)
         except typer.Abort:
             sys.exit(1)

@@ -16,16 +16,17 @@ def number(value: Optional[float], percent: bool = False) -> str:
 
 
 def estimate(value, percent: bool = False, newline: bool = True) -> str:
-    """An `Estimate` as ``mean [low, high]`` (the interval on a second line unless ``newline=False``)."""
+    """An `Estimate` as ``mean [low, high]`` (the interval on a second line unless ``newline=False``); plain
+    text, not Rich markup."""
     if value is None or value.value != value.value:
         return "n/a"
     sep = "\n" if newline else " "
     low, high = number(value.ci_low, percent), number(value.ci_high, percent)
-    return f"{number(value.value, percent)}{sep}\\[{low}, {high}]"
+    return f"{number(value.value, percent)}{sep}[{low}, {high}]"
 
 
 def interval(value) -> str:
-    """An `Estimate`'s interval as ``low, high`` ("" when undefined)."""
+    """An `Estimate`'s interval as ``[low, high]`` ("" when undefined); plain text, not Rich markup."""
     if value.ci_low != value.ci_low:
         return ""
-    return f"{number(value.ci_low)}, {number(value.ci_high)}"
+    return f"[{number(value.ci_low)}, {number(value.ci_high)}]"

@@ -19,17 +19,19 @@ from typing import Any, Optional
 from matplotlib.figure import Figure
 
 from reservoir_rl.catalog import make_baseline, policy_label
+from reservoir_rl.config import load_config
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.errors import UserError
 from reservoir_rl.files import os_error_text
-from reservoir_rl.evaluation.figures import evaluation_figures
+from reservoir_rl.evaluation.figures import evaluation_figures, trajectory_title
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy, greedy_actor
 from reservoir_rl.evaluation.run_figures import (
     LEARNING_CURVES,
     comparison_figure,
     learning_figure,
     read_evaluation,
+    return_caption,
     training_figures,
 )
 from reservoir_rl.evaluation.validation import validation_returns
@@ -96,9 +98,10 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str) -> tuple[di
     shown = {policy_label(name, short=True): evaluate_policy(env, make_baseline(name, env, config), seed)
              for name in ("sop", "sdp", "mpc", "dp")}
     figures = evaluation_figures(agent, env, others=shown, episodes="held-out")
+    start = env.inflow.dates[int(agent.trajectory.get("record_index")[0, 0])]
+    shown_episode = trajectory_title("held-out", 0, config.train.eval_episodes, start)  # "Held-out episode 1 of N, …"
     figures["trajectory"].suptitle(
-        f"{label} (frame {result.frames:,}, {source.path.name}): held-out episode from "
-        f"{env.inflow.dates[int(agent.trajectory.get('record_index')[0, 0])]}"
+        f"{label} (frame {result.frames:,}, {source.path.name}): {shown_episode[0].lower()}{shown_episode[1:]}"
     )
     result.baseline_returns = validation_returns(config, inflow)
     return figures, config.train.eval_episodes
@@ -160,10 +163,11 @@ def plot(
 
     figures, eval_episodes = heldout_figures(runs[key], result, label)
     references = {policy_label(n): v for n, v in result.baseline_returns.items()}
+    caption = _return_caption(runs[key])
     if several:
-        figures["learning_curve"] = _seeds_learning_curve(runs, scalars, result, name)
+        figures["learning_curve"] = _seeds_learning_curve(runs, scalars, result, name, caption)
     else:
-        figures["learning_curve"] = learning_figure(scalars[key], references, name, eval_episodes)
+        figures["learning_curve"] = learning_figure(scalars[key], references, name, eval_episodes, caption)
     figures.update(training_figures(scalars[key], label))
     document = read_evaluation(folder / "evaluation.json")
     if document is not None:
@@ -180,7 +184,17 @@ def plot(
     return result
 
 
-def _seeds_learning_curve(runs: dict[int, RunDir], scalars: dict, result: PlotResult, name: str) -> Figure:
+def _return_caption(run_dir: RunDir) -> str:
+    """What the learning curves' return is, with the weights of the run's config.yaml ("" if unreadable)."""
+    try:
+        config = load_config(run_dir.config_path)
+    except UserError:
+        return ""
+    return return_caption(config.env.reward, config.env.horizon_days)
+
+
+def _seeds_learning_curve(runs: dict[int, RunDir], scalars: dict, result: PlotResult, name: str,
+                          caption: str = "") -> Figure:
     """Every seed's learning curves, their mean and band, with the baselines' levels averaged over seeds."""
     result.curves = {
         tag: SeedCurves.from_series({f"seed {s}": scalars[s][tag] for s in runs if tag in scalars[s]})
@@ -205,4 +219,5 @@ def _seeds_learning_curve(runs: dict[int, RunDir], scalars: dict, result: PlotRe
         reference_lines={LEARNING_CURVES["eval/return"]: references},
         title=f"{name}: {len(runs)} seeds; dashed: baselines on the seeds' validation episodes "
               f"(mean over {len(per_seed)} seeds)",
+        caption=caption,
     )

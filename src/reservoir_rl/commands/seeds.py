@@ -10,8 +10,8 @@ Layout of a multi-seed run::
 Each seed trains in its own process, ``python -m reservoir_rl.commands.seed_process SPEC`` (SPEC: a JSON
 object with the config, seed and folders, `reservoir_rl.commands.seed_process`), which calls the use case
 `reservoir_rl.commands.train.train` (resume: `.resume` of ``run-N/seed-K``) directly, not the command
-line; at most ``os.cpu_count()`` processes at a time, each with ``cpu_count // parallel`` torch threads
-(OMP_NUM_THREADS). The processes live in their own session, so a terminal's Ctrl-C reaches only this
+line; at most ``os.cpu_count()`` processes at a time (``--max-parallel N``: N), each with
+``cpu_count // parallel`` torch threads (OMP_NUM_THREADS, at least 1). The processes live in their own session, so a terminal's Ctrl-C reaches only this
 process, which forwards SIGINT / SIGTERM to every seed (each then saves a checkpoint) and starts no
 further seed; a second signal is forwarded too (the seeds stop at once, as a single run does). If this
 process dies, Linux sends each seed SIGTERM (`reservoir_rl.runs.processes`).
@@ -119,8 +119,11 @@ def _read_outcome(outcome: SeedOutcome) -> None:
 
 
 def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
+    """(seeds at a time, torch threads each): one seed per core unless ``max_parallel`` (``--max-parallel``)
+    says otherwise — fewer, to leave cores free, or more than the cores, to have every seed progress at once
+    (each then gets one thread)."""
     cores = os.cpu_count() or 1
-    parallel = max(1, min(n_jobs, max_parallel or cores, cores))
+    parallel = max(1, min(n_jobs, max_parallel or cores))
     return parallel, max(1, cores // parallel)
 
 

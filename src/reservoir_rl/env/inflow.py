@@ -78,9 +78,7 @@ class InflowRecord:
     @property
     def water_years(self) -> np.ndarray:
         """Water year of each day, int64 (T,): Oct-Dec count towards the next calendar year."""
-        years = self.dates.astype("datetime64[Y]").astype(np.int64) + 1970
-        months0 = self.dates.astype("datetime64[M]").astype(np.int64) % 12  # Jan = 0
-        return years + (months0 >= 9)
+        return water_years_of(self.dates)
 
     @property
     def day_of_year(self) -> np.ndarray:
@@ -95,6 +93,15 @@ class InflowRecord:
         """Water years whose every day (Oct 1 .. Sep 30) is in the record, ascending."""
         years, counts = np.unique(self.water_years, return_counts=True)
         return [int(y) for y, c in zip(years, counts) if c == _water_year_days(int(y))]
+
+
+def water_years_of(dates: np.ndarray) -> np.ndarray:
+    """Water year (October to September, named by the calendar year it ends in) of each date, int64 of the
+    shape of ``dates`` (``datetime64`` values or ISO ``YYYY-MM-DD`` strings)."""
+    days = np.asarray(dates, dtype="datetime64[D]")
+    years = days.astype("datetime64[Y]").astype(np.int64) + 1970
+    months0 = days.astype("datetime64[M]").astype(np.int64) % 12  # Jan = 0
+    return years + (months0 >= 9)
 
 
 def _water_year_days(water_year: int) -> int:

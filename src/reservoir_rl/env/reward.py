@@ -12,6 +12,15 @@ from reservoir_rl.config import RewardConfig
 from reservoir_rl.env.physics import ReservoirPhysics, StepOutcome
 
 COMPONENTS = ("hydropower", "flood", "env_flow", "supply", "spill", "failure")
+# What each component measures, in physical terms (figure captions); the sign is the component's own.
+COMPONENT_MEANINGS = {
+    "hydropower": "energy ÷ the maximum daily energy (1 for a day at full power)",
+    "flood": "storage above the flood-control zone, as a fraction of its depth",
+    "env_flow": "the environmental-flow deficit, as a fraction of env_flow_cms",
+    "supply": "(supply deficit ÷ demand)²",
+    "spill": "spill ÷ one day of release capacity",
+    "failure": "1 on a catastrophic-flood or critical-drought day",
+}
 
 
 def reward_components(physics: ReservoirPhysics, outcome: StepOutcome) -> dict[str, torch.Tensor]:

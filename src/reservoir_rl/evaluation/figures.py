@@ -50,6 +50,22 @@ def episode_series(result: EvaluationResult, episode: int = 0) -> dict[str, np.n
     return out
 
 
+FAILURE_KINDS = {"flood_failure": "flood", "drought_failure": "drought"}  # the env's flags → figure labels
+
+
+def episode_failure(result: EvaluationResult, episode: int = 0) -> tuple[int, str] | None:
+    """(day index, kind: "flood" or "drought") of the first failure of one episode, or None without one."""
+    valid = int(result.metrics["length"][episode])
+    nxt = result.trajectory[episode].get("next")
+    found = []
+    for key, kind in FAILURE_KINDS.items():
+        if key in nxt.keys():
+            days = torch.nonzero(nxt.get(key)[:valid].reshape(valid, -1).any(dim=-1)).reshape(-1)
+            if days.numel():
+                found.append((int(days[0]), kind))
+    return min(found) if found else None
+
+
 def weighted_component_totals(result: EvaluationResult, env: DiscreteReservoirEnv) -> dict[str, float]:
     """Mean over episodes of each weighted reward component summed over the episode's days."""
     mask = first_done_mask(result.trajectory.get(("next", "done"))).to(torch.float32)
@@ -77,6 +93,12 @@ def _padded(values: np.ndarray, n_days: int) -> np.ndarray:
     return out
 
 
+def trajectory_title(episodes: str | None, episode: int, n_episodes: int, start: object) -> str:
+    """``Validation episode 1 of 10, from 2008-03-07``."""
+    what = f"{episodes} episode" if episodes else "episode"
+    return f"{what[:1].upper()}{what[1:]} {episode + 1} of {n_episodes}, from {start}"
+
+
 def evaluation_figures(
     result: EvaluationResult,
     env: DiscreteReservoirEnv,
@@ -84,14 +106,16 @@ def evaluation_figures(
     episode: int = 0,
     episodes: str | None = None,
 ) -> dict[str, Figure]:
-    """Trajectory (one episode), action histogram and reward breakdown of an evaluation.
+    """Trajectory (one episode), action histogram and reward breakdown (every episode) of an evaluation.
 
     ``others`` adds comparison policies (e.g. {"SOP": ..., "DP": ...}) evaluated on the same traces; a
-    policy whose episode ended earlier (a failure) shows a gap after its last day. ``episodes`` names the
-    episodes in the titles (e.g. "held-out", "validation"); None leaves them unnamed.
+    policy whose episode ended earlier (a failure) shows a gap after its last day, and its failure is
+    marked (day and kind). Each title says which and how many episodes it shows; ``episodes`` names them
+    (e.g. "held-out", "validation"); None leaves them unnamed.
     """
-    what = f"{episodes} episode" if episodes else "episode"
-    suffix = f" ({episodes})" if episodes else ""
+    n_episodes = int(result.metrics["length"].numel())
+    which = f"{n_episodes} {episodes} episode{'s' if n_episodes > 1 else ''}" if episodes else \
+        f"{n_episodes} episode{'s' if n_episodes > 1 else ''}"
     policies = {"agent": result, **(others or {})}
     series = {name: episode_series(res, episode) for name, res in policies.items()}
     start = int(result.trajectory.get("record_index")[episode, 0])
@@ -107,14 +131,18 @@ def evaluation_figures(
         {name: s["release_cms"] for name, s in pad.items()},
         spill_cms={name: s["spill_cms"] for name, s in pad.items()},
         energy_mwh={name: s["energy_mwh"] for name, s in pad.items()},
-        title=f"{what[:1].upper()}{what[1:]} from {dates[0]}",
+        title=trajectory_title(episodes, episode, n_episodes, dates[0]),
+        failures={name: failure for name, res in policies.items()
+                  if (failure := episode_failure(res, episode)) is not None},
     )
     counts = {name: action_counts(res, env.n_actions) for name, res in policies.items()}
     histogram = action_histogram_figure(
-        counts if others else counts["agent"], release_levels_cms(env), title=f"Release levels chosen{suffix}"
+        counts if others else counts["agent"], release_levels_cms(env),
+        title=f"Release levels chosen: share of the days of {which}",
     )
     breakdown_data = {name: weighted_component_totals(res, env) for name, res in policies.items()}
     breakdown = reward_breakdown_figure(
-        breakdown_data if others else breakdown_data["agent"], title=f"Reward per episode by component{suffix}"
+        breakdown_data if others else breakdown_data["agent"],
+        title=f"Reward by component: mean per episode over {which}",
     )
     return {"trajectory": trajectory, "action_histogram": histogram, "reward_breakdown": breakdown}

@@ -26,6 +26,7 @@ from typing import Any, Optional
 import torch
 
 from reservoir_rl.catalog import AGENT, END_VALUED_BOUND, HEADLINE_METRICS, METRICS, RAW_RETURN_BOUND, policy_label
+from reservoir_rl.env.inflow import water_years_of
 from reservoir_rl.evaluation.paired import EPISODE_FIELDS
 from reservoir_rl.evaluation.rollout import EvaluationResult
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES, Estimate, PairedBootstrap, StratifiedBootstrap
@@ -152,20 +153,39 @@ class EvaluationReport:
                 "gap_share": gap.as_dict() if gap is not None else None, "gap_share_best_baseline": self._best(best)}
 
     def to_csv(self) -> str:
-        """One row per policy, seed and episode: the trace (start, storage, inflow) and every metric. A
-        baseline does not depend on the agent's seed: its rows repeat for every seed (each seed's rows are
-        a complete paired comparison)."""
+        """One row per policy, seed and episode: the trace (water year and date of its start, storage, inflow)
+        and every metric. A baseline does not depend on the agent's seed: its rows repeat for every seed (each
+        seed's rows are a complete paired comparison). Counts (days, failures, success, length) are written
+        as integers, other values rounded to the catalog's decimals (`MetricEntry.decimals`; 3 for hm³,
+        GWh and return: no float32 noise such as 1130.982421875); an undefined value is an empty cell."""
         metrics = list(self.per_episode[AGENT])
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["policy", "seed", "episode", *EPISODE_FIELDS, *metrics])
+        writer.writerow(["policy", "seed", "episode", "water_year", *EPISODE_FIELDS, *metrics])
+        water_years = water_years_of(self.episode_info["start_date"]).tolist()
         for name, values in self.per_episode.items():
             for i, s in enumerate(self.seeds):
                 for e in range(self.episodes):
-                    trace = [self.episode_info[k][e] for k in EPISODE_FIELDS]
-                    row = [float(values[k][i, e] if values[k].dim() == 2 else values[k][e]) for k in metrics]
-                    writer.writerow([name, s, e, *trace, *("" if math.isnan(v) else repr(v) for v in row)])
+                    trace = [_cell(self.episode_info[k][e], TRACE_DECIMALS.get(k)) for k in EPISODE_FIELDS]
+                    row = [_cell(float(values[k][i, e] if values[k].dim() == 2 else values[k][e]),
+                                 METRICS[k].decimals if k in METRICS else None) for k in metrics]
+                    writer.writerow([name, s, e, water_years[e], *trace, *row])
         return buffer.getvalue()
+
+
+# decimals of the numeric trace columns of the CSV (hm³: to 1,000 m³)
+TRACE_DECIMALS = {"initial_storage_hm3": 3, "trace_inflow_hm3": 3}
+
+
+def _cell(value: Any, decimals: Optional[int]) -> Any:
+    """A CSV cell: ``decimals`` 0 → an integer, N → rounded to N decimals (shortest form), None → as it is;
+    NaN → empty."""
+    if decimals is None or isinstance(value, str):
+        return value
+    value = float(value)
+    if math.isnan(value):
+        return ""
+    return int(round(value)) if decimals == 0 else repr(round(value, decimals) + 0.0)  # (+ 0.0: no "-0.0")
 
 
 def _wins(agent: torch.Tensor, baseline: torch.Tensor) -> float:

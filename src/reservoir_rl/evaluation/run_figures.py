@@ -11,6 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from reservoir_rl.catalog import COMPARISON_METRICS, METRICS, YEARS_LABELS, metric_label, policy_label
+from reservoir_rl.config import RewardConfig
+from reservoir_rl.env.reward import COMPONENT_MEANINGS, COMPONENTS
 from reservoir_rl.evaluation.report import RESULTS_FORMAT
 from reservoir_rl.monitor.figures import learning_curve_figure, metric_panels_figure, policy_comparison_figure
 
@@ -28,15 +30,29 @@ def _pick(scalars: dict[str, Series], labels: dict[str, str]) -> dict[str, Serie
     return {label: scalars[tag] for tag, label in labels.items() if tag in scalars}
 
 
-def learning_figure(scalars: dict[str, Series], references: dict[str, float], run_name: str, eval_episodes: int) -> Figure:
+def return_caption(reward: RewardConfig, horizon_days: int) -> str:
+    """What "return" means in physical terms, with the run's reward weights (figure captions)."""
+    terms = []
+    for name in COMPONENTS:
+        weight = getattr(reward, name)
+        if weight:
+            sign = "+" if name == "hydropower" else "−"
+            terms.append(f"{sign} {weight:g} × {COMPONENT_MEANINGS[name]}")
+    return (f"return: the sum of an episode's daily rewards ({horizon_days} days unless a failure ends it), each day "
+            + " ".join(terms).lstrip("+ ") + " (docs/reservoir.md)")
+
+
+def learning_figure(scalars: dict[str, Series], references: dict[str, float], run_name: str, eval_episodes: int,
+                    caption: str = "") -> Figure:
     """One seed's learning curve with the baselines' levels (``references``: label → mean return, scored on
-    the validation episodes of the in-training evaluation)."""
+    the validation episodes of the in-training evaluation); ``caption``: what the return is (`return_caption`)."""
     return learning_curve_figure(
         _pick(scalars, {"episode/return_mean": LEARNING_CURVES["episode/return_mean"],
                         "eval/return": f"greedy agent (validation, {eval_episodes} episodes)"}),
         reference_lines=references,
         ylabel="return per episode",
         title=f"{run_name}: learning curve; dashed: baselines on the same validation episodes",
+        caption=caption,
     )
 
 

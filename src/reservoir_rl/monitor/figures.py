@@ -8,6 +8,7 @@ energy MWh. Policies keep the same colour across the panels of one figure.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,11 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 __all__ = ["Zones", "trajectory_figure", "action_histogram_figure", "reward_breakdown_figure",
-           "learning_curve_figure", "metric_panels_figure", "policy_comparison_figure", "save_figure"]
+           "learning_curve_figure", "metric_panels_figure", "policy_comparison_figure", "save_figure",
+           "compact_number", "frames_axis", "plain_axis", "add_caption"]
 
 _PALETTE = list(colormaps["tab10"].colors)
 _DPI = 120
@@ -65,6 +68,42 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
 
 
+def compact_number(value: float, _position: object = None) -> str:
+    """A tick label that stays short: ``50000`` → ``50k``, ``1500000`` → ``1.5M``, ``1234.5`` → ``1,234``,
+    ``0.012`` → ``0.012`` (plain numbers, never an offset or a power of ten)."""
+    size = abs(value)
+    for limit, unit, suffix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if size >= limit:
+            return f"{value / unit:,.3g}{suffix}"
+    if size >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def frames_axis(axis: object) -> None:
+    """An axis of environment frames (or any large count): at most 6 ticks, labelled 50k, 100k, 1.5M."""
+    axis.set_major_locator(MaxNLocator(nbins=6, min_n_ticks=3))  # type: ignore[attr-defined]
+    axis.set_major_formatter(FuncFormatter(compact_number))  # type: ignore[attr-defined]
+
+
+def plain_axis(axis: object, log: bool = False) -> None:
+    """Tick labels as plain numbers with thousands separators (``1,500``, ``0.01``), no offset, no 10ⁿ;
+    ``log``: a log-scaled axis, its decades labelled the same way and its minor ticks unlabelled."""
+    axis.set_major_formatter(FuncFormatter(compact_number))  # type: ignore[attr-defined]
+    if log:
+        axis.set_minor_formatter(NullFormatter())  # type: ignore[attr-defined]
+
+
+def add_caption(fig: Figure, text: str) -> None:
+    """A caption under the axes, wrapped to the figure's width, e.g. what the y axis means physically; the
+    axes are laid out above it (never overlapping it)."""
+    width_in, height_in = fig.get_size_inches()
+    lines = textwrap.wrap(text, max(40, int(width_in * 14)))  # ~14 characters per inch at "small"
+    caption_height = min(0.5, (0.17 * len(lines) + 0.12) / height_in)
+    fig.get_layout_engine().set(rect=(0.0, caption_height, 1.0, 1.0 - caption_height))  # type: ignore[union-attr]
+    fig.text(0.01, 0.01, "\n".join(lines), ha="left", va="bottom", fontsize="small", color="dimgray")
+
+
 def trajectory_figure(
     days: np.ndarray,
     storage_hm3: Mapping[str, np.ndarray],
@@ -74,6 +113,7 @@ def trajectory_figure(
     spill_cms: Mapping[str, np.ndarray] | None = None,
     energy_mwh: Mapping[str, np.ndarray] | None = None,
     title: str = "",
+    failures: Mapping[str, tuple[int, str]] | None = None,
 ) -> Figure:
     """Daily trajectory of one or more policies over the same inflow sequence.
 
@@ -84,10 +124,13 @@ def trajectory_figure(
       * ``inflow_cms``: (T,) inflow in m³/s (shared by all policies).
       * ``release_cms`` / ``spill_cms``: policy name → (T,) controlled release / spill in m³/s.
       * ``energy_mwh``: policy name → (T,) daily hydropower energy in MWh; ``None`` omits that panel.
+      * ``failures``: policy name → (day index in 0..T-1, kind, e.g. "flood" or "drought") of the failure
+        that ended its episode: marked with a cross on its storage line and a labelled vertical line.
 
     Returns a figure with 3 stacked axes sharing x (2 without energy): storage with the dead pool,
     inactive, conservation and flood-control zones shaded and a line at capacity; inflow vs release
-    (+ spill, dotted); daily energy.
+    (+ spill: dashed, thick, drawn above the other lines on the days it is above zero, its number of
+    days and peak in the legend); daily energy. Flows, volumes and energy are labelled with thousands separators.
     """
     days = np.asarray(days).reshape(-1)
     n = days.shape[0]
@@ -118,9 +161,19 @@ def trajectory_figure(
     ax.axhline(zones.capacity_hm3, color="black", lw=1.0, ls="-", label=f"capacity ({zones.capacity_hm3:,.0f} hm³)")
     for name, storage in storages.items():
         ax.plot(days, storage, color=colors[name], lw=1.4, label=name)
+    for name, (day, kind) in (failures or {}).items():
+        day = int(min(max(day, 0), n - 1))
+        level = storages[name][day] if name in storages and np.isfinite(storages[name][day]) else top / 2
+        for other in axes:
+            other.axvline(days[day], color=colors.get(name, "black"), ls=(0, (1, 2)), lw=1.0, alpha=0.8)
+        ax.plot([days[day]], [level], marker="X", ms=11, mec="black", mew=0.8, color=colors.get(name, "black"),
+                ls="none", zorder=5, label=f"{name}: {kind} failure, day {day + 1}")
+        ax.annotate(f"{kind} failure ({name})", (days[day], level), xytext=(6, 8), textcoords="offset points",
+                    fontsize="small", color="black", zorder=6)
     ax.set_ylim(0.0, top)
     ax.set_ylabel("storage (hm³)")
     ax.set_title("Storage")
+    plain_axis(ax.yaxis)
     ax.legend(**_LEGEND)
 
     ax = axes[1]
@@ -129,10 +182,16 @@ def trajectory_figure(
         ax.plot(days, _series(release, n, f"release_cms[{name!r}]"), color=colors[name], lw=1.2,
                 label=f"release ({name})")
     for name, spill in (spill_cms or {}).items():
-        ax.plot(days, _series(spill, n, f"spill_cms[{name!r}]"), color=colors[name], lw=1.2, ls=":",
-                label=f"spill ({name})")
+        values = _series(spill, n, f"spill_cms[{name!r}]")
+        spilled = values > 0
+        shown = np.where(spilled, values, np.nan)  # days without spill leave a gap, not a line along zero
+        label = (f"spill ({name}): {int(spilled.sum())} days, peak {np.nanmax(shown):,.0f} m³/s" if spilled.any()
+                 else f"spill ({name}): none")
+        ax.plot(days, shown, color=colors[name], lw=2.2, ls="--", zorder=4,
+                marker="v" if 0 < spilled.sum() <= 3 else None, label=label)  # (a lone day is a marker)
     ax.set_ylabel("flow (m³/s)")
-    ax.set_title("Inflow, release and spill" if spill_cms else "Inflow and release")
+    ax.set_title("Inflow, release and spill (dashed)" if spill_cms else "Inflow and release")
+    plain_axis(ax.yaxis)
     ax.legend(**_LEGEND)
 
     if energy_mwh is not None:
@@ -142,6 +201,7 @@ def trajectory_figure(
             ax.plot(days, values, color=colors[name], lw=1.2, label=f"{name} ({np.nansum(values) / 1000:,.1f} GWh)")
         ax.set_ylabel("energy (MWh/day)")
         ax.set_title("Daily hydropower energy")
+        plain_axis(ax.yaxis)
         ax.legend(**_LEGEND)
 
     if np.issubdtype(days.dtype, np.datetime64):
@@ -182,6 +242,7 @@ def action_histogram_figure(
     ax.set_xticks(x, [f"{v:,.4g}" for v in levels], rotation=45 if len(levels) > 8 else 0)
     ax.set_xlabel("release level (m³/s)")
     ax.set_ylabel("share of days (%)")
+    plain_axis(ax.yaxis)
     ax.set_title(title or "Release decisions")
     if isinstance(counts, Mapping):
         ax.legend(fontsize="small")
@@ -236,6 +297,8 @@ def reward_breakdown_figure(
     ax.invert_yaxis()
     ax.margins(x=0.15)
     ax.set_xlabel("weighted contribution to return (reward units)")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    plain_axis(ax.xaxis)
     ax.set_title(title or "Reward breakdown")
     ax.legend(handles=handles, **_LEGEND)
     return fig
@@ -257,13 +320,16 @@ def learning_curve_figure(
     ylabel: str = "return",
     title: str = "",
     xlabel: str = "frames",
+    caption: str = "",
 ) -> Figure:
     """Learning curves with baseline reference levels.
 
     Inputs: ``series`` — name → (steps (N,), values (N,)), e.g. {"train return": …, "eval return
     (validation)": …}; steps are environment frames (``xlabel``), NaN values leave gaps.
     ``reference_lines`` — name → level in the units of ``ylabel`` (e.g. {"SOP": -12.0, "DP": 40.0}),
-    drawn as labelled horizontal dashed lines. Returns a one-axes figure.
+    drawn as labelled horizontal dashed lines. ``caption``: a note under the axes (e.g. what the return
+    is in physical terms). Frames are labelled 50k, 100k, …; values with thousands separators. Returns a
+    one-axes figure.
     """
     refs = {k: float(v) for k, v in (reference_lines or {}).items() if v is not None and math.isfinite(float(v))}
     colors = _colors(series, {f"ref:{k}": v for k, v in refs.items()})
@@ -277,10 +343,14 @@ def learning_curve_figure(
                 fontsize="small")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    frames_axis(ax.xaxis)
+    plain_axis(ax.yaxis)
     ax.grid(alpha=0.3)
     ax.set_title(title or "Learning curve")
     if series or refs:
         ax.legend(**_LEGEND)
+    if caption:
+        add_caption(fig, caption)
     return fig
 
 
@@ -293,7 +363,8 @@ def metric_panels_figure(
 
     Inputs: ``panels`` — panel title (e.g. "loss", "epsilon", "spill (hm³)") → series name →
     (steps (N,), values (N,)). Panels whose key contains "loss" use a log y axis when all values are
-    positive. Returns a figure with exactly ``len(panels)`` axes.
+    positive, labelled in plain numbers (0.01, 0.1, 1). Frames are labelled 50k, 100k, …. Returns a figure
+    with exactly ``len(panels)`` axes.
     """
     n = max(1, len(panels))
     ncols = min(3, n)
@@ -307,8 +378,11 @@ def metric_panels_figure(
         _plot_series(ax, series, _colors(series))
         finite = [np.asarray(v, dtype=float) for _, v in series.values()]
         finite = [v[np.isfinite(v)] for v in finite]
-        if "loss" in key.lower() and any(v.size for v in finite) and all((v > 0).all() for v in finite):
+        log = "loss" in key.lower() and any(v.size for v in finite) and all((v > 0).all() for v in finite)
+        if log:
             ax.set_yscale("log")
+        frames_axis(ax.xaxis)
+        plain_axis(ax.yaxis, log=log)
         if not series:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
         ax.set_title(key, fontsize="medium")
@@ -362,6 +436,8 @@ def policy_comparison_figure(
         drawn = [abs(float(v)) for triple in per_policy.values() for v in triple if v is not None and math.isfinite(v)]
         if not drawn or max(drawn) == 0.0:  # all zero: a readable unit axis instead of a 1e-16 scale
             ax.set_xlim(-0.1, 1.0)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # narrow panels: few, short labels
+        plain_axis(ax.xaxis)
         ax.grid(axis="x", alpha=0.3)
         ax.set_title(metric, fontsize="medium")
     fig.suptitle(title or "Policies compared")

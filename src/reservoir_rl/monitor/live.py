@@ -5,10 +5,13 @@ The trainer drives a :class:`ProgressView` with plain numbers only::
     view = make_view("auto")
     view.start(total_frames=200_000, start_frame=0)
     view.update(frames, {"fps": 1530.0, "epsilon": 0.76, "loss": 0.0123})
-    view.add_episodes([{"return": -3.2, "energy_gwh": 1.9, "spill_hm3": 0.0, "violations": 2, "length": 365}])
+    view.add_episodes([{"return": -3.2, "energy_gwh": 1.9, "spill_hm3": 0.0, "failures": 0,
+                        "env_flow_deficit_days": 2, "length": 365}])
     view.stop()
 
-Missing keys and NaN values are shown as "–".
+Missing keys and NaN values are shown as "–". Everything the views print fits the console's width (80
+columns and more): the live panel flows its numbers into lines without splitting one, and its table of recent
+episodes uses compact headers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -67,6 +71,38 @@ def _fmt(value: object, spec: str) -> str:
 def _fmt_int(value: object) -> str:
     x = _num(value)
     return DASH if x is None else f"{round(x):,d}"
+
+
+def _cells(columns: Sequence[Column], row: Mapping[str, float]) -> list[str]:
+    return [_fmt_int(row.get(key)) if spec == "int" else _fmt(row.get(key), spec) for key, _, spec in columns]
+
+
+def _default_columns(rows: Sequence[Mapping[str, float]]) -> tuple[Column, ...]:
+    """The rows' own keys as columns (when no columns were given)."""
+    keys = rows[0] if rows else ("index",)
+    return tuple((key, key, "int" if key == "index" else ",.2f") for key in keys)
+
+
+def flow_lines(chunks: Sequence[str], width: int, separator: str = "  ") -> list[str]:
+    """``chunks`` joined by ``separator`` into lines of at most ``width`` characters (two fewer after the
+    first, which a caller may indent), broken only between chunks: a number is never split across lines."""
+    lines: list[str] = []
+    for chunk in chunks:
+        room = width - (2 if len(lines) > 1 else 0)
+        if lines and len(lines[-1]) + len(separator) + len(chunk) <= room:
+            lines[-1] += separator + chunk
+        else:
+            lines.append(chunk)
+    return lines
+
+
+def episode_table_lines(columns: Sequence[Column], rows: Sequence[Mapping[str, float]]) -> list[str]:
+    """A plain-text table (header line, then one line per row; columns right-aligned, two spaces apart)."""
+    body = [_cells(columns, row) for row in rows]
+    widths = [max([len(header)] + [len(cells[i]) for cells in body]) for i, (_, header, _) in enumerate(columns)]
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.rjust(w) for cell, w in zip(cells, widths))
+    return [line([header for _, header, _ in columns]), *(line(cells) for cells in body)]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -138,6 +174,10 @@ class _Tracker:
 
     def status_line(self) -> str:
         """One plain-text summary line (no markup, no ANSI)."""
+        return " | ".join(self.status_parts())
+
+    def status_parts(self) -> list[str]:
+        """The pieces of the summary line: progress, rate, ε, loss, episode returns, evaluation, ETA."""
         frac = self.fraction()
         parts = [
             f"frames {self.frames:,}/{self.total_frames:,} ({_fmt(None if frac is None else 100 * frac, '.1f')}%)",
@@ -150,21 +190,25 @@ class _Tracker:
             parts.append(f"eval {_fmt(self.stats.get('eval_return'), '.2f')} "
                          f"(best {_fmt(self.stats.get('best_eval_return'), '.2f')})")
         parts.append(f"eta {format_duration(self.eta())}")
-        return " | ".join(parts)
+        return parts
 
 
 class PlainView(_Tracker):
     """Plain, rate-limited lines for logs and pipes: no ANSI codes, no carriage returns.
 
-    Prints at ``start``, at most once every ``every_seconds`` on ``update`` and always at ``stop``.
-    ``clock`` (seconds, monotonic) is injectable for tests.
+    Prints at ``start``, at most once every ``every_seconds`` on ``update`` and always at ``stop``; each
+    periodic line is followed by the table of the episodes finished since the previous one (at most
+    ``recent``, with a header: ``episode_columns`` as in `LiveView`). ``clock`` (seconds, monotonic) is
+    injectable for tests.
     """
 
     def __init__(self, console: Console | None = None, every_seconds: float = 10.0, clock: Clock | None = None,
-                 recent: int = RECENT_EPISODES) -> None:
+                 recent: int = RECENT_EPISODES, episode_columns: Sequence[Column] | None = None) -> None:
         super().__init__(clock, recent)
         self.console = console or Console()
         self.every_seconds = float(every_seconds)
+        self.episode_columns = tuple(episode_columns) if episode_columns is not None else None
+        self._new_episodes: deque[dict[str, float]] = deque(maxlen=max(1, recent))
         self._last_print: float | None = None
         self._stopped = False
 
@@ -172,20 +216,41 @@ class PlainView(_Tracker):
         self.console.out(line, highlight=False)  # low-level: no markup, wrapping or styling
         self._last_print = self._clock()
 
+    def _emit_episodes(self) -> None:
+        """The episodes finished since the last table (the newest ``recent`` of them), then none pending."""
+        if not self._new_episodes:
+            return
+        rows = list(self._new_episodes)
+        self._new_episodes.clear()
+        shown = f"last {len(rows)} of {self.n_episodes:,}" if self.n_episodes > len(rows) else f"{len(rows)}"
+        self._emit(f"episodes finished ({shown}):")
+        for line in episode_table_lines(self.episode_columns or _default_columns(rows), rows):
+            self._emit("    " + line)
+
+    def _emit_status(self, *extra: str) -> None:
+        """The summary as lines of at most the console's width (broken between its pieces; continuation
+        lines indented by two spaces)."""
+        lines = flow_lines([*self.status_parts(), *extra], max(20, self.console.width), " | ")
+        for i, line in enumerate(lines):
+            self._emit(("  " if i else "") + line)
+
     def start(self, total_frames: int, start_frame: int = 0) -> None:
         self._begin(total_frames, start_frame)
         self._stopped = False
         resumed = f" (resuming at frame {self.start_frame:,})" if self.start_frame else ""
         self._emit(f"training {self.total_frames:,} frames{resumed}")
-        self._emit(self.status_line())
+        self._emit_status()
 
     def update(self, frames: int, stats: dict[str, float]) -> None:
         self._record(frames, stats)
         if self._last_print is None or self._clock() - self._last_print >= self.every_seconds:
-            self._emit(self.status_line())
+            self._emit_status()
+            self._emit_episodes()
 
     def add_episodes(self, rows: list[dict[str, float]]) -> None:
+        before = self.n_episodes
         self._record_episodes(rows)
+        self._new_episodes.extend(list(self.episodes)[-(self.n_episodes - before):] if self.n_episodes > before else [])
 
     def message(self, text: str) -> None:
         self._emit(str(text))
@@ -193,13 +258,15 @@ class PlainView(_Tracker):
     def stop(self) -> None:
         if not self._stopped:
             self._stopped = True
-            self._emit(f"{self.status_line()} | elapsed {format_duration(self.elapsed())}")
+            self._emit_episodes()
+            self._emit_status(f"elapsed {format_duration(self.elapsed())}")
 
 
 class LiveView(_Tracker):
     """Rich live display refreshed in place: progress bar + stats above a table of recent episodes.
 
-    ``stop()`` leaves the final state on screen. Messages print above the live area.
+    Every line fits the console's width: the statistics flow into as many lines as needed, broken only
+    between two of them. ``stop()`` leaves the final state on screen. Messages print above the live area.
     """
 
     def __init__(self, console: Console | None = None, refresh_per_second: float = 4.0, clock: Clock | None = None,
@@ -217,36 +284,58 @@ class LiveView(_Tracker):
         with self._lock:
             return self.render()
 
+    @staticmethod
+    def _flowed(chunks: Sequence[tuple[str, str]], width: int) -> list[Text]:
+        """(text, style) chunks two spaces apart as lines of at most ``width`` cells, broken only between
+        chunks (a number is never split; a chunk wider than ``width`` gets a line of its own)."""
+        lines: list[Text] = []
+        for text, style in chunks:
+            if lines and lines[-1].cell_len + 2 + Text(text).cell_len <= width:
+                lines[-1].append("  ")
+                lines[-1].append(text, style=style)
+            else:
+                lines.append(Text(text, style=style))
+        return lines
+
     def render(self) -> Group:
         """The current display (also usable without a running ``Live``)."""
+        width = max(20, self.console.width)
         frac = self.fraction()
+        percent = f"{_fmt(None if frac is None else 100 * frac, '5.1f')}%"
+        frames = f"{self.frames:,}/{self.total_frames:,} frames"
+        bar_width = max(10, min(30, width - len("training") - len(percent) - len(frames) - 3))
         bar = Table.grid(padding=(0, 1))
-        bar.add_row(
+        cells: list[object] = [
             Text("training", style="bold cyan"),
             ProgressBar(total=max(1, self.total_frames), completed=min(self.frames, max(1, self.total_frames)),
-                        width=30, pulse=frac is None),
-            Text(f"{_fmt(None if frac is None else 100 * frac, '5.1f')}%"),
-            Text(f"{self.frames:,}/{self.total_frames:,} frames"),
-            Text(f"{_fmt(self.fps(), ',.0f')} fps", style="green"),
-            Text(f"elapsed {format_duration(self.elapsed())}"),
-            Text(f"eta {format_duration(self.eta())}", style="yellow"),
-            Text(f"ε {_fmt(self.stats.get('epsilon'), '.3f')}"),
-            Text(f"loss {_fmt(self.stats.get('loss'), '.3g')}"),
-        )
-        parts: list[object] = [bar]
+                        width=bar_width, pulse=frac is None),
+            Text(percent),
+        ]
+        fits = len("training") + bar_width + len(percent) + len(frames) + 3 <= width
+        if fits:
+            cells.append(Text(frames))
+        bar.add_row(*cells)
+        stats = [] if fits else [(frames, "")]
+        stats += [
+            (f"{_fmt(self.fps(), ',.0f')} fps", "green"),
+            (f"elapsed {format_duration(self.elapsed())}", ""),
+            (f"eta {format_duration(self.eta())}", "yellow"),
+            (f"ε {_fmt(self.stats.get('epsilon'), '.3f')}", ""),
+            (f"loss {_fmt(self.stats.get('loss'), '.3g')}", ""),
+            (f"lr {_fmt(self.stats.get('lr'), '.2e')}", ""),
+        ]
+        parts: list[object] = [bar, *self._flowed(stats, width)]
         if "eval_return" in self.stats or "best_eval_return" in self.stats:
-            parts.append(Text(f"eval return (validation) {_fmt(self.stats.get('eval_return'), '.2f')} | "
-                              f"best {_fmt(self.stats.get('best_eval_return'), '.2f')} | "
-                              f"lr {_fmt(self.stats.get('lr'), '.2e')}", style="magenta"))
+            evaluation = [(f"eval return (validation) {_fmt(self.stats.get('eval_return'), ',.2f')}", "magenta"),
+                          (f"best {_fmt(self.stats.get('best_eval_return'), ',.2f')}", "magenta")]
+            parts += self._flowed(evaluation, width)
         table = Table(title=f"recent episodes ({self.n_episodes:,} total)", title_justify="left",
-                      expand=False, header_style="bold")
-        columns = self.episode_columns or tuple(
-            (key, key, "int" if key == "index" else ",.2f") for key in (self.episodes[0] if self.episodes else ("index",))
-        )
+                      expand=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        columns = self.episode_columns or _default_columns(list(self.episodes))
         for _, header, _ in columns:
-            table.add_column(header, justify="right")
+            table.add_column(header, justify="right", no_wrap=True)
         for ep in self.episodes:
-            table.add_row(*(_fmt_int(ep.get(key)) if spec == "int" else _fmt(ep.get(key), spec) for key, _, spec in columns))
+            table.add_row(*_cells(columns, ep))
         if not self.episodes:
             table.add_row(*(DASH for _ in columns))
         parts.append(table)
@@ -301,7 +390,7 @@ def make_view(mode: str = "auto", console: Console | None = None, plain_every_se
               episode_columns: Sequence[Column] | None = None) -> ProgressView:
     """View for ``mode`` in {"auto", "live", "plain", "quiet"}; "auto" = live on a terminal, else plain.
 
-    ``episode_columns``: the live view's table of recent episodes, (row key, header, format) per column
+    ``episode_columns``: the table of recent episodes (live panel; periodic lines of the plain view), (row key, header, format) per column
     (format: a format spec such as ",.2f", or "int"); None shows the rows' own keys."""
     mode = mode.lower()
     if mode not in ("auto", "live", "plain", "quiet"):
@@ -311,4 +400,4 @@ def make_view(mode: str = "auto", console: Console | None = None, plain_every_se
     console = console or Console()
     if mode == "live" or (mode == "auto" and console.is_terminal):
         return LiveView(console, episode_columns=episode_columns)
-    return PlainView(console, plain_every_seconds)
+    return PlainView(console, plain_every_seconds, episode_columns=episode_columns)

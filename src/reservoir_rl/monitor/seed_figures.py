@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from reservoir_rl.monitor.figures import add_caption, frames_axis, plain_axis
+
 __all__ = ["SeedCurves", "seed_curves_figure"]
 
 _SEED_COLOR = (0.55, 0.55, 0.55)
@@ -55,10 +57,12 @@ def seed_curves_figure(
     reference_lines: Mapping[str, Mapping[str, float]] | None = None,
     ylabel: str = "return per episode",
     title: str = "",
+    caption: str = "",
 ) -> Figure:
     """One panel per key of ``panels`` (side by side): each seed's curve (thin grey), the mean over seeds
     (bold) and the band between the lowest and highest seed; ``reference_lines`` (panel → name → level)
-    adds dashed horizontal lines, e.g. the baselines' returns."""
+    adds dashed horizontal lines, e.g. the baselines' returns; ``caption``: a note under the panels (e.g.
+    what the return is in physical terms)."""
     n = max(1, len(panels))
     fig = Figure(figsize=(6.0 * n + 1.5, 4.6), dpi=120, layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
@@ -77,8 +81,12 @@ def seed_curves_figure(
         ax.set_title(name, fontsize="medium")
         ax.set_xlabel("frames")
         ax.set_ylabel(ylabel)
+        frames_axis(ax.xaxis)
+        plain_axis(ax.yaxis)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="x-small", loc="best")
     fig.suptitle(title or "Learning curves")
+    if caption:
+        add_caption(fig, caption)
     return fig

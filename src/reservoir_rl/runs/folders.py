@@ -178,9 +178,29 @@ def find_run(run: str, runs_dir: Path) -> RunDir:
             seeds = sorted(p.name for p in path.glob("seed-*") if (p / "checkpoints").is_dir())
             example = f"{run.rstrip('/')}/{seeds[0]}" if seeds else f"{run.rstrip('/')}/seed-K"
             raise UserError(f"{path} holds several seeds ({', '.join(seeds) or 'none started yet'}): name one, e.g. {example}")
-    known = sorted(p.name for p in Path(runs_dir).glob("*") if (p / "checkpoints").is_dir() or (p / SEEDS_FILE).is_file()) if Path(runs_dir).is_dir() else []
-    hint = f"; runs in {runs_dir}: {', '.join(known[-8:])}" if known else f"; no runs in {runs_dir}"
-    raise UserError(f"unknown run {run!r}{hint}")
+    raise UserError(f"unknown run {run!r}{_runs_hint(Path(runs_dir))}")
+
+
+HINT_RUNS = 8  # runs an unknown-run error names (the newest); it says how many more there are
+
+
+def _natural(name: str) -> tuple:
+    """Sort key: ``run-2`` before ``run-10``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def _runs_hint(runs_dir: Path) -> str:
+    """``; runs in DIR: run-1, run-2`` — every run, or the newest `HINT_RUNS` and how many more exist."""
+    if not runs_dir.is_dir():
+        return f"; no runs in {runs_dir}"
+    known = sorted((p.name for p in runs_dir.iterdir()
+                    if (p / "checkpoints").is_dir() or (p / SEEDS_FILE).is_file()), key=_natural)
+    if not known:
+        return f"; no runs in {runs_dir}"
+    if len(known) <= HINT_RUNS:
+        return f"; runs in {runs_dir}: {', '.join(known)}"
+    return (f"; {len(known)} runs in {runs_dir}, the last {HINT_RUNS}: {', '.join(known[-HINT_RUNS:])} "
+            f"({len(known) - HINT_RUNS} more: ls {runs_dir})")
 
 
 def package_versions() -> dict[str, str]:

@@ -73,6 +73,8 @@ class Trainer:
         self.best_eval_return = -math.inf
         self.last_eval: Optional[dict[str, float]] = None
         self._baseline_levels: Optional[dict[str, float]] = None
+        self._latest_eval: Optional[tuple[int, EvaluationResult]] = None  # (frame, result) of the last evaluation
+        self.figures_frame: Optional[int] = None  # the frame of the last TensorBoard figures of this process
         self.stop_requested: Optional[str] = None
         self.accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config, parts.device)
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
@@ -102,9 +104,10 @@ class Trainer:
     def run(self, total_frames: int) -> str:
         """Train until ``total_frames`` (or a stop request); returns why it stopped ("done" or a signal
         name). A checkpoint is saved on the way out. A finished run is also evaluated on the validation
-        years at its last frame (with figures); that evaluation touches no training state, so a run
-        finished at N and extended later still trains exactly like one that never stopped (only its
-        ``eval/`` curve has the extra point at N, which may also become ``best.pt``)."""
+        years at its last frame and draws its figures there; that evaluation touches no training state
+        (the eval env has its own generator and seed), so a run finished at N and extended later still
+        trains exactly like one that never stopped (only its ``eval/`` curve has the extra point at N, which
+        may also become ``best.pt``)."""
         parts = self.parts
         agent = parts.agent
         train = self.config.train
@@ -131,8 +134,10 @@ class Trainer:
         stopped_by = self.stop_requested or "done"
         self.check_finite()
         if stopped_by == "done" and (self.last_eval is None or self.last_eval.get("frames") != self.frames):
-            self._evaluate(figures=True)
+            self._evaluate()
             self.view.update(self.frames, self._display_stats(self.frames))  # show the final evaluation
+        if stopped_by == "done" and self.figures_frame != self.frames:
+            self._draw_figures()
         self.save_checkpoint()
         parts.close()  # process / ray: stop the workers (a later run() starts new ones that continue the episodes)
         return stopped_by
@@ -174,7 +179,9 @@ class Trainer:
                 "agent/actions", batch.get("action"), after, bins=np.arange(self.parts.env.n_actions + 1) - 0.5
             )
         if crossed(before, after, train.eval_every_frames):
-            self._evaluate(figures=crossed(before, after, logging.figure_every_frames))
+            self._evaluate()
+        if crossed(before, after, logging.figure_every_frames):
+            self._draw_figures()
         if crossed(before, after, train.checkpoint_every_frames):
             self.save_checkpoint()
         self.view.update(after, self._display_stats(after))
@@ -216,7 +223,22 @@ class Trainer:
             self._display["episode_return"] = float(episodes["return"].mean())
         self.window.reset()
 
-    def _evaluate(self, figures: bool) -> EvaluationResult:
+    def _draw_figures(self) -> None:
+        """TensorBoard ``figures/``: trajectory, release levels and reward breakdown of the greedy policy on the
+        validation episodes at this frame (every ``logging.figure_every_frames`` and at the end of a finished
+        run). It uses this frame's evaluation when there is one; otherwise it rolls the greedy policy out on
+        the same episodes for the figures alone (nothing logged to ``eval/``, ``best.pt`` untouched; the eval
+        env has its own generator, so no training state changes)."""
+        parts = self.parts
+        if self._latest_eval is not None and self._latest_eval[0] == self.frames:
+            result = self._latest_eval[1]
+        else:
+            result = evaluate_policy(parts.eval_env, parts.agent.actor, parts.eval_seed)
+        for tag, figure in evaluation_figures(result, parts.eval_env, episodes="validation").items():
+            self.logger.figure(f"figures/{tag}", figure, self.frames)
+        self.figures_frame = self.frames
+
+    def _evaluate(self) -> EvaluationResult:
         """Greedy policy on the validation episodes (``make_env(config, "validation")``: training years unless
         ``inflow.validation_water_years`` is set; the same traces every time); ``best.pt`` follows its return."""
         parts = self.parts
@@ -229,9 +251,7 @@ class Trainer:
         if parts.config.logging.baseline_levels:
             self.logger.scalars("baselines", self.baseline_levels(), self.frames)
         self._display["eval_return"] = summary["return"]
-        if figures:
-            for tag, figure in evaluation_figures(result, parts.eval_env, episodes="validation").items():
-                self.logger.figure(f"figures/{tag}", figure, self.frames)
+        self._latest_eval = (self.frames, result)
         if summary["return"] > self.best_eval_return:
             self.best_eval_return = summary["return"]
             ckpt.atomic_save(self.state_payload(kind="best"), self.run_dir.best_checkpoint)
@@ -345,17 +365,12 @@ class Trainer:
 
 
 def episode_rows(episodes: dict[str, torch.Tensor], first_index: int = 1) -> list[dict[str, float]]:
-    """Finished episodes as rows for the live view: number, return, energy, spill, violations, length."""
-    picked = {name: episodes[name].tolist() for name in
-              ("return", "energy_gwh", "spill_hm3", "failures", "env_flow_deficit_days", "length")}
+    """Finished episodes as rows for the live view: number, return, energy (GWh), spill (hm³), failure days (0
+    or 1 when a failure ends the episode), env-flow deficit days and length (days); keys as in
+    `reservoir_rl.catalog.LIVE_EPISODE_COLUMNS`."""
+    keys = ("return", "energy_gwh", "spill_hm3", "failures", "env_flow_deficit_days", "length")
+    picked = {name: episodes[name].tolist() for name in keys}
     return [
-        {
-            "index": float(first_index + i),
-            "return": picked["return"][i],
-            "energy_gwh": picked["energy_gwh"][i],
-            "spill_hm3": picked["spill_hm3"][i],
-            "violations": picked["failures"][i] + picked["env_flow_deficit_days"][i],
-            "length": picked["length"][i],
-        }
+        {"index": float(first_index + i), **{name: picked[name][i] for name in keys}}
         for i in range(len(picked["return"]))
     ]
