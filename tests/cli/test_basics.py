@@ -72,7 +72,7 @@ def test_shell_completion_is_available(runner):
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
     assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
     result = runner.invoke(app, ["--show-completion", "bash"])
-    assert result.exit_code == 0 and "complete " in result.stdout and "_RESERVOIR_RL_COMPLETE" in result.stdout
+    assert result.exit_code == 0 and "complete " in result.stdout and "_RESERVOIR_RL_COMPLETE" in result.stdout, result.output
 
 
 def test_train_with_a_missing_config_file(runner, tmp_path):
