@@ -263,7 +263,11 @@ LIMITS = [
     "default). The held-out years above take part neither in training nor in choosing the checkpoint.",
     "- **Foresight.** DP knows the whole year's inflow; the agent sees a 10-day forecast with growing "
     "error. Most of the remaining gap is storage the agent draws down earlier than DP (see the trajectory "
-    "figures): without foresight, holding storage high through the summer risks a dry autumn.",
+    "figures): without foresight, holding storage high through the summer risks a dry autumn. Part of DP's "
+    "lead is an artifact of the 365-day episode: knowing that the episode stops, DP empties the reservoir "
+    "in its last weeks. The lines \"without the end-of-episode artifact\" above value the storage every "
+    "policy leaves with the SDP's value function of the training years and compare with DP+end, the DP "
+    "that values it too (docs/evaluate.md).",
     "- **Rare floods.** The held-out years bring floods larger than any the training years had in the same "
     "season (the lists above): the April 2005 flood at Montague carried 1,241 hm³ above the release capacity "
     "in 10 days, half again the largest of the training years (819 hm³, March 1948), and full release from "
@@ -297,7 +301,9 @@ LIMITS = [
     "inflow classes and transitions (training years); the SDP's grid, periods and classes and the MPC's "
     "grid (chosen on 50 validation episodes of each config: returns moved by less than 0.5 across the "
     "settings tried, docs/configuration.md); SOP's and hedging's flood-control release (without it the "
-    "firm-yield SOP scored −88.7 on the 50 validation episodes of `configs/base.yaml`, with it 135.6).",
+    "firm-yield SOP scored −88.7 on the 50 validation episodes of `configs/base.yaml`, with it 135.6); the "
+    "end-storage value (the SDP's value function, solved from the training years; defined without looking "
+    "at any held-out figure and used for no choice).",
     "- Both shipped configs set `inflow.validation_water_years: 0`, so their validation episodes lie in the "
     "training years: a choice made on them is made on years trained on, never on held-out years.",
     "",
