@@ -68,7 +68,10 @@ def test_a_flag_takes_no_value(runner, tmp_path):
     assert_one_line_user_error(result, "unknown run 'true'")
 
 
-def test_shell_completion_is_available(runner):
+def test_shell_completion_is_available(runner, monkeypatch):
+    # the shell named on the command line (Typer reads this variable when it builds the command; without it,
+    # Typer detects the shell from the process tree, which a test process does not have)
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
     assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
     result = runner.invoke(app, ["--show-completion", "bash"])
