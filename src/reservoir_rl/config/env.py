@@ -104,11 +104,11 @@ class SafetyConfig(Section):
 
     enabled: bool = Field(True, description="guard the agent's releases (false: the agent's action is executed as chosen)")
     flood_quantile: float = Field(
-        0.95, ge=0.5, lt=1,
+        0.99, ge=0.5, lt=1,
         description="quantile of the forecast error model the flood check assumes for each lead (0.5 = the forecast's median)",
     )
     drought_quantile: float = Field(
-        0.05, gt=0, le=0.5, description="quantile of the forecast error model the drought check assumes for each lead",
+        0.01, gt=0, le=0.5, description="quantile of the forecast error model the drought check assumes for each lead",
     )
     dead_storage_margin_fraction: float = Field(
         0.02, ge=0, lt=1, description="the drought check keeps storage above dead storage + this fraction of capacity",

@@ -146,6 +146,8 @@ class ReleaseGuard:
         above_floor = dry_storage > self.floor_hm3
         drought_safe = above_floor & (dry_storage - drawdown_hm3(evaporation, inflow[1]).unsqueeze(-1) > self.floor_hm3)
         highest = torch.where(drought_safe, levels, torch.zeros_like(levels)).amax(dim=-1)
+        # the flood bound never takes the lake below the floor today (an empty lake is a drought failure)
+        lowest = lowest.minimum(torch.where(above_floor, levels, torch.zeros_like(levels)).amax(dim=-1))
         env_level = self.env_flow_level
         water_available = above_floor[:, env_level]
         highest = torch.where(water_available, highest.clamp(min=env_level), highest)
