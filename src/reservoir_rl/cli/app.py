@@ -123,10 +123,12 @@ def evaluate(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per policy, seed and episode here."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+    guard_baselines: bool = typer.Option(False, "--guard-baselines", help="Run sop, hedging, rule, sdp and mpc under the release guard the agent runs with (env.safety); dp is never guarded."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.
 
-    On a multi-seed run: every seed's agent on the same episodes, with the mean and IQM over seeds."""
+    The agent runs under its release guard (env.safety). On a multi-seed run: every seed's agent on the same
+    episodes, with the mean and IQM over seeds."""
     from reservoir_rl.cli.render_evaluation import render_evaluation
     from reservoir_rl.commands import evaluate as service
 
@@ -134,6 +136,7 @@ def evaluate(
         report = call(lambda: service.evaluate(
             ckpt, episodes, years, baselines, seed, out, csv, force, runs_dir,
             on_policy=lambda name: status.update(f"evaluating {name} on {episodes} episodes …"),
+            guard_baselines=guard_baselines,
         ))
     render_evaluation(report)
 

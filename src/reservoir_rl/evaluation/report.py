@@ -22,6 +22,7 @@ from typing import Any, Optional
 import torch
 
 from reservoir_rl.catalog import AGENT, HEADLINE_METRICS, METRICS, policy_label
+from reservoir_rl.evaluation.failures import FAILURE_KINDS, avoidable, first_failures
 from reservoir_rl.evaluation.paired import EPISODE_FIELDS
 from reservoir_rl.evaluation.rollout import EvaluationResult
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES, Estimate, PairedBootstrap, StratifiedBootstrap
@@ -29,6 +30,7 @@ from reservoir_rl.files import json_ready
 
 RESULTS_FORMAT = "reservoir-rl-evaluation"
 RESULTS_VERSION = 2
+FAILURE_COLUMNS = ("failure_kind", "failure_day", "failure_avoidable")  # the CSV's last columns
 
 
 @dataclass
@@ -74,6 +76,7 @@ class EvaluationReport:
     results: dict[str, EvaluationResult] = field(repr=False, default_factory=dict)  # baseline -> trajectories
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line each about how the baselines were set up
+    guarded: dict[str, bool] = field(default_factory=dict)  # policy -> ran under the release guard (env.safety)
 
     @property
     def policies(self) -> list[str]:
@@ -106,6 +109,7 @@ class EvaluationReport:
                     "summary": as_dicts(self.summary[name]),
                     "iqm": as_dicts(self.iqm[name]),
                     "episodes": {k: v.tolist() for k, v in values.items()},
+                    **self._failure_summary(name),
                 }
                 for name, values in self.per_episode.items()
             },
@@ -136,21 +140,66 @@ class EvaluationReport:
             return None
         return {"baseline": self.best_baseline, **estimate.as_dict()}
 
+    def failure_records(self, name: str) -> Optional[dict[str, torch.Tensor]]:
+        """Policy ``name``'s first failures from its trajectories: ``kind`` and ``day`` (`first_failures`)
+        and, when DP ran, ``avoidable``, each (seeds, E) (a baseline's row repeated for every seed); None
+        when its trajectories are not held."""
+        if name == AGENT:
+            if set(self.agent_results) != set(self.seeds):
+                return None
+            found = [first_failures(self.agent_results[s].trajectory) for s in self.seeds]
+            kind, day = torch.stack([k for k, _ in found]), torch.stack([d for _, d in found])
+        elif name in self.results:
+            kind, day = (x.expand(len(self.seeds), -1) for x in first_failures(self.results[name].trajectory))
+        else:
+            return None
+        records = {"kind": kind.cpu(), "day": day.cpu()}
+        dp_kind = first_failures(self.results["dp"].trajectory)[0].cpu() if "dp" in self.results else None
+        if dp_kind is not None:
+            records["avoidable"] = avoidable(records["kind"], dp_kind)
+        return records
+
+    def _failure_summary(self, name: str) -> dict[str, Any]:
+        """The JSON's failure counts of one policy over its seed × episode pairs: ``failed_episodes`` (None
+        without trajectories), ``failures_avoidable`` (failed where DP did not; None without DP), and
+        ``guarded`` (ran under the release guard)."""
+        records = self.failure_records(name)
+        failed = None if records is None else int((records["kind"] > 0).sum())
+        avoided = None if records is None or "avoidable" not in records else int(records["avoidable"].sum())
+        return {"guarded": bool(self.guarded.get(name, False)), "failed_episodes": failed,
+                "failures_avoidable": avoided}
+
     def to_csv(self) -> str:
         """One row per policy, seed and episode: the trace (start, storage, inflow) and every metric. A
         baseline does not depend on the agent's seed: its rows repeat for every seed (each seed's rows are
-        a complete paired comparison)."""
+        a complete paired comparison). The last columns name each episode's first failure: ``failure_kind``
+        (flood / drought / none), ``failure_day`` (day of the episode, 1 = its first; empty without a failure)
+        and ``failure_avoidable`` (true when DP avoided it on that trace; empty without a failure or DP)."""
         metrics = list(self.per_episode[AGENT])
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["policy", "seed", "episode", *EPISODE_FIELDS, *metrics])
+        writer.writerow(["policy", "seed", "episode", *EPISODE_FIELDS, *metrics, *FAILURE_COLUMNS])
         for name, values in self.per_episode.items():
+            failures = self.failure_records(name)
             for i, s in enumerate(self.seeds):
                 for e in range(self.episodes):
                     trace = [self.episode_info[k][e] for k in EPISODE_FIELDS]
                     row = [float(values[k][i, e] if values[k].dim() == 2 else values[k][e]) for k in metrics]
-                    writer.writerow([name, s, e, *trace, *("" if math.isnan(v) else repr(v) for v in row)])
+                    writer.writerow([name, s, e, *trace, *("" if math.isnan(v) else repr(v) for v in row),
+                                     *_failure_cells(failures, i, e)])
         return buffer.getvalue()
+
+
+def _failure_cells(failures: Optional[dict[str, torch.Tensor]], seed_row: int, episode: int) -> list[str]:
+    """The CSV's failure columns of one row (empty cells where nothing is known)."""
+    if failures is None:
+        return ["", "", ""]
+    kind = int(failures["kind"][seed_row, episode])
+    if kind == 0:
+        return [FAILURE_KINDS[0], "", ""]
+    avoidable_by_dp = failures.get("avoidable")
+    return [FAILURE_KINDS[kind], str(int(failures["day"][seed_row, episode])),
+            "" if avoidable_by_dp is None else str(bool(avoidable_by_dp[seed_row, episode])).lower()]
 
 
 def _wins(agent: torch.Tensor, baseline: torch.Tensor) -> float:
