@@ -188,3 +188,19 @@ def test_live_view_without_columns_shows_the_rows_own_keys() -> None:
     view.stop()
     out = buf.getvalue()
     assert "energy_gwh" in out and "spill_hm3" in out and "2.50" in out and "energy (GWh)" not in out
+
+
+def test_both_views_show_the_guard_share_only_when_the_guard_runs() -> None:
+    console, buf = _plain_console()
+    view = PlainView(console, every_seconds=0.0, clock=FakeClock())
+    view.start(total_frames=1_000, start_frame=0)
+    view.update(10, {"fps": 10.0, "epsilon": 0.5, "loss": 1.0})
+    assert "guard" not in buf.getvalue().splitlines()[-1]  # env.safety.enabled: false
+    view.update(20, {"fps": 10.0, "epsilon": 0.5, "loss": 1.0, "guard_override_fraction": 0.125})
+    assert "| guard 12.5% |" in buf.getvalue().splitlines()[-1]
+    live_buf = io.StringIO()
+    live = LiveView(Console(file=live_buf, force_terminal=True, width=160), clock=FakeClock())
+    live.start(total_frames=1_000, start_frame=0)
+    live.update(20, {"fps": 10.0, "guard_override_fraction": 0.031})
+    live.stop()
+    assert "guard 3.1% of days" in live_buf.getvalue()
