@@ -14,7 +14,7 @@ settings are base.yaml's.
 For each seed it trains two runs, ``flashy-guard-S`` (env.safety.enabled: true) and ``flashy-noguard-S`` (false),
 under OUT_DIR/runs, then evaluates each (every baseline; the guarded run with --guard-baselines) on ``--episodes``
 held-out episodes, writing OUT_DIR/<run>.json and .csv, and prints one summary table. A run already finished in
-OUT_DIR/runs is evaluated again, not retrained. Takes about as long as two default trainings per seed.
+OUT_DIR/runs is evaluated again, not retrained; one stopped before its end is resumed first. Takes about as long as two default trainings per seed.
 """
 
 from __future__ import annotations
@@ -52,6 +52,18 @@ def flashy_config(mean_cms: float, years: int, guard: bool) -> dict:
     return raw
 
 
+def finished(run: Path, total_frames: int | None) -> bool:
+    """True when the run's last checkpoint has reached its total frames (``total_frames`` or its config's)."""
+    from reservoir_rl.runs.checkpoint import load_checkpoint
+
+    last = run / "checkpoints" / "last.pt"
+    if not last.exists():
+        return False
+    payload = load_checkpoint(last)
+    target = total_frames or int(payload["config"]["train"]["total_frames"])
+    return int(payload["counters"]["frames"]) >= target
+
+
 def cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "reservoir_rl", *args], check=True, cwd=ROOT)
 
@@ -74,10 +86,12 @@ def main() -> int:
             name = f"flashy-{'guard' if guard else 'noguard'}-{seed}"
             config_path = out / f"{name}.yaml"
             config_path.write_text(yaml.safe_dump(flashy_config(args.mean_cms, args.years, guard), sort_keys=False))
-            if not (runs / name / "checkpoints" / "best.pt").exists():
-                extra = ["--set", f"train.total_frames={args.frames}"] if args.frames else []
+            extra = ["--set", f"train.total_frames={args.frames}"] if args.frames else []
+            if not (runs / name).exists():
                 cli("train", str(config_path), "--runs-dir", str(runs), "--name", name, "--set", f"train.seed={seed}",
                     "--quiet", *extra)
+            elif not finished(runs / name, args.frames):
+                cli("resume", name, "--runs-dir", str(runs), "--quiet")
             result = out / f"{name}.json"
             cli("evaluate", name, "--runs-dir", str(runs), "--episodes", str(args.episodes), "--out", str(result),
                 "--csv", str(out / f"{name}.csv"), "--force", *(["--guard-baselines"] if guard else []))
