@@ -98,7 +98,13 @@ def main() -> int:
             document = json.loads(result.read_text())
             for policy, block in document["policies"].items():
                 rows.append((seed, "on" if guard else "off", policy, block))
-    print(f"\n{args.episodes} held-out episodes of the flashy river (mean {args.mean_cms:g} m³/s); failures = "
+    print_table(rows, args.episodes, args.mean_cms)
+    return 0
+
+
+def print_table(rows: list, episodes: int, mean_cms: float) -> None:
+    """One line per (seed, guard setting, policy): guarded, mean return, failed and avoidable episodes, override share."""
+    print(f"\n{episodes} held-out episodes of the flashy river (mean {mean_cms:g} m³/s); failures = "
           "episodes with an overtopping or dead-storage failure; avoidable = DP avoided it on the same trace")
     print(f"{'seed':>4} {'guard':>5} {'policy':>8} {'guarded':>7} {'return':>9} {'failures':>8} {'avoidable':>9} "
           f"{'override':>8}")
@@ -107,7 +113,6 @@ def main() -> int:
         print(f"{seed:>4} {guard:>5} {policy:>8} {str(block['guarded']):>7} {block['summary']['return']['mean']:>9.2f} "
               f"{block['failed_episodes']:>8} {block['failures_avoidable']!s:>9} "
               f"{'' if share is None else f'{100 * share:.2f}%':>8}")
-    return 0
 
 
 if __name__ == "__main__":
