@@ -15,7 +15,7 @@ import torch
 from reservoir_rl.catalog import metric_label
 
 # the metrics of the table, in order, with their number format (labels: the package's catalog)
-FORMATS = {"return": "{:.1f}", "energy_gwh": "{:.0f}", "spill_hm3": "{:.0f}", "flood_zone_days": "{:.1f}",
+FORMATS = {"return": "{:.1f}", "return_end_valued": "{:.1f}", "energy_gwh": "{:.0f}", "spill_hm3": "{:.0f}", "flood_zone_days": "{:.1f}",
            "failures": "{:.2f}", "env_flow_deficit_days": "{:.1f}", "success": "{:.2f}"}
 METRICS = [(key, metric_label(key), fmt) for key, fmt in FORMATS.items()]
 RIVERS = {"montague": "Delaware River at Montague, NJ", "trenton": "Delaware River at Trenton, NJ"}
@@ -60,6 +60,7 @@ def river_section(folder: Path, river: str) -> list[str]:
                           f"to DP closed: {estimate(best, '{:.2f}')} (the baseline chosen on the "
                           f"{choice['episodes']} validation episodes of the in-training evaluation, mean returns: "
                           f"{tried})."]
+        lines += end_valued_lines(data)
         lines += ["", "Per seed:", ""]
         for seed, result in data["per_seed"].items():
             share = result.get("gap_share")
@@ -84,6 +85,25 @@ def river_section(folder: Path, river: str) -> list[str]:
         lines += ["", "Figures:", ""]
         lines += [f"![{f.stem}](results/{river}/{f.name})" for f in figures]
     return lines + [""]
+
+
+def end_valued_lines(data: dict) -> list[str]:
+    """The same comparison on return + end-storage value: the storage each policy leaves after the last day
+    valued with the SDP's value function, DP+end (the DP that values it) as the upper bound."""
+    end = data.get("end_valued") or {}
+    if not end.get("gap_share"):
+        return []
+    policies = data["policies"]
+    lines = ["", "Without the end-of-episode artifact (return + end-storage value; DP+end as the upper bound): "
+                 f"share of the SOP → DP+end gap closed {estimate(end['gap_share'], '{:.2f}')}"]
+    best = end.get("gap_share_best_baseline")
+    if best:
+        lines[-1] += (f"; of the {policies[best['baseline']]['label']} → DP+end gap "
+                      f"{estimate(best, '{:.2f}')}")
+    diffs = "; ".join(f"{policies[b]['label']} {estimate(d.get('return_end_valued'), '{:.1f}')}"
+                      for b, d in data["paired_difference"].items() if d.get("return_end_valued"))
+    lines[-1] += f". Agent − baseline on that score, paired: {diffs}."
+    return lines
 
 
 def _word(entry: dict) -> str:
@@ -111,6 +131,10 @@ def verdict_lines(data: dict) -> list[str]:
                      + "; ".join(f"{seed}: {estimate(e, '{:.1f}')}" for seed, e in seeds.items())
                      + f". The agent {_word(pooled)} it over the seeds, and beats it with the interval above zero "
                      f"for {wins} of {len(seeds)} seeds.")
+        valued = data["paired_difference"][name].get("return_end_valued")
+        if valued and valued.get("mean") is not None:
+            lines[-1] += (f" On return + end-storage value: {estimate(valued, '{:.1f}')} (the agent "
+                          f"{_word(valued)} it).")
     return lines
 
 

@@ -9,6 +9,7 @@ from reservoir_rl import catalog
 from reservoir_rl.config import Config, EnvConfig
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import UserError
+from reservoir_rl.evaluation.end_storage import value_end_storage
 from reservoir_rl.evaluation.rollout import evaluate_policy
 
 
@@ -19,12 +20,14 @@ def env(synthetic_record):
 
 
 def test_every_baseline_is_built_and_acts_and_every_metric_is_computed(env):
-    assert catalog.BASELINE_NAMES[-1] == "dp" and {"sop", "hedging", "rule", "mpc"} <= set(catalog.BASELINE_NAMES)
-    assert catalog.IMPLEMENTABLE_BASELINES == catalog.BASELINE_NAMES[:-1]  # all but the foresight DP
+    assert catalog.BASELINE_NAMES[-2:] == ("dp", "dp_end") and {"sop", "hedging", "rule", "mpc"} <= set(catalog.BASELINE_NAMES)
+    assert catalog.IMPLEMENTABLE_BASELINES == catalog.BASELINE_NAMES[:-2]  # all but the foresight DPs
+    assert catalog.RAW_RETURN_BASELINES == catalog.BASELINE_NAMES[:-1]  # dp_end optimises return + end value
     # the synthetic record's last 2 water years held out; a small SDP grid keeps the test fast
     config = Config(inflow={"heldout_water_years": 2}, baselines={"dp_storage_levels": 200, "sdp": {"storage_levels": 40}})
     for name in catalog.BASELINE_NAMES:
         result = evaluate_policy(env, catalog.make_baseline(name, env, config), seed=4)
+        assert value_end_storage(env, config, [result]) is None  # evaluate's end-storage metrics
         missing = set(catalog.METRICS) - set(result.metrics)
         assert not missing, (name, missing)  # a catalog metric no evaluation computes would be a dead label
         actions = result.trajectory.get("action")

@@ -15,9 +15,10 @@ from typing import Callable, Literal, Optional
 from tensordict import TensorDictBase
 
 from reservoir_rl.baselines.dp import PerfectForesightPolicy
+from reservoir_rl.baselines.end_value import EndStorageValue
 from reservoir_rl.baselines.mpc import forecast_mpc_with_sdp_value
 from reservoir_rl.baselines.rules import HedgingPolicy, RuleCurvePolicy, StandardOperatingPolicy, target_release_hm3
-from reservoir_rl.baselines.sdp import StochasticDPPolicy
+from reservoir_rl.baselines.sdp import StochasticDPPolicy, sdp_solution
 from reservoir_rl.config import Config
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import UserError
@@ -36,6 +37,9 @@ class PolicyEntry:
     knows: str  # what information it acts on (documentation)
     factory: Optional[PolicyFactory] = None
     implementable: bool = True  # False: it knows the future (an upper bound, not an operating policy)
+    # True: it maximises return + end-storage value (`reservoir_rl.baselines.end_value`), the upper bound of
+    # that score, not of the raw return (in-training baseline levels, which are raw returns, leave it out)
+    end_valued: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,25 @@ POLICIES: dict[str, PolicyEntry] = {p.name: p for p in (
     PolicyEntry("dp", "DP (foresight)", "DP", "the whole future inflow of the episode (an upper bound)",
                 lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.baselines.dp_storage_levels),
                 implementable=False),
+    PolicyEntry("dp_end", "DP (foresight, end storage valued)", "DP+end",
+                "the whole future inflow of the episode; values the storage it leaves with the SDP's value "
+                "(the upper bound of return + end-storage value)",
+                lambda env, cfg: PerfectForesightPolicy(env, n_storage=cfg.baselines.dp_storage_levels,
+                                                        end_value=EndStorageValue(env, sdp_solution(env, cfg))),
+                implementable=False, end_valued=True),
 )}
 BASELINE_NAMES: tuple[str, ...] = tuple(name for name, p in POLICIES.items() if p.factory is not None)
 # The baselines an operator could run (no foresight): the candidates for the best implementable baseline.
 IMPLEMENTABLE_BASELINES: tuple[str, ...] = tuple(name for name in BASELINE_NAMES if POLICIES[name].implementable)
+# The upper bounds: of the raw return (dp) and of return + end-storage value (dp_end).
+RAW_RETURN_BOUND, END_VALUED_BOUND = "dp", "dp_end"
+# The baselines whose raw return is what they optimise (the in-training baseline levels).
+RAW_RETURN_BASELINES: tuple[str, ...] = tuple(name for name in BASELINE_NAMES if not POLICIES[name].end_valued)
 
 METRICS: dict[str, MetricEntry] = {m.name: m for m in (
     MetricEntry("return", "return", "return", "", "higher", headline=True),
+    # return + the value of the storage left at the end (`reservoir_rl.baselines.end_value`): evaluate only
+    MetricEntry("return_end_valued", "return + end-storage value", "return+end", "", "higher", headline=True),
     MetricEntry("energy_gwh", "energy (GWh)", "energy GWh", "GWh", "higher", headline=True, training=True),
     MetricEntry("spill_hm3", "spill (hm³)", "spill hm³", "hm³", "lower", headline=True, training=True),
     MetricEntry("flood_zone_days", "flood-zone days", "flood days", "days", "lower", headline=True, training=True),
@@ -97,6 +113,7 @@ METRICS: dict[str, MetricEntry] = {m.name: m for m in (
     MetricEntry("storage_mean_hm3", "mean storage (hm³)", "storage hm³", "hm³", "neither", training=True),
     MetricEntry("storage_min_hm3", "minimum storage (hm³)", "min storage", "hm³", "neither", training=True),
     MetricEntry("storage_max_hm3", "maximum storage (hm³)", "max storage", "hm³", "neither", training=True),
+    MetricEntry("end_storage_value", "end-storage value", "end value", "", "higher"),
     # NaN for a policy that ran without the release guard (env.safety; evaluate --guard-baselines)
     MetricEntry("guard_override_fraction", "guard override share", "guard share", "", "neither"),
 )}

@@ -47,8 +47,9 @@ def step_reward(physics, storage, inflow, action, day, terminate_on_failure):
     return out.next_storage_hm3, weighted_reward(WEIGHTS, reward_components(physics, out)), failed
 
 
-def brute_force_best_return(physics, storage_hm3, inflow, days, terminate_on_failure) -> float:
-    """Best undiscounted return over all A^T release sequences from ``storage_hm3``, stepped exactly."""
+def brute_force_best_return(physics, storage_hm3, inflow, days, terminate_on_failure, end_value=None) -> float:
+    """Best undiscounted return over all A^T release sequences from ``storage_hm3``, stepped exactly; plus
+    ``end_value(storage)`` of the storage left when the sequence has not failed (with termination), if given."""
     sequences = torch.tensor(list(itertools.product(range(physics.n_release_levels), repeat=len(inflow))))
     storage = torch.full((len(sequences),), storage_hm3, dtype=F64)
     total = torch.zeros(len(sequences), dtype=F64)
@@ -58,6 +59,8 @@ def brute_force_best_return(physics, storage_hm3, inflow, days, terminate_on_fai
         total = total + torch.where(alive, reward, torch.zeros_like(reward))
         if terminate_on_failure:
             alive = alive & ~failed
+    if end_value is not None:
+        total = total + torch.where(alive, end_value(storage), torch.zeros_like(storage))
     return total.max().item()
 
 
@@ -111,6 +114,35 @@ def test_dp_matches_brute_force_enumeration(tiny_physics, case, terminate_on_fai
         assert values[0, 0, g].item() == pytest.approx(best, abs=tolerance), (case, g)
         greedy = greedy_return(tiny_physics, values[0], grid[g].item(), inflow, days, terminate_on_failure)
         assert best - tolerance <= greedy <= best + 1e-9, (case, g)
+
+
+def _end_value(storage: torch.Tensor) -> torch.Tensor:
+    """A terminal value that rewards water left, and more so the fuller: 0.02 per hm³ above 600 hm³, concave."""
+    return 0.02 * (storage - 600.0) - 1e-5 * (storage - 600.0) ** 2
+
+
+@pytest.mark.parametrize("terminate_on_failure", [True, False])
+@pytest.mark.parametrize("case", sorted(TINY_CASES))
+def test_dp_with_a_terminal_value_matches_brute_force_enumeration(tiny_physics, case, terminate_on_failure):
+    """The storage left valued by a terminal value: the DP equals the best of the 81 sequences scored with it."""
+    inflow, days = TINY_CASES[case]
+    n_grid = 1001
+    grid = storage_grid_hm3(tiny_physics, n_grid)
+    terminal = _end_value(grid).unsqueeze(0)
+    values, _ = solve_values(tiny_physics, WEIGHTS, torch.tensor([inflow]), torch.tensor([days]), n_grid,
+                             terminate_on_failure, terminal_values=terminal)
+    torch.testing.assert_close(values[0, -1], terminal[0], rtol=0, atol=0)
+    plain, _ = solve_values(tiny_physics, WEIGHTS, torch.tensor([inflow]), torch.tensor([days]), n_grid,
+                            terminate_on_failure)
+    changed = False
+    for g in (150, 500, 850, 990, n_grid - 1):
+        best = brute_force_best_return(tiny_physics, grid[g].item(), inflow, days, terminate_on_failure, _end_value)
+        assert values[0, 0, g].item() == pytest.approx(best, abs=0.01), (case, g)
+        changed |= abs(values[0, 0, g].item() - plain[0, 0, g].item()) > 0.1
+    assert changed  # the terminal value matters on these cases
+    with pytest.raises(ValueError, match="terminal_values"):
+        solve_values(tiny_physics, WEIGHTS, torch.tensor([inflow]), torch.tensor([days]), n_grid, True,
+                     terminal_values=terminal[:, :10])
 
 
 def test_brute_force_cases_reach_the_interesting_regimes(tiny_physics):

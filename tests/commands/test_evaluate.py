@@ -15,7 +15,7 @@ from reservoir_rl.catalog import HEADLINE_METRICS
 from reservoir_rl.commands.evaluate import evaluate
 
 EPISODES = 8
-POLICIES = ["agent", "sop", "hedging", "rule", "sdp", "mpc", "dp"]
+POLICIES = ["agent", "sop", "hedging", "rule", "sdp", "mpc", "dp", "dp_end"]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,29 @@ def test_every_policy_runs_on_the_same_traces(evaluated):
 def test_perfect_foresight_dp_bounds_every_policy_on_every_episode(evaluated):
     report, _, _ = evaluated
     dp = report.per_episode["dp"]["return"]
-    for name in POLICIES[:-1]:
+    dp_end = report.per_episode["dp_end"]["return_end_valued"]
+    for name in POLICIES:
         assert bool((dp >= report.per_episode[name]["return"] - 1e-4).all()), name
+        # the DP valuing the storage left bounds every policy on return + end-storage value
+        assert bool((dp_end >= report.per_episode[name]["return_end_valued"] - 1e-3).all()), name
+
+
+def test_gap_shares_on_return_plus_end_storage_value(evaluated):
+    report, folder, _ = evaluated
+    valued = {name: float(report.per_episode[name]["return_end_valued"].mean()) for name in POLICIES}
+    for name in POLICIES:  # the score is the return plus the episode's end-storage value
+        values = report.per_episode[name]
+        torch.testing.assert_close(values["return_end_valued"], values["return"] + values["end_storage_value"])
+    assert report.gap_share_end.value == pytest.approx(
+        (valued["agent"] - valued["sop"]) / (valued["dp_end"] - valued["sop"]))
+    best = report.best_baseline
+    assert report.gap_share_best_end.value == pytest.approx(
+        (valued["agent"] - valued[best]) / (valued["dp_end"] - valued[best]))
+    assert report.differences["sdp"]["return_end_valued"].value == pytest.approx(valued["agent"] - valued["sdp"])
+    document = json.loads((folder / "results.json").read_text())["end_valued"]
+    assert document["upper_bound"] == "dp_end" and document["metric"] == "return_end_valued"
+    assert document["gap_share"]["mean"] == pytest.approx(report.gap_share_end.value)
+    assert document["gap_share_best_baseline"]["baseline"] == best
 
 
 def test_intervals_bracket_the_means_and_the_means_are_episode_means(evaluated):

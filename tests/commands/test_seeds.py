@@ -301,7 +301,7 @@ def test_evaluate_writes_one_csv_row_per_episode_policy_and_seed(evaluated) -> N
 
     run, output, document, csv_path = evaluated
     rows = list(csv.DictReader(csv_path.open()))
-    assert len(document["policies"]) == 7 and len(rows) == 7 * len(SEEDS) * EPISODES  # the agent and 6 baselines
+    assert len(document["policies"]) == 8 and len(rows) == 8 * len(SEEDS) * EPISODES  # the agent and 7 baselines
     keys = {(r["policy"], r["seed"], r["episode"]) for r in rows}
     assert len(keys) == len(rows)
     agent = document["policies"]["agent"]["episodes"]["energy_gwh"]

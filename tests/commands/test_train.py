@@ -62,8 +62,8 @@ def test_best_checkpoint_follows_the_held_out_evaluation(tmp_path: Path) -> None
     assert "replay_buffer" not in best and "optimizer" not in best
     with pytest.raises(ckpt.CheckpointError, match="incomplete checkpoint"):
         ckpt.require_keys(best, ckpt.RESUME_KEYS, "best.pt")  # resume never starts from it
-    # every catalog baseline's level on the same validation episodes, logged beside eval/return
-    from reservoir_rl.catalog import BASELINE_NAMES
+    # every raw-return baseline's level on the same validation episodes, logged beside eval/return
+    from reservoir_rl.catalog import RAW_RETURN_BASELINES
     from reservoir_rl.config import config_from_dict
     from reservoir_rl.env.sources import load_inflow
     from reservoir_rl.evaluation.validation import validation_returns
@@ -71,7 +71,8 @@ def test_best_checkpoint_follows_the_held_out_evaluation(tmp_path: Path) -> None
     scalars = scalar_series(summary.run_dir / "tensorboard")
     saved = config_from_dict(best["config"])
     expected = validation_returns(saved, load_inflow(saved.inflow), ["rule", "dp"])
-    for name in BASELINE_NAMES:
+    assert "baselines/dp_end" not in scalars  # it optimises return + end-storage value, not the return
+    for name in RAW_RETURN_BASELINES:
         levels = scalars[f"baselines/{name}"]
         assert [step for step, _ in levels] == [step for step, _ in evals]  # logged at every evaluation
         assert len({value for _, value in levels}) == 1  # the same episodes every time: one level

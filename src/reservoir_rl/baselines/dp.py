@@ -1,7 +1,8 @@
 """Perfect-foresight deterministic dynamic programming: the upper bound of the return on a known trace.
 
 Backward recursion over a uniform storage grid dead … capacity (G levels) with the env's release levels
-(A) and the known daily inflow: V_T(s) = 0 and
+(A) and the known daily inflow: V_T(s) = 0 (or a given terminal value: the value of the storage left at
+the end of the episode, `reservoir_rl.baselines.end_value`) and
 
     V_t(s) = max_a  r_t(s, a) + [not failed] · V_{t+1}(s'(s, a))
 
@@ -12,6 +13,8 @@ over the horizon: the episode return. Values are float64; volumes hm³, inflows 
 """
 
 from __future__ import annotations
+
+from typing import Callable, Optional
 
 import torch
 from tensordict import TensorDictBase
@@ -87,6 +90,7 @@ def solve_values(
     day_of_year: torch.Tensor,
     n_storage: int,
     terminate_on_failure: bool,
+    terminal_values: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Optimal value of each grid storage on each day of B known traces.
 
@@ -95,10 +99,12 @@ def solve_values(
         day_of_year: calendar day (0-based) of each trace day, (B, T).
         n_storage: grid levels G from dead storage to capacity.
         terminate_on_failure: a failing transition (catastrophic flood or drought) has no future value.
+        terminal_values: (B, G) value of each grid storage left after the last day (default 0).
 
     Returns:
         values: (B, T + 1, G) float64; ``values[b, t, g]`` is the best undiscounted return from day t at
-            storage ``grid[g]`` (``values[:, T] = 0``).
+            storage ``grid[g]``, plus the terminal value of the storage left (``values[:, T] =
+            terminal_values``, or 0).
         grid: (G,) float64 storage grid, hm³.
     """
     if inflow_hm3.ndim != 2 or day_of_year.shape != inflow_hm3.shape:
@@ -109,6 +115,10 @@ def solve_values(
     grid = storage_grid_hm3(physics, n_storage, device)
     inflow = inflow_hm3.to(VALUE_DTYPE)
     values = torch.zeros(n_batch, n_days + 1, n_storage, dtype=VALUE_DTYPE, device=device)
+    if terminal_values is not None:
+        if terminal_values.shape != (n_batch, n_storage):
+            raise ValueError(f"terminal_values must be (B, G) = ({n_batch}, {n_storage}), got {tuple(terminal_values.shape)}")
+        values[:, n_days] = terminal_values.to(device=device, dtype=VALUE_DTYPE)
     # Rewards and next storages do not depend on the values: evaluate them for chunks of days at once,
     # latest days first, and keep only the value recursion in the day loop.
     chunk_days = max(1, CHUNK_ELEMENTS // (n_batch * n_storage * physics.n_release_levels))
@@ -141,12 +151,18 @@ class PerfectForesightPolicy:
     beyond those the current call needs). The action maximises r(S, a) + V_{t+1}(S') at the EXACT current
     storage S, with V_{t+1} interpolated on the grid (no future after a failure when the env terminates
     on it). Interface: ``policy(tensordict) -> tensordict`` writing ``action`` (int64, (n_envs,)).
+
+    ``end_value`` (optional): the value of the storage left after the episode's last day,
+    ``end_value(start_index (n,), storage_hm3 (n, G)) -> (n, G)`` float64 (`EndStorageValue`); the DP then
+    maximises the return plus that value instead of drawing the reservoir down before the horizon.
     """
 
-    def __init__(self, env: DiscreteReservoirEnv, n_storage: int = 1000, max_cached: int = 64) -> None:
+    def __init__(self, env: DiscreteReservoirEnv, n_storage: int = 1000, max_cached: int = 64,
+                 end_value: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None) -> None:
         self.env = env
         self.n_storage = int(n_storage)
         self.max_cached = int(max_cached)
+        self.end_value = end_value
         self.horizon_days = env.config.horizon_days
         self._starts = torch.empty(0, dtype=torch.int64, device=env.device)  # (K,) ascending start indices
         self._values = torch.empty(0, self.horizon_days + 1, self.n_storage, dtype=VALUE_DTYPE, device=env.device)
@@ -174,6 +190,7 @@ class PerfectForesightPolicy:
                 self.env.day_of_year_trace(group, self.horizon_days),
                 self.n_storage,
                 self.env.config.terminate_on_failure,
+                self._terminal_values(group),
             )[0]
             for group in new.split(SOLVE_GROUP_TRACES)
         ])
@@ -188,6 +205,13 @@ class PerfectForesightPolicy:
         self._starts = starts[order]
         self._values = torch.cat([self._values[keep], values])[order]
         return self._slots(start_index)[0]
+
+    def _terminal_values(self, start_index: torch.Tensor) -> Optional[torch.Tensor]:
+        """(n, G) value of each grid storage left after the traces' last day, or None (zero)."""
+        if self.end_value is None:
+            return None
+        grid = storage_grid_hm3(self.env.physics, self.n_storage, start_index.device)
+        return self.end_value(start_index, grid.expand(len(start_index), -1))
 
     def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
         record_index = tensordict.get("record_index").reshape(-1)

@@ -83,7 +83,8 @@ def _seeds_table(report) -> Table:
 
 def render_evaluation(report) -> None:
     """Header, its notes (``note: …``), the metric table (mean and, with several seeds, IQM), the paired
-    differences, the per-seed table (several seeds), the share of the SOP → DP gap closed, the files written."""
+    differences, the per-seed table (several seeds), the shares of the SOP → DP and best → DP gaps closed (raw
+    return, then return + end-storage value), the files written."""
     console.print(_header(report), highlight=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)  # one line, however wide
@@ -104,6 +105,13 @@ def render_evaluation(report) -> None:
         console.print(f"share of the gap from the best implementable baseline ({best}: the highest mean return on "
                       f"{report.validation_episodes} validation episodes) to DP closed{over}: "
                       f"[bold]{estimate(report.gap_share_best, newline=False)}[/]", highlight=False)
+    if report.gap_share_end is not None or report.gap_share_best_end is not None:
+        shares = [f"SOP → DP+end {estimate(report.gap_share_end, newline=False)}"] if report.gap_share_end else []
+        if report.gap_share_best_end is not None:
+            best = policy_label(report.best_baseline, short=True)
+            shares.append(f"{best} → DP+end {estimate(report.gap_share_best_end, newline=False)}")
+        console.print("on return + end-storage value (the storage left valued with the SDP's value; DP+end: the DP "
+                      f"that values it), share of the gap closed: [bold]{'; '.join(shares)}[/]", highlight=False)
     _print_failures(report)
     for path in report.files:
         console.print(f"wrote {path}", highlight=False)

@@ -22,6 +22,7 @@ from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
+from reservoir_rl.evaluation.end_storage import value_end_storage
 from reservoir_rl.evaluation.paired import episode_info_lists, per_episode_values, run_paired
 from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
@@ -171,6 +172,7 @@ def evaluate(
     several = len(agents) > 1
     label = lambda key: (f"{AGENT} (seed {key.split(':')[1]})" if several else AGENT) if key.startswith(f"{AGENT}:") else key  # noqa: E731
     results, info = run_paired(env, policies, seed, None if on_policy is None else lambda key: on_policy(label(key)))
+    end_value_note = value_end_storage(env, config, results.values())
 
     rows = [per_episode_values(results[f"{AGENT}:{a.seed}"]) for a in agents]
     per_episode = {AGENT: {k: torch.stack([row[k] for row in rows]) for k in rows[0]}}
@@ -191,10 +193,11 @@ def evaluate(
         per_episode=per_episode, summary=stats["summary"], iqm=stats["iqm"], per_seed=per_seed,
         differences=stats["differences"], gap_share=stats["gap_share"], agent_better=stats["agent_better"],
         bootstrap=stats["bootstrap"], best_baseline=best, gap_share_best=stats["gap_share_best"],
+        gap_share_end=stats["gap_share_end"], gap_share_best_end=stats["gap_share_best_end"],
         validation_returns=returns, validation_episodes=config.train.eval_episodes if returns else 0,
         agent_results={a.seed: results[f"{AGENT}:{a.seed}"] for a in agents},
         results={name: results[name] for name in names},
-        notes=_notes(env, config, names), guarded=guard_on,
+        notes=_notes(env, config, names) + ([end_value_note] if end_value_note else []), guarded=guard_on,
     )
     _write_outputs(report, out, csv_path)
     return report

@@ -7,6 +7,10 @@ resampled within each seed, one shared draw since the seeds share the episodes);
 agent − baseline, the share of episodes the agent wins, and the share of the SOP → DP gap the agent closes,
 (R_agent − R_sop) / (R_dp − R_sop), over seeds and for each seed (`reservoir_rl.evaluation.statistics`).
 With one seed the stratified bootstrap is the paired bootstrap over episodes.
+
+Gap shares come on two bases: the raw return (high end: ``dp``) and the return + end-storage value
+(`reservoir_rl.baselines.end_value`; high end: ``dp_end``, the DP that values the storage it leaves), which
+does not reward drawing the reservoir down before the episode stops.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Optional
 
 import torch
 
-from reservoir_rl.catalog import AGENT, HEADLINE_METRICS, METRICS, policy_label
+from reservoir_rl.catalog import AGENT, END_VALUED_BOUND, HEADLINE_METRICS, METRICS, RAW_RETURN_BOUND, policy_label
 from reservoir_rl.evaluation.failures import FAILURE_KINDS, avoidable, first_failures
 from reservoir_rl.evaluation.paired import EPISODE_FIELDS
 from reservoir_rl.evaluation.rollout import EvaluationResult
@@ -45,6 +49,8 @@ class SeedResult:
     gap_share: Optional[Estimate]
     agent_better: dict[str, float]  # baseline -> share of episodes where the agent's return is higher
     gap_share_best: Optional[Estimate] = None  # from the best implementable baseline to DP
+    gap_share_end: Optional[Estimate] = None  # SOP → DP+end on return + end-storage value
+    gap_share_best_end: Optional[Estimate] = None  # best implementable → DP+end on that basis
 
 
 @dataclass
@@ -70,6 +76,8 @@ class EvaluationReport:
     bootstrap: dict[str, Any]
     best_baseline: Optional[str] = None  # the implementable baseline with the best validation return
     gap_share_best: Optional[Estimate] = None  # (R_agent − R_best) / (R_dp − R_best); None without it or dp
+    gap_share_end: Optional[Estimate] = None  # SOP → DP+end share on return + end-storage value
+    gap_share_best_end: Optional[Estimate] = None  # best implementable → DP+end share on that basis
     validation_returns: dict[str, float] = field(default_factory=dict)  # baseline -> mean validation return
     validation_episodes: int = 0
     agent_results: dict[int, EvaluationResult] = field(repr=False, default_factory=dict)  # seed -> trajectories
@@ -120,6 +128,7 @@ class EvaluationReport:
                     "gap_share": r.gap_share.as_dict() if r.gap_share is not None else None,
                     "agent_better_share": r.agent_better,
                     "gap_share_best_baseline": self._best(r.gap_share_best),
+                    "end_valued": self._end_valued(r.gap_share_end, r.gap_share_best_end),
                 }
                 for r in self.per_seed
             },
@@ -128,6 +137,7 @@ class EvaluationReport:
             "agent_better_share": self.agent_better,
             "notes": self.notes,
             "gap_share_best_baseline": self._best(self.gap_share_best),
+            "end_valued": self._end_valued(self.gap_share_end, self.gap_share_best_end),
             "best_baseline_choice": {
                 "baseline": self.best_baseline, "years": "validation", "episodes": self.validation_episodes,
                 "mean_return": self.validation_returns,
@@ -139,6 +149,11 @@ class EvaluationReport:
         if estimate is None or self.best_baseline is None:
             return None
         return {"baseline": self.best_baseline, **estimate.as_dict()}
+
+    def _end_valued(self, gap: Optional[Estimate], best: Optional[Estimate]) -> dict[str, Any]:
+        """The gap shares on return + end-storage value (high end: DP+end)."""
+        return {"metric": "return_end_valued", "upper_bound": END_VALUED_BOUND,
+                "gap_share": gap.as_dict() if gap is not None else None, "gap_share_best_baseline": self._best(best)}
 
     def failure_records(self, name: str) -> Optional[dict[str, torch.Tensor]]:
         """Policy ``name``'s first failures from its trajectories: ``kind`` and ``day`` (`first_failures`)
@@ -212,18 +227,21 @@ def compare(
     best_baseline: Optional[str] = None,
 ) -> dict[str, Any]:
     """The statistics of `EvaluationReport` from the per-episode scores (agent (seeds, E), baselines (E,)):
-    keys summary, iqm, differences, gap_share, gap_share_best, agent_better, bootstrap, and ``per_seed``
-    (seed -> its summary, differences, gap_share, gap_share_best, agent_better). ``best_baseline``: the
+    keys summary, iqm, differences, gap_share, gap_share_best, gap_share_end, gap_share_best_end,
+    agent_better, bootstrap, and ``per_seed`` (seed -> its summary, differences, the four gap shares,
+    agent_better); the ``_end`` shares are on return + end-storage value with DP+end as high end. ``best_baseline``: the
     low end of the second gap share (with dp as its high end)."""
     agent = per_episode[AGENT]
     n_seeds, episodes = agent["return"].shape
     baselines = [p for p in per_episode if p != AGENT]
     strata = StratifiedBootstrap(n_seeds, episodes, resamples=resamples)
 
-    def gap(boot, mine: torch.Tensor, low: str = "sop") -> Optional[Estimate]:
-        if low not in per_episode or "dp" not in per_episode:
+    def gap(boot, mine: dict[str, torch.Tensor], low: Optional[str] = "sop", end_valued: bool = False) -> Optional[Estimate]:
+        """Share of the gap low → upper bound closed, on the raw return or on return + end-storage value."""
+        metric, high = ("return_end_valued", END_VALUED_BOUND) if end_valued else ("return", RAW_RETURN_BOUND)
+        if low is None or low not in per_episode or high not in per_episode:
             return None
-        return boot.gap_share(mine, per_episode[low]["return"], per_episode["dp"]["return"])
+        return boot.gap_share(mine[metric], per_episode[low][metric], per_episode[high][metric])
 
     best = best_baseline if best_baseline in per_episode else None
 
@@ -235,16 +253,20 @@ def compare(
             "summary": paired.means(mine),
             "differences": {b: paired.means({k: mine[k] - per_episode[b][k] for k in HEADLINE_METRICS})
                             for b in baselines},
-            "gap_share": gap(paired, mine["return"]),
-            "gap_share_best": gap(paired, mine["return"], best) if best else None,
+            "gap_share": gap(paired, mine),
+            "gap_share_best": gap(paired, mine, best),
+            "gap_share_end": gap(paired, mine, end_valued=True),
+            "gap_share_best_end": gap(paired, mine, best, end_valued=True),
             "agent_better": {b: _wins(mine["return"], per_episode[b]["return"]) for b in baselines},
         }
     return {
         "summary": {p: {k: strata.mean(v) for k, v in values.items()} for p, values in per_episode.items()},
         "iqm": {p: {k: strata.iqm(v) for k, v in values.items()} for p, values in per_episode.items()},
         "differences": {b: {k: strata.mean(agent[k] - per_episode[b][k]) for k in HEADLINE_METRICS} for b in baselines},
-        "gap_share": gap(strata, agent["return"]),
-        "gap_share_best": gap(strata, agent["return"], best) if best else None,
+        "gap_share": gap(strata, agent),
+        "gap_share_best": gap(strata, agent, best),
+        "gap_share_end": gap(strata, agent, end_valued=True),
+        "gap_share_best_end": gap(strata, agent, best, end_valued=True),
         "agent_better": {b: _wins(agent["return"], per_episode[b]["return"]) for b in baselines},
         "bootstrap": {**strata.settings(), "per_seed": paired.settings()},
         "per_seed": per_seed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from reservoir_rl.catalog import BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline
+from reservoir_rl.catalog import IMPLEMENTABLE_BASELINES, RAW_RETURN_BASELINES, make_baseline
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
@@ -13,13 +13,13 @@ from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
 
 
 def baseline_returns(env: DiscreteReservoirEnv, config: Config, seed: int,
-                     names: Sequence[str] = BASELINE_NAMES) -> dict[str, float]:
+                     names: Sequence[str] = RAW_RETURN_BASELINES) -> dict[str, float]:
     """Mean return of each baseline of ``names`` on ``env``'s episodes, reset with ``seed`` (the baselines
     are deterministic: the same numbers every call)."""
     return {name: evaluate_policy(env, make_baseline(name, env, config), seed).mean("return") for name in names}
 
 
-def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str] = BASELINE_NAMES) -> dict[str, float]:
+def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str] = RAW_RETURN_BASELINES) -> dict[str, float]:
     """Mean return of each baseline of ``names`` on the ``train.eval_episodes`` validation episodes of the
     in-training evaluations (the same env, reset with ``train.seed + EVAL_SEED_OFFSET``)."""
     seed = config.train.seed + EVAL_SEED_OFFSET

@@ -229,7 +229,7 @@ class Trainer:
         return result
 
     def baseline_levels(self) -> dict[str, float]:
-        """Mean return of every catalog baseline on the validation episodes the greedy agent is evaluated on
+        """Mean return of every catalog baseline that optimises the raw return on the validation episodes the greedy agent is evaluated on
         (TensorBoard ``baselines/<name>``, beside ``eval/return``); computed once per process. The baselines
         are deterministic and reset the eval env with its own seed, so no training state changes."""
         if self._baseline_levels is None:
