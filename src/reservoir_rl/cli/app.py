@@ -123,7 +123,7 @@ def evaluate(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write one row per policy, seed and episode here."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --out / --csv files."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
-    guard_baselines: bool = typer.Option(False, "--guard-baselines", help="Run sop, hedging, rule, sdp and mpc under the release guard the agent runs with (env.safety); dp is never guarded."),
+    guard_baselines: bool = typer.Option(False, "--guard-baselines", help="Run sop, hedging, rule, sdp and mpc under the release guard the agent runs with (env.safety); dp and dp_end are never guarded."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.
 

@@ -143,7 +143,7 @@ def evaluate(
         out / csv_path: JSON / CSV files to write; existing files are refused unless ``force``.
         on_policy: called with each policy's label before it runs (progress display).
         guard_baselines: run every baseline but ``dp`` under the release guard the agent runs with (its
-            config's ``env.safety``; nothing changes when that is off). DP is never guarded.
+            config's ``env.safety``; nothing changes when that is off). DP (dp, dp_end) is never guarded.
 
     The agent runs under its release guard (``env.safety`` of its config). The report counts each policy's
     failed episodes and, with ``dp`` among the baselines, the avoidable ones (DP avoided them on the same trace).
