@@ -269,9 +269,10 @@ def test_both_views_show_the_guard_share_only_when_the_guard_runs() -> None:
     view = PlainView(console, every_seconds=0.0, clock=FakeClock())
     view.start(total_frames=1_000, start_frame=0)
     view.update(10, {"fps": 10.0, "epsilon": 0.5, "loss": 1.0})
-    assert "guard" not in buf.getvalue().splitlines()[-1]  # env.safety.enabled: false
+    assert "guard" not in _records(buf.getvalue())[-1]  # env.safety.enabled: false
     view.update(20, {"fps": 10.0, "epsilon": 0.5, "loss": 1.0, "guard_override_fraction": 0.125})
-    assert "| guard 12.5% |" in buf.getvalue().splitlines()[-1]
+    assert "| guard 12.5% |" in _records(buf.getvalue())[-1]
+    assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
     live_buf = io.StringIO()
     live = LiveView(Console(file=live_buf, force_terminal=True, width=160), clock=FakeClock())
     live.start(total_frames=1_000, start_frame=0)
