@@ -116,6 +116,8 @@ METRICS: dict[str, MetricEntry] = {m.name: m for m in (
     MetricEntry("storage_min_hm3", "minimum storage (hm³)", "min storage", "hm³", "neither", training=True),
     MetricEntry("storage_max_hm3", "maximum storage (hm³)", "max storage", "hm³", "neither", training=True),
     MetricEntry("end_storage_value", "end-storage value", "end value", "", "higher"),
+    # NaN for a policy that ran without the release guard (env.safety; evaluate --guard-baselines)
+    MetricEntry("guard_override_fraction", "guard override share", "guard share", "", "neither", decimals=4),
 )}
 HEADLINE_METRICS: tuple[str, ...] = tuple(name for name, m in METRICS.items() if m.headline)
 EXTRA_METRICS: tuple[str, ...] = tuple(name for name, m in METRICS.items() if not m.headline)

@@ -300,3 +300,39 @@ def test_a_target_below_the_first_release_level_is_noted(eval_run, tmp_path):
 def test_no_note_for_a_target_of_several_levels(evaluated):
     report, folder, _ = evaluated
     assert report.notes == [] and json.loads((folder / "results.json").read_text())["notes"] == []
+
+
+def test_failures_avoidable_and_guard_in_json_and_csv(evaluated):
+    report, folder, _ = evaluated
+    document = json.loads((folder / "results.json").read_text())
+    with open(folder / "episodes.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0])[-3:] == ["failure_kind", "failure_day", "failure_avoidable"]
+    for name in POLICIES:
+        policy = document["policies"][name]
+        assert policy["guarded"] is (name == "agent")  # the agent runs with its guard; baselines without
+        mine = [r for r in rows if r["policy"] == name]
+        failed = [r for r in mine if r["failure_kind"] != "none"]
+        assert policy["failed_episodes"] == len(failed) == sum(float(r["failures"]) > 0 for r in mine)
+        assert policy["failures_avoidable"] == sum(r["failure_avoidable"] == "true" for r in failed)
+        assert all(r["failure_kind"] in ("flood", "drought") and int(r["failure_day"]) >= 1 for r in failed)
+        assert all(r["failure_day"] == "" and r["failure_avoidable"] == "" for r in mine if r["failure_kind"] == "none")
+        share = [r["guard_override_fraction"] for r in mine]
+        assert all(s == "" for s in share) if name != "agent" else all(0.0 <= float(s) <= 1.0 for s in share)
+        assert all(len(s.partition(".")[2]) <= 4 for s in share)  # the catalog's 4 decimals, like reliability
+    assert document["policies"]["dp"]["failures_avoidable"] == 0
+
+
+def test_guard_baselines_guards_every_baseline_but_dp(eval_run):
+    runs_dir, _ = eval_run
+    report = evaluate("tiny", episodes=4, baselines="sop,mpc,dp", runs_dir=runs_dir, guard_baselines=True)
+    assert report.guarded == {"agent": True, "sop": True, "mpc": True, "dp": False}
+    assert "guard_override" in report.results["sop"].trajectory.keys()
+    assert "guard_override" not in report.results["dp"].trajectory.keys()
+    assert not math.isnan(report.summary["sop"]["guard_override_fraction"].value)
+    assert math.isnan(report.summary["dp"]["guard_override_fraction"].value)
+    plain = evaluate("tiny", episodes=4, baselines="sop", runs_dir=runs_dir)
+    assert "guard_override" not in plain.results["sop"].trajectory.keys()
+    # the guard only moves actions into the safe band: where it never acted, SOP's episode is unchanged
+    untouched = ~report.results["sop"].trajectory.get("guard_override").any(-1)
+    assert torch.equal(report.per_episode["sop"]["return"][untouched], plain.per_episode["sop"]["return"][untouched])

@@ -386,3 +386,26 @@ def test_load_csv_refuses_a_row_with_more_fields_than_the_header(tmp_path):
     lines = _csv_text(header="date,flow")
     lines[5] = f'{lines[5].split(",")[0]},"12,5"'  # a quoted comma is one field: a number it cannot parse
     assert "cannot parse number '12,5'" in _error(_write(tmp_path, lines, "quoted.csv"))
+
+
+def test_flashy_synthetic_river_from_the_config():
+    from reservoir_rl.config import config_from_dict
+    from reservoir_rl.env.inflow import synthetic_flashy
+    from reservoir_rl.env.sources import load_inflow
+
+    config = config_from_dict({"inflow": {"source": "synthetic", "synthetic": {
+        "kind": "flashy", "n_years": 10, "mean_inflow_cms": 3.0, "storm_peak_ratio": 40.0, "seed": 2}}})
+    record = load_inflow(config.inflow)
+    assert record.name.startswith("synthetic flashy")
+    flow = record.inflow_cms
+    assert np.isclose(flow.mean(), 3.0) and flow.max() > 50 * flow.mean()
+    smooth = load_inflow(config_from_dict({"inflow": {"source": "synthetic", "synthetic": {
+        "n_years": 10, "mean_inflow_cms": 3.0, "seed": 2}}}).inflow).inflow_cms
+    assert flow.max() / flow.mean() > 5 * smooth.max() / smooth.mean()  # flashier than the smooth series
+    # storms are seasonal: most of the days above 20× the mean fall within 90 days of storm_peak_day (240)
+    peaks = record.day_of_year[flow > 20 * flow.mean()]
+    assert np.mean(np.abs(peaks - 240) <= 90) > 0.6
+    with pytest.raises(InflowDataError, match="storms would carry"):
+        synthetic_flashy(n_years=4, storms_per_year=20.0, storm_peak_ratio=40.0)
+    with pytest.raises(UserError, match="storm_recession_days"):
+        config_from_dict({"inflow": {"synthetic": {"kind": "flashy", "storm_recession_days": 0}}})

@@ -262,3 +262,35 @@ def test_plain_view_prints_the_episode_table_periodically() -> None:
     second = _records(buf.getvalue())[len(first):]
     assert second[1] == "episodes finished (last 1 of 13):" and second[-1].split()[:2] == ["13", "99.00"]
     assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
+
+
+def test_both_views_show_the_guard_share_only_when_the_guard_runs() -> None:
+    console, buf = _plain_console()
+    view = PlainView(console, every_seconds=0.0, clock=FakeClock())
+    view.start(total_frames=1_000, start_frame=0)
+    view.update(10, {"fps": 10.0, "epsilon": 0.5, "loss": 1.0})
+    assert "guard" not in _records(buf.getvalue())[-1]  # env.safety.enabled: false
+    view.update(20, {"fps": 10.0, "epsilon": 0.5, "loss": 1.0, "guard_override_fraction": 0.125})
+    assert "| guard 12.5% |" in _records(buf.getvalue())[-1]
+    assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
+    live_buf = io.StringIO()
+    live = LiveView(Console(file=live_buf, force_terminal=True, width=160), clock=FakeClock())
+    live.start(total_frames=1_000, start_frame=0)
+    live.update(20, {"fps": 10.0, "guard_override_fraction": 0.031})
+    live.stop()
+    assert "guard 3.1% of days" in live_buf.getvalue()
+
+
+def test_live_view_fits_the_guard_share_in_80_columns() -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=80, color_system=None)
+    clock = FakeClock()
+    view = LiveView(console, clock=clock, episode_columns=LIVE_EPISODE_COLUMNS)
+    view.start(total_frames=12_000_000, start_frame=0)
+    clock.now += 100.0
+    view.update(9_876_543, {"fps": 123456.0, "epsilon": 0.123, "loss": 1.234e-5, "lr": 1e-4,
+                            "guard_override_fraction": 0.0456})
+    console.print(view.render())
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any("guard 4.6% of days" in line for line in lines)

@@ -143,3 +143,35 @@ def test_only_the_training_envs_scale_inflow_and_the_evaluation_uses_validation_
     assert parts.eval_env.inflow_scale_range == (1.0, 1.0)
     # 6 synthetic years: 2 held out, the last of the remaining 4 validates, 3 train
     assert len(parts.env.water_years) == 3 and parts.eval_env.water_years == [max(parts.env.water_years) + 1]
+
+
+def test_the_collector_stores_the_guarded_action_and_the_window_logs_its_share() -> None:
+    """The release guard sits between the ε-greedy policy and the env: the batch's ``action`` (what the
+    replay buffer stores) is the executed level, inside the guard's band; the window reports the override share."""
+    from reservoir_rl.env.safety import GUARD_OVERRIDE_KEY, GuardedPolicy, ReleaseGuard
+    from reservoir_rl.env.metrics import EpisodeAccumulator
+    from reservoir_rl.training.statistics import TrainingWindow
+
+    config = config_from_dict(tiny_config())
+    parts = build_training(config, torch.device("cpu"))
+    assert isinstance(parts.explore_policy, GuardedPolicy) and parts.explore_policy.policy is parts.agent.explore_policy
+    batch = next(iter(parts.collector)).reshape(-1)
+    guard = ReleaseGuard.for_env(parts.env)
+    forecast_args = (batch["storage_hm3"], batch["observation"], batch["day_of_year"])
+    again, moved = guard.apply(batch["action"], *forecast_args)
+    assert torch.equal(again, batch["action"]) and not moved.any()  # already inside the band
+    greedy = batch["action_value"].argmax(-1)
+    assert batch[GUARD_OVERRIDE_KEY].dtype == torch.bool
+    window = TrainingWindow()
+    accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config)
+    window.add_batch(batch["action_value"], accumulator.update_batch(batch.reshape(parts.env.n_envs, -1)),
+                     batch[GUARD_OVERRIDE_KEY])
+    share = window.summary()["agent"]["guard_override_fraction"]
+    assert share == pytest.approx(float(batch[GUARD_OVERRIDE_KEY].float().mean()))
+    assert greedy.shape == batch["action"].shape
+    parts.close()
+
+    off = build_training(config_from_dict(tiny_config(env={"safety": {"enabled": False}})), torch.device("cpu"))
+    assert off.explore_policy is off.agent.explore_policy and off.greedy_policy is off.agent.actor
+    assert GUARD_OVERRIDE_KEY not in next(iter(off.collector)).keys()
+    off.close()

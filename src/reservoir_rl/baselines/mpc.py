@@ -39,35 +39,17 @@ import torch
 from tensordict import TensorDictBase
 
 from reservoir_rl.baselines.dp import VALUE_DTYPE, interpolate_on_grid, storage_grid_hm3, transition
-from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
+from reservoir_rl.env.reservoir_env import FORECAST_OFFSET, DiscreteReservoirEnv, decode_forecast_hm3  # noqa: F401
 
 if TYPE_CHECKING:
     from reservoir_rl.config import Config
 
-FORECAST_OFFSET = 3  # observation = [storage fraction, sin, cos, forecast leads 1 … L, extra features]
 DEFAULT_STORAGE_LEVELS = 500  # 50 episodes in 12 s of CPU on one thread (benchmarks/README.md, bench_mpc.py)
 
 # terminal_value(day_of_year (B,) int64, storage_grid_hm3 (G,) float64) -> (B, G) float64
 TerminalValue = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # forecast(tensordict) -> (n_envs, ≥ H) inflow of today and the days ahead, hm³/day
 Forecast = Callable[[TensorDictBase], torch.Tensor]
-
-
-def decode_forecast_hm3(env: DiscreteReservoirEnv, observation: torch.Tensor) -> torch.Tensor:
-    """The inflow forecast in an observation of ``env``, hm³/day, float64 (n_envs, L), lead 1 (today) first.
-
-    Inverts what the env writes (`DiscreteReservoirEnv` docstring): features ``FORECAST_OFFSET`` …
-    ``FORECAST_OFFSET + L − 1`` of ``observation`` (float32 (n_envs, obs_dim)) hold forecast / mean daily
-    inflow of the record, ``log1p``'d when ``env.forecast.scale`` is ``log``. Decoded in float64, so the
-    result differs from the env's float32 forecast only by the float32 rounding of the feature (a relative
-    error of a few 1e-7).
-    """
-    lead = env.config.forecast.lead_days
-    features = observation.reshape(-1, observation.shape[-1])[:, FORECAST_OFFSET:FORECAST_OFFSET + lead]
-    ratio = features.to(VALUE_DTYPE)
-    if env.config.forecast.scale == "log":
-        ratio = torch.expm1(ratio)
-    return ratio * env.mean_inflow_hm3
 
 
 class ForecastMPCPolicy:

@@ -152,10 +152,12 @@ def evaluate(
         False, "--allow-changed-inflow", help="Go on although the inflow record file changed since the run recorded it."
     ),
     strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
+    guard_baselines: bool = typer.Option(False, "--guard-baselines", help="Run sop, hedging, rule, sdp and mpc under the release guard the agent runs with (env.safety); dp and dp_end are never guarded."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.
 
-    On a multi-seed run: every seed's agent on the same episodes, with the mean and IQM over seeds."""
+    The agent runs under its release guard (env.safety). On a multi-seed run: every seed's agent on the same
+    episodes, with the mean and IQM over seeds."""
     from reservoir_rl.cli.render_evaluation import render_evaluation
     from reservoir_rl.cli.render_init import print_warning
     from reservoir_rl.commands import evaluate as service
@@ -165,6 +167,7 @@ def evaluate(
             ckpt, episodes, years, baselines, seed, out, csv, force, runs_dir,
             on_policy=lambda name: status.update(f"evaluating {name} on {episodes} episodes …"),
             allow_changed_inflow=allow_changed_inflow, strict=strict, on_warning=print_warning,
+            guard_baselines=guard_baselines,
         ))
     render_evaluation(report)
 

@@ -162,5 +162,25 @@ def render_evaluation(report) -> None:
             shares.append(f"{best} → DP+end {estimate(report.gap_share_best_end, newline=False)}")
         _paragraph("on return + end-storage value (the storage left valued with the SDP's value; DP+end: the DP "
                    "that values it), share of the gap closed:", width, "; ".join(shares))
+    _print_failures(report, width)
     for path in report.files:
         console.print(f"wrote {path}", highlight=False)
+
+
+def _print_failures(report, width: int) -> None:
+    """A paragraph of ``width`` columns: each policy's failed episodes, the avoidable ones (DP avoided them on the same trace) and,
+    for a guarded policy, the share of days its release guard changed the action."""
+    cells = []
+    for name in report.policies:
+        counts = report._failure_summary(name)
+        if counts["failed_episodes"] is None:
+            continue
+        avoidable = "" if counts["failures_avoidable"] is None else f" ({counts['failures_avoidable']} avoidable)"
+        share = report.summary[name].get("guard_override_fraction")
+        guard = f", guard {100 * share.value:.1f}% of days" if counts["guarded"] and share is not None \
+            and share.value == share.value else ""
+        cells.append(f"{policy_label(name, short=True)} {counts['failed_episodes']}{avoidable}{guard}")
+    if cells:
+        pairs = f"{len(report.seeds)} seeds × {report.episodes}" if len(report.seeds) > 1 else f"{report.episodes}"
+        _paragraph(f"failed episodes of {pairs} (avoidable: DP avoided them on the same trace): " + "; ".join(cells),
+                   width, indent="  ")

@@ -20,6 +20,7 @@ from reservoir_rl.catalog import AGENT, BASELINE_NAMES, IMPLEMENTABLE_BASELINES,
 from reservoir_rl.config import Config, check_seed, config_to_dict
 from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
 from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.env.safety import guarded
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
 from reservoir_rl.evaluation.end_storage import value_end_storage
@@ -36,6 +37,7 @@ from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_c
 from reservoir_rl.training.build import seed_everything
 
 YEAR_CHOICES = ("heldout", "validation", "train", "all")
+GUARDABLE_BASELINES = IMPLEMENTABLE_BASELINES  # --guard-baselines: the rules, SDP and MPC; never DP (it knows the future)
 # Sections that decide the episodes, the baselines and the network: the same for every seed (train may
 # differ: train.seed, and train.total_frames in a best.pt saved before a resume extended the run).
 SHARED_SECTIONS = ("env", "inflow", "baselines", "agent")
@@ -149,6 +151,7 @@ def evaluate(
     allow_changed_inflow: bool = False,
     strict: bool = False,
     on_warning: Optional[Callable[[str], None]] = None,
+    guard_baselines: bool = False,
 ) -> EvaluationReport:
     """Evaluate the greedy agent of ``ckpt`` (every seed of a multi-seed run) and the ``baselines`` on the
     same ``episodes`` traces.
@@ -165,6 +168,11 @@ def evaluate(
             with ``train.eval_episodes`` episodes reproduces them.
         out / csv_path: JSON / CSV files to write; existing files are refused unless ``force``.
         on_policy: called with each policy's label before it runs (progress display).
+        guard_baselines: run every baseline but ``dp`` under the release guard the agent runs with (its
+            config's ``env.safety``; nothing changes when that is off). DP (dp, dp_end) is never guarded.
+
+    The agent runs under its release guard (``env.safety`` of its config). The report counts each policy's
+    failed episodes and, with ``dp`` among the baselines, the avoidable ones (DP avoided them on the same trace).
 
     With ``dp`` among the baselines, the report also gives the share of the gap from the best implementable
     baseline to DP; that baseline is the one of ``baselines`` without foresight with the highest mean return
@@ -200,8 +208,13 @@ def evaluate(
         seed = config.train.seed + EVAL_SEED_OFFSET
     seed_everything(seed)
     env = make_env(config, years, n_envs=episodes, seed=seed, inflow=record)
-    policies: dict[str, Any] = {f"{AGENT}:{a.seed}": greedy_actor(a.payload, a.config, env, a.source.path) for a in agents}
-    policies.update({name: make_baseline(name, env, config) for name in names})
+    policies: dict[str, Any] = {f"{AGENT}:{a.seed}": guarded(greedy_actor(a.payload, a.config, env, a.source.path), env)
+                                for a in agents}
+    guard_on = {AGENT: config.env.safety.enabled}
+    for name in names:
+        guard_on[name] = guard_baselines and config.env.safety.enabled and name in GUARDABLE_BASELINES
+        baseline = make_baseline(name, env, config)
+        policies[name] = guarded(baseline, env) if guard_on[name] else baseline
     several = len(agents) > 1
     label = lambda key: (f"{AGENT} (seed {key.split(':')[1]})" if several else AGENT) if key.startswith(f"{AGENT}:") else key  # noqa: E731
     results, info = run_paired(env, policies, seed, None if on_policy is None else lambda key: on_policy(label(key)))
@@ -230,7 +243,7 @@ def evaluate(
         validation_returns=returns, validation_episodes=config.train.eval_episodes if returns else 0,
         agent_results={a.seed: results[f"{AGENT}:{a.seed}"] for a in agents},
         results={name: results[name] for name in names},
-        notes=_notes(env, config, names) + [note for note in (end_value_note, keep) if note],
+        notes=_notes(env, config, names) + [note for note in (end_value_note, keep) if note], guarded=guard_on,
     )
     _write_outputs(report, out, csv_path, run_file=keep is None)
     return report

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from reservoir_rl.config.agent import AgentConfig
 from reservoir_rl.config.baselines import BaselinesConfig, SDPConfig
-from reservoir_rl.config.env import EnvConfig, ForecastConfig, ReservoirConfig, RewardConfig
+from reservoir_rl.config.env import EnvConfig, ForecastConfig, ReservoirConfig, RewardConfig, SafetyConfig
 from reservoir_rl.config.inflow import InflowConfig, SyntheticInflowConfig, check_scale_range
 from reservoir_rl.config.loading import (
     apply_overrides,
@@ -37,6 +37,7 @@ __all__ = [
     "ReservoirConfig",
     "RewardConfig",
     "SDPConfig",
+    "SafetyConfig",
     "SyntheticInflowConfig",
     "TrainConfig",
     "apply_overrides",

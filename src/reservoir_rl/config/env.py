@@ -98,12 +98,30 @@ class RewardConfig(Section):
     failure: float = Field(50.0, ge=0, description="penalty on a catastrophic flood or critical drought step")
 
 
+class SafetyConfig(Section):
+    """The release guard (`reservoir_rl.env.safety`): each day, the agent's release level is moved into the band
+    that the observed forecast says is safe from overtopping and from drawing the lake down to dead storage."""
+
+    enabled: bool = Field(True, description="guard the agent's releases (false: the agent's action is executed as chosen)")
+    flood_quantile: float = Field(
+        0.99, ge=0.5, lt=1,
+        description="quantile of the forecast error model the flood check assumes for each lead (0.5 = the forecast's median)",
+    )
+    drought_quantile: float = Field(
+        0.01, gt=0, le=0.5, description="quantile of the forecast error model the drought check assumes for each lead",
+    )
+    dead_storage_margin_fraction: float = Field(
+        0.02, ge=0, lt=1, description="the drought check keeps storage above dead storage + this fraction of capacity",
+    )
+
+
 class EnvConfig(Section):
     """The reservoir, what the agent observes and is rewarded for, and how episodes start and end."""
 
     reservoir: ReservoirConfig = ReservoirConfig()
     forecast: ForecastConfig = ForecastConfig()
     reward: RewardConfig = RewardConfig()
+    safety: SafetyConfig = SafetyConfig()
     n_release_levels: int = Field(11, ge=2, le=101, description="discrete release levels 0 … release capacity")
     horizon_days: int = Field(365, ge=1, le=3650, description="episode length; reaching it is truncation")
     terminate_on_failure: bool = Field(True, description="end the episode on a catastrophic flood or drought")
@@ -122,5 +140,11 @@ class EnvConfig(Section):
             raise ValueError(
                 f"initial_storage_fraction {list(self.initial_storage_fraction)} must satisfy "
                 f"dead fraction ({dead_fraction:.3f}) <= low <= high <= 1"
+            )
+        margin_hm3 = self.safety.dead_storage_margin_fraction * self.reservoir.capacity_hm3
+        if self.reservoir.dead_storage_hm3 + margin_hm3 >= self.reservoir.capacity_hm3:
+            raise ValueError(
+                f"safety.dead_storage_margin_fraction {self.safety.dead_storage_margin_fraction} puts the drought "
+                "check's floor (dead storage + margin) at or above capacity"
             )
         return self

@@ -23,8 +23,13 @@ def check_scale_range(name: str, bounds: Sequence[float], at_least_one: bool) ->
 
 
 class SyntheticInflowConfig(Section):
-    """A periodic log-normal AR(1) daily series (see `reservoir_rl.env.inflow.synthetic_inflow`)."""
+    """A synthetic daily series: ``kind: lognormal_ar1``, a periodic log-normal AR(1) series
+    (`reservoir_rl.env.inflow.synthetic`); ``kind: flashy``, that series as baseflow plus short storms
+    (`reservoir_rl.env.inflow.synthetic_flashy`; the ``storm_*`` keys act only there)."""
 
+    kind: Literal["lognormal_ar1", "flashy"] = Field(
+        "lognormal_ar1", description="lognormal_ar1 = a smooth seasonal series; flashy = baseflow plus short storms"
+    )
     n_years: int = Field(30, ge=2)
     mean_inflow_cms: float = Field(169.0, gt=0, allow_inf_nan=False)
     seasonal_amplitude: float = Field(0.5, ge=0, lt=1)
@@ -32,6 +37,15 @@ class SyntheticInflowConfig(Section):
     ar1: float = Field(0.9, ge=0, lt=1)
     peak_day_of_year: int = Field(100, ge=0, lt=366)
     seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**63")
+    storms_per_year: float = Field(3.0, gt=0, allow_inf_nan=False, description="flashy: mean storms per year")
+    storm_peak_ratio: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="flashy: mean storm peak / mean flow (peaks exponentially distributed)"
+    )
+    storm_recession_days: float = Field(
+        1.5, gt=0, allow_inf_nan=False, description="flashy: e-folding time of a storm's recession, days"
+    )
+    storm_peak_day: int = Field(240, ge=0, lt=366, description="flashy: day of year (0 = Jan 1) storms are likeliest")
+    storm_seasonality: float = Field(0.8, ge=0, le=1, description="flashy: seasonal swing of the storm rate (fraction)")
 
 
 class InflowConfig(Section):

@@ -294,6 +294,64 @@ def synthetic(
     return InflowRecord(f"synthetic log-normal AR(1) inflow (seed {seed})", dates, flow)
 
 
+def synthetic_flashy(
+    n_years: int = 30,
+    mean_inflow_cms: float = 3.0,
+    seasonal_amplitude: float = 0.5,
+    cv: float = 0.5,
+    ar1: float = 0.95,
+    peak_day_of_year: int = 100,
+    storms_per_year: float = 3.0,
+    storm_peak_ratio: float = 30.0,
+    storm_recession_days: float = 1.5,
+    storm_peak_day: int = 240,
+    storm_seasonality: float = 0.8,
+    seed: int = 0,
+    start_date: str = "1990-10-01",
+) -> InflowRecord:
+    """A flashy small river, m³/s: a slow log-normal AR(1) baseflow (`synthetic`) plus short storms.
+
+    Storms start on a day with probability (storms_per_year / 365.25)·(1 + storm_seasonality·cos(2π(d −
+    storm_peak_day) / 365.25)), d the 0-based day of year (most in late summer by default); a storm's peak
+    is exponentially distributed with mean ``storm_peak_ratio`` × ``mean_inflow_cms`` and recedes as
+    exp(−t / storm_recession_days), t the days since its start. The baseflow carries the part of the mean the
+    storms do not; the sum is rescaled so its sample mean is exactly ``mean_inflow_cms``. With the defaults
+    about one storm in five peaks above 50 times the mean flow and the storms carry about half the water.
+    Deterministic for a given ``seed``.
+    """
+    checks = [
+        (storms_per_year > 0 and math.isfinite(storms_per_year), "storms_per_year must be > 0", storms_per_year),
+        (storm_peak_ratio > 0 and math.isfinite(storm_peak_ratio), "storm_peak_ratio must be > 0", storm_peak_ratio),
+        (storm_recession_days > 0 and math.isfinite(storm_recession_days), "storm_recession_days must be > 0",
+         storm_recession_days),
+        (0 <= storm_seasonality <= 1, "storm_seasonality must be in [0, 1]", storm_seasonality),
+    ]
+    for ok, message, value in checks:
+        if not ok:
+            raise InflowDataError(f"synthetic flashy inflow: {message}, got {value!r}")
+    decay = math.exp(-1.0 / storm_recession_days)
+    storm_share = storms_per_year / JULIAN_YEAR_DAYS * storm_peak_ratio / (1.0 - decay)  # of the mean flow
+    if storm_share >= 0.95:
+        raise InflowDataError(f"synthetic flashy inflow: the storms would carry {storm_share:.2f} of the mean flow "
+                              "(at most 0.95); lower storms_per_year, storm_peak_ratio or storm_recession_days")
+    base = synthetic(n_years, mean_inflow_cms * (1.0 - storm_share), seasonal_amplitude, cv, ar1, peak_day_of_year,
+                     seed, start_date)
+    rng = np.random.default_rng([int(seed), 1])
+    day = base.day_of_year
+    rate = storms_per_year / JULIAN_YEAR_DAYS * (
+        1.0 + storm_seasonality * np.cos(2.0 * np.pi * (day - storm_peak_day) / JULIAN_YEAR_DAYS))
+    starts = rng.random(base.n_days) < rate
+    peaks = np.where(starts, rng.exponential(storm_peak_ratio * mean_inflow_cms, base.n_days), 0.0)
+    storms = np.empty(base.n_days)
+    level = 0.0
+    for t in range(base.n_days):  # each storm recedes geometrically; a new one adds to what is left
+        level = level * decay + peaks[t]
+        storms[t] = level
+    flow = base.inflow_cms + storms
+    flow *= mean_inflow_cms / flow.mean()
+    return InflowRecord(f"synthetic flashy inflow (seed {seed})", base.dates, flow)
+
+
 def episode_start_indices(record: InflowRecord, water_years: Sequence[int], span_days: int) -> np.ndarray:
     """Start indices i (int64, ascending) such that days i .. i+span_days-1 all exist and all lie in
     `water_years`, so an episode of `span_days` days (horizon + forecast lead) never touches other years.

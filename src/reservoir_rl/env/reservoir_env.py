@@ -30,7 +30,7 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from reservoir_rl.config import Config, EnvConfig, check_scale_range
+from reservoir_rl.config import Config, EnvConfig, ForecastConfig, check_scale_range
 from reservoir_rl.env.augmentation import draw_log_uniform, grow_floods
 from reservoir_rl.env.inflow import (
     InflowRecord,
@@ -48,6 +48,7 @@ from reservoir_rl.units import DAYS_PER_YEAR, HM3_PER_CMS_DAY
 STEP_QUANTITIES = ("inflow_hm3", "release_hm3", "spill_hm3", "evaporation_hm3", "energy_mwh", "downstream_cms",
                    "supply_deficit_hm3")
 FAILURE_FLAGS = ("flood_failure", "drought_failure")
+FORECAST_OFFSET = 3  # observation = [storage fraction, sin, cos, forecast leads 1 … L, extra features]
 
 
 class DiscreteReservoirEnv(EnvBase):
@@ -356,6 +357,29 @@ class DiscreteReservoirEnv(EnvBase):
             for key in ("inflow_scale", "flood_scale")
         )
         self._generator.set_state(state["generator"])
+
+
+def decode_forecast_hm3(env: DiscreteReservoirEnv, observation: torch.Tensor) -> torch.Tensor:
+    """The inflow forecast in an observation of ``env``, hm³/day, float64 (n_envs, L), lead 1 (today) first.
+
+    Inverts what the env writes (`DiscreteReservoirEnv` docstring): features ``FORECAST_OFFSET`` …
+    ``FORECAST_OFFSET + L − 1`` of ``observation`` (float32 (n_envs, obs_dim)) hold forecast / mean daily
+    inflow of the record, ``log1p``'d when ``env.forecast.scale`` is ``log``. Decoded in float64, so the
+    result differs from the env's float32 forecast only by the float32 rounding of the feature (a relative
+    error of a few 1e-7).
+    """
+    return forecast_from_observation(observation, env.config.forecast, env.mean_inflow_hm3)
+
+
+def forecast_from_observation(observation: torch.Tensor, forecast: ForecastConfig, mean_inflow_hm3: float) -> torch.Tensor:
+    """`decode_forecast_hm3` from plain settings: the ``env.forecast`` section and the record's mean daily
+    inflow (hm³/day) the features are divided by; float64 (n, L) hm³/day from float32 (n, obs_dim)."""
+    lead = forecast.lead_days
+    features = observation.reshape(-1, observation.shape[-1])[:, FORECAST_OFFSET:FORECAST_OFFSET + lead]
+    ratio = features.to(torch.float64)
+    if forecast.scale == "log":
+        ratio = torch.expm1(ratio)
+    return ratio * mean_inflow_hm3
 
 
 def make_env(

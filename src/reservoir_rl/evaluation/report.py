@@ -27,6 +27,7 @@ import torch
 
 from reservoir_rl.catalog import AGENT, END_VALUED_BOUND, HEADLINE_METRICS, METRICS, RAW_RETURN_BOUND, policy_label
 from reservoir_rl.env.inflow import water_years_of
+from reservoir_rl.evaluation.failures import FAILURE_KINDS, avoidable, first_failures
 from reservoir_rl.evaluation.paired import EPISODE_FIELDS
 from reservoir_rl.evaluation.rollout import EvaluationResult
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES, Estimate, PairedBootstrap, StratifiedBootstrap
@@ -34,6 +35,7 @@ from reservoir_rl.files import json_ready
 
 RESULTS_FORMAT = "reservoir-rl-evaluation"
 RESULTS_VERSION = 2
+FAILURE_COLUMNS = ("failure_kind", "failure_day", "failure_avoidable")  # the CSV's last columns
 
 
 @dataclass
@@ -83,6 +85,7 @@ class EvaluationReport:
     results: dict[str, EvaluationResult] = field(repr=False, default_factory=dict)  # baseline -> trajectories
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line each about how the baselines were set up
+    guarded: dict[str, bool] = field(default_factory=dict)  # policy -> ran under the release guard (env.safety)
 
     @property
     def policies(self) -> list[str]:
@@ -115,6 +118,7 @@ class EvaluationReport:
                     "summary": as_dicts(self.summary[name]),
                     "iqm": as_dicts(self.iqm[name]),
                     "episodes": {k: v.tolist() for k, v in values.items()},
+                    **self._failure_summary(name),
                 }
                 for name, values in self.per_episode.items()
             },
@@ -152,24 +156,57 @@ class EvaluationReport:
         return {"metric": "return_end_valued", "upper_bound": END_VALUED_BOUND,
                 "gap_share": gap.as_dict() if gap is not None else None, "gap_share_best_baseline": self._best(best)}
 
+    def failure_records(self, name: str) -> Optional[dict[str, torch.Tensor]]:
+        """Policy ``name``'s first failures from its trajectories: ``kind`` and ``day`` (`first_failures`)
+        and, when DP ran, ``avoidable``, each (seeds, E) (a baseline's row repeated for every seed); None
+        when its trajectories are not held."""
+        if name == AGENT:
+            if set(self.agent_results) != set(self.seeds):
+                return None
+            found = [first_failures(self.agent_results[s].trajectory) for s in self.seeds]
+            kind, day = torch.stack([k for k, _ in found]), torch.stack([d for _, d in found])
+        elif name in self.results:
+            kind, day = (x.expand(len(self.seeds), -1) for x in first_failures(self.results[name].trajectory))
+        else:
+            return None
+        records = {"kind": kind.cpu(), "day": day.cpu()}
+        dp_kind = first_failures(self.results["dp"].trajectory)[0].cpu() if "dp" in self.results else None
+        if dp_kind is not None:
+            records["avoidable"] = avoidable(records["kind"], dp_kind)
+        return records
+
+    def _failure_summary(self, name: str) -> dict[str, Any]:
+        """The JSON's failure counts of one policy over its seed × episode pairs: ``failed_episodes`` (None
+        without trajectories), ``failures_avoidable`` (failed where DP did not; None without DP), and
+        ``guarded`` (ran under the release guard)."""
+        records = self.failure_records(name)
+        failed = None if records is None else int((records["kind"] > 0).sum())
+        avoided = None if records is None or "avoidable" not in records else int(records["avoidable"].sum())
+        return {"guarded": bool(self.guarded.get(name, False)), "failed_episodes": failed,
+                "failures_avoidable": avoided}
+
     def to_csv(self) -> str:
         """One row per policy, seed and episode: the trace (water year and date of its start, storage, inflow)
         and every metric. A baseline does not depend on the agent's seed: its rows repeat for every seed (each
         seed's rows are a complete paired comparison). Counts (days, failures, success, length) are written
         as integers, other values rounded to the catalog's decimals (`MetricEntry.decimals`; 3 for hm³,
-        GWh and return: no float32 noise such as 1130.982421875); an undefined value is an empty cell."""
+        GWh and return: no float32 noise such as 1130.982421875); an undefined value is an empty cell.
+        The last columns name each episode's first failure: ``failure_kind`` (flood / drought / none),
+        ``failure_day`` (an integer, day of the episode, 1 = its first; empty without a failure) and
+        ``failure_avoidable`` (true when DP avoided it on that trace; empty without a failure or DP)."""
         metrics = list(self.per_episode[AGENT])
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["policy", "seed", "episode", "water_year", *EPISODE_FIELDS, *metrics])
+        writer.writerow(["policy", "seed", "episode", "water_year", *EPISODE_FIELDS, *metrics, *FAILURE_COLUMNS])
         water_years = water_years_of(self.episode_info["start_date"]).tolist()
         for name, values in self.per_episode.items():
+            failures = self.failure_records(name)
             for i, s in enumerate(self.seeds):
                 for e in range(self.episodes):
                     trace = [_cell(self.episode_info[k][e], TRACE_DECIMALS.get(k)) for k in EPISODE_FIELDS]
                     row = [_cell(float(values[k][i, e] if values[k].dim() == 2 else values[k][e]),
                                  METRICS[k].decimals if k in METRICS else None) for k in metrics]
-                    writer.writerow([name, s, e, water_years[e], *trace, *row])
+                    writer.writerow([name, s, e, water_years[e], *trace, *row, *_failure_cells(failures, i, e)])
         return buffer.getvalue()
 
 
@@ -186,6 +223,18 @@ def _cell(value: Any, decimals: Optional[int]) -> Any:
     if math.isnan(value):
         return ""
     return int(round(value)) if decimals == 0 else repr(round(value, decimals) + 0.0)  # (+ 0.0: no "-0.0")
+
+
+def _failure_cells(failures: Optional[dict[str, torch.Tensor]], seed_row: int, episode: int) -> list[str]:
+    """The CSV's failure columns of one row (empty cells where nothing is known)."""
+    if failures is None:
+        return ["", "", ""]
+    kind = int(failures["kind"][seed_row, episode])
+    if kind == 0:
+        return [FAILURE_KINDS[0], "", ""]
+    avoidable_by_dp = failures.get("avoidable")
+    return [FAILURE_KINDS[kind], str(int(failures["day"][seed_row, episode])),
+            "" if avoidable_by_dp is None else str(bool(avoidable_by_dp[seed_row, episode])).lower()]
 
 
 def _wins(agent: torch.Tensor, baseline: torch.Tensor) -> float:

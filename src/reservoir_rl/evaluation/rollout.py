@@ -15,6 +15,8 @@ from reservoir_rl.agent.dqn import make_agent
 from reservoir_rl.baselines.rollout import run_episodes
 from reservoir_rl.config import Config
 from reservoir_rl.env.metrics import episode_metrics, first_done_mask
+from reservoir_rl.env.safety import GUARD_OVERRIDE_KEY
+from reservoir_rl.evaluation.failures import guard_override_fraction
 from reservoir_rl.evaluation.reliability import hashimoto_metrics
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import CheckpointError
@@ -48,7 +50,8 @@ def evaluate_policy(env: DiscreteReservoirEnv, policy, seed: int) -> EvaluationR
     so every policy (and every evaluation during training) is judged on the same inflows.
 
     Metrics: those of `episode_metrics` plus supply reliability / resilience / vulnerability
-    (`reservoir_rl.evaluation.reliability`), each float32 (n_envs,).
+    (`reservoir_rl.evaluation.reliability`) and the share of days the release guard changed the action (NaN
+    for a policy without the guard), each float32 (n_envs,).
     """
     env.set_seed(seed)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
@@ -57,6 +60,7 @@ def evaluate_policy(env: DiscreteReservoirEnv, policy, seed: int) -> EvaluationR
     valid = first_done_mask(trajectory.get(("next", "done")))
     has_demand = env.config.reservoir.supply_demand_cms > 0
     metrics.update(hashimoto_metrics(trajectory.get(("next", "supply_deficit_hm3")), valid, has_demand))
+    metrics["guard_override_fraction"] = guard_override_fraction(trajectory, GUARD_OVERRIDE_KEY)
     return EvaluationResult(metrics, trajectory)
 
 

@@ -68,6 +68,12 @@ def _fmt(value: object, spec: str) -> str:
     return DASH if x is None else format(x, spec)
 
 
+def _percent(value: object) -> float | None:
+    """A share (0 … 1) in percent, or None when it is not a finite number."""
+    x = _num(value)
+    return None if x is None else 100.0 * x
+
+
 def _fmt_int(value: object) -> str:
     x = _num(value)
     return DASH if x is None else f"{round(x):,d}"
@@ -184,6 +190,8 @@ class _Tracker:
             f"{_fmt(self.fps(), ',.0f')} fps",
             f"eps {_fmt(self.stats.get('epsilon'), '.2f')}",
             f"loss {_fmt(self.stats.get('loss'), '.3g')}",
+            *([f"guard {_fmt(_percent(self.stats.get('guard_override_fraction')), '.1f')}%"]
+              if "guard_override_fraction" in self.stats else []),
             f"ep return {_fmt(self.mean_return(), '.1f')} (last {len(self.episodes) or self.episodes.maxlen} mean)",
         ]
         if "eval_return" in self.stats or "best_eval_return" in self.stats:
@@ -324,6 +332,8 @@ class LiveView(_Tracker):
             (f"loss {_fmt(self.stats.get('loss'), '.3g')}", ""),
             (f"lr {_fmt(self.stats.get('lr'), '.2e')}", ""),
         ]
+        if "guard_override_fraction" in self.stats:
+            stats.append((f"guard {_fmt(_percent(self.stats.get('guard_override_fraction')), '.1f')}% of days", "red"))
         parts: list[object] = [bar, *self._flowed(stats, width)]
         if "eval_return" in self.stats or "best_eval_return" in self.stats:
             evaluation = [(f"eval return (validation) {_fmt(self.stats.get('eval_return'), ',.2f')}", "magenta"),

@@ -17,6 +17,7 @@ from reservoir_rl.agent.replay import make_replay_buffer
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
+from reservoir_rl.env.safety import guarded
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET
@@ -82,6 +83,24 @@ class TrainingParts:
     _stop_workers: Optional[weakref.finalize] = field(default=None, repr=False)
 
     @property
+    def explore_policy(self) -> Any:
+        """What collects: the agent's ε-greedy policy under the env's release guard (`env.safety`; itself when
+        the guard is off). Its ``action`` is the executed level, so the replay buffer stores and the agent
+        learns from what the reservoir did."""
+        policy = self.__dict__.get("_explore_policy")
+        if policy is None:
+            policy = self.__dict__["_explore_policy"] = guarded(self.agent.explore_policy, self.env)
+        return policy
+
+    @property
+    def greedy_policy(self) -> Any:
+        """The greedy agent under the eval env's release guard (the in-training evaluation)."""
+        policy = self.__dict__.get("_greedy_policy")
+        if policy is None:
+            policy = self.__dict__["_greedy_policy"] = guarded(self.agent.actor, self.eval_env)
+        return policy
+
+    @property
     def eval_seed(self) -> int:
         return self.config.train.seed + EVAL_SEED_OFFSET
 
@@ -94,7 +113,7 @@ class TrainingParts:
         """The collector; iterating it yields batches of shape (n_envs, T), T = frames_per_batch / n_envs."""
         if self._collector is None:
             collector = collection.start_collector(
-                self.config, self.inflow, self.device, self.agent.explore_policy, self._start_frames, self._starts
+                self.config, self.inflow, self.device, self.explore_policy, self._start_frames, self._starts
             )
             self._starts += 1
             self._stop_workers = weakref.finalize(self, _shutdown, collector)  # with the parts, or at exit
@@ -180,7 +199,7 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
     if train.collector.backend == "sync":
         parts._collector = Collector(
             env,
-            agent.explore_policy,
+            parts.explore_policy,
             frames_per_batch=train.frames_per_batch,
             total_frames=-1,
             device=device,

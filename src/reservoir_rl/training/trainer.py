@@ -32,6 +32,7 @@ from reservoir_rl.agent.replay import (
 from reservoir_rl.agent.schedules import linear_schedule, updates_due
 from reservoir_rl.config import config_to_dict
 from reservoir_rl.env.metrics import EpisodeAccumulator
+from reservoir_rl.env.safety import GUARD_OVERRIDE_KEY
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger
 from reservoir_rl.runs import checkpoint as ckpt
@@ -161,7 +162,7 @@ class Trainer:
     def _observe_batch(self, batch) -> None:
         finished = self.accumulator.update_batch(batch)
         self._episode_count += finished.count()
-        self.window.add_batch(batch.get("action_value"), finished)
+        self.window.add_batch(batch.get("action_value"), finished, batch.get(GUARD_OVERRIDE_KEY, None))
 
     # ------------------------------------------------------------------ periodic work
     def _periodic(self, before: int, after: int, batch) -> None:
@@ -216,6 +217,8 @@ class Trainer:
         self._display["fps"] = fps
         if "loss" in train_values:
             self._display["loss"] = train_values["loss"]
+        if "guard_override_fraction" in groups.get("agent", {}):
+            self._display["guard_override_fraction"] = groups["agent"]["guard_override_fraction"]
         episodes = self.window.finished_episodes()
         if episodes is not None:
             total = self.episodes  # episodes finished since the run began, this window's included
@@ -242,7 +245,7 @@ class Trainer:
         """Greedy policy on the validation episodes (``make_env(config, "validation")``: training years unless
         ``inflow.validation_water_years`` is set; the same traces every time); ``best.pt`` follows its return."""
         parts = self.parts
-        result = evaluate_policy(parts.eval_env, parts.agent.actor, parts.eval_seed)
+        result = evaluate_policy(parts.eval_env, parts.greedy_policy, parts.eval_seed)
         summary = result.summary()
         summary["frames"] = self.frames
         self.last_eval = summary

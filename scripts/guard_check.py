@@ -1,0 +1,119 @@
+"""Measure the release guard on a synthetic flashy river: train the default recipe with the guard on and off,
+evaluate both on held-out episodes, and print failures, avoidable failures, mean returns and the override share.
+
+Usage: python scripts/guard_check.py [--out-dir guard-check] [--seeds 0] [--episodes 50] [--frames 200000]
+       [--mean-cms 3.0] [--years 60]
+
+The river: ``inflow.synthetic.kind: flashy`` (reservoir_rl.env.inflow.synthetic_flashy) with mean flow
+``--mean-cms`` over ``--years`` years, the last 20 complete water years held out. The reservoir: configs/base.yaml
+scaled to that mean flow by the rule of configs/trenton.yaml (every storage and flow of the reservoir, the
+installed capacity, the lake area and the flood-control zone's storages times mean flow / base.yaml's river's
+mean flow), as a new user would scale it; the rule curve (fractions of capacity), agent, training and guard
+settings are base.yaml's.
+
+For each seed it trains two runs, ``flashy-guard-S`` (env.safety.enabled: true) and ``flashy-noguard-S`` (false),
+under OUT_DIR/runs, then evaluates each (every baseline; the guarded run with --guard-baselines) on ``--episodes``
+held-out episodes, writing OUT_DIR/<run>.json and .csv, and prints one summary table. A run already finished in
+OUT_DIR/runs is evaluated again, not retrained; one stopped before its end is resumed first. Takes about as long as two default trainings per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = ROOT / "configs" / "base.yaml"
+SCALED_RESERVOIR_KEYS = ("capacity_hm3", "dead_storage_hm3", "min_operating_hm3", "release_capacity_cms",
+                         "turbine_capacity_cms", "spillway_capacity_cms", "installed_capacity_mw",
+                         "area_at_capacity_km2", "env_flow_cms")
+
+
+def flashy_config(mean_cms: float, years: int, guard: bool) -> dict:
+    """base.yaml scaled to the flashy river (module docstring), with the guard on or off."""
+    from reservoir_rl.config import config_from_dict
+    from reservoir_rl.env.inflow import load_bundled
+
+    raw = yaml.safe_load(BASE.read_text())
+    scale = mean_cms / load_bundled(raw["inflow"]["gauge"]).mean_inflow_cms
+    reservoir = raw["env"]["reservoir"]
+    for key in SCALED_RESERVOIR_KEYS:
+        reservoir[key] = round(float(reservoir[key]) * scale, 4)
+    reservoir["flood_zone_hm3"] = [[day, round(float(storage) * scale, 4)] for day, storage in reservoir["flood_zone_hm3"]]
+    raw["inflow"] = {"source": "synthetic", "heldout_water_years": 20,
+                     "synthetic": {"kind": "flashy", "n_years": years, "mean_inflow_cms": mean_cms, "seed": 0}}
+    raw["env"]["safety"]["enabled"] = guard
+    config_from_dict(raw, source="flashy config")  # valid as written
+    return raw
+
+
+def finished(run: Path, total_frames: int | None) -> bool:
+    """True when the run's last checkpoint has reached its total frames (``total_frames`` or its config's)."""
+    from reservoir_rl.runs.checkpoint import load_checkpoint
+
+    last = run / "checkpoints" / "last.pt"
+    if not last.exists():
+        return False
+    payload = load_checkpoint(last)
+    target = total_frames or int(payload["config"]["train"]["total_frames"])
+    return int(payload["counters"]["frames"]) >= target
+
+
+def cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "reservoir_rl", *args], check=True, cwd=ROOT)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=Path("guard-check"))
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--frames", type=int, default=None, help="train.total_frames (default: base.yaml's)")
+    parser.add_argument("--mean-cms", type=float, default=3.0)
+    parser.add_argument("--years", type=int, default=60)
+    args = parser.parse_args()
+    out = args.out_dir.resolve()
+    runs = out / "runs"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for guard in (True, False):
+            name = f"flashy-{'guard' if guard else 'noguard'}-{seed}"
+            config_path = out / f"{name}.yaml"
+            config_path.write_text(yaml.safe_dump(flashy_config(args.mean_cms, args.years, guard), sort_keys=False))
+            extra = ["--set", f"train.total_frames={args.frames}"] if args.frames else []
+            if not (runs / name).exists():
+                cli("train", str(config_path), "--runs-dir", str(runs), "--name", name, "--set", f"train.seed={seed}",
+                    "--quiet", *extra)
+            elif not finished(runs / name, args.frames):
+                cli("resume", name, "--runs-dir", str(runs), "--quiet")
+            result = out / f"{name}.json"
+            cli("evaluate", name, "--runs-dir", str(runs), "--episodes", str(args.episodes), "--out", str(result),
+                "--csv", str(out / f"{name}.csv"), "--force", *(["--guard-baselines"] if guard else []))
+            document = json.loads(result.read_text())
+            for policy, block in document["policies"].items():
+                rows.append((seed, "on" if guard else "off", policy, block))
+    print_table(rows, args.episodes, args.mean_cms)
+    return 0
+
+
+def print_table(rows: list, episodes: int, mean_cms: float) -> None:
+    """One line per (seed, guard setting, policy): guarded, mean return, failed and avoidable episodes, override share."""
+    print(f"\n{episodes} held-out episodes of the flashy river (mean {mean_cms:g} m³/s); failures = "
+          "episodes with an overtopping or dead-storage failure; avoidable = DP avoided it on the same trace")
+    print(f"{'seed':>4} {'guard':>5} {'policy':>8} {'guarded':>7} {'return':>9} {'failures':>8} {'avoidable':>9} "
+          f"{'override':>8}")
+    for seed, guard, policy, block in rows:
+        share = block["summary"].get("guard_override_fraction", {}).get("mean")
+        print(f"{seed:>4} {guard:>5} {policy:>8} {str(block['guarded']):>7} {block['summary']['return']['mean']:>9.2f} "
+              f"{block['failed_episodes']:>8} {block['failures_avoidable']!s:>9} "
+              f"{'' if share is None else f'{100 * share:.2f}%':>8}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
