@@ -249,11 +249,18 @@ def main() -> None:
         "then writes this file with `scripts/results_report.py`).",
         "",
     ]
+    if GUARD_NOTE:
+        lines += [GUARD_NOTE, ""]
     for river in sys.argv[2:]:
         lines += river_section(folder, river)
     lines += LIMITS
     print("\n".join(lines))
 
+
+# Set while the figures below predate the release guard (env.safety); empty once results.sh has been run with it.
+GUARD_NOTE = ("**These figures predate the release guard** (`env.safety`, docs/safety.md): the agents were trained "
+              "and evaluated without it. The guard is on by default now, so `bash scripts/results.sh` trains and "
+              "evaluates guarded agents; its figures replace these.")
 
 LIMITS = [
     "## What limits the agent",
