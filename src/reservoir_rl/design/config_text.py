@@ -112,6 +112,12 @@ env:
     supply: 1.0                   # −(supply deficit / demand)², in [−1, 0]
     spill: 0.1                    # −spill / (release capacity × 1 day)
     failure: 50.0                 # −1 on a catastrophic flood (overtopping) or critical drought (dead storage)
+  safety:                         # the release guard (docs/safety.md): each day the chosen release is moved into the band
+                                  # the observed forecast says is safe; it never reads the true future inflow
+    enabled: true                 # false = the agent's action is executed as chosen (the rollouts before the guard existed)
+    flood_quantile: 0.99          # overtopping check: each lead's inflow at this quantile of the forecast error model
+    drought_quantile: 0.01        # dead-storage check: each lead's inflow at this quantile
+    dead_storage_margin_fraction: 0.02  # the drought check keeps storage above dead storage + this share of capacity
   {_kv("n_release_levels", levels, 2)}# discrete release levels 0, {step_cms:,.4g}, …, {number(d.release_capacity_cms)} m³/s
   horizon_days: 365               # episode length; reaching it is truncation (bootstrapping continues)
   terminate_on_failure: true      # end the episode on a catastrophic flood or drought
