@@ -16,27 +16,16 @@ def load_inflow(config: InflowConfig) -> InflowRecord:
     if config.source == "rdb":
         return load_rdb(config.path, config.flow_column)
     params = config.synthetic
+    common = dict(n_years=params.n_years, mean_inflow_cms=params.mean_inflow_cms,
+                  seasonal_amplitude=params.seasonal_amplitude, cv=params.cv, ar1=params.ar1,
+                  peak_day_of_year=params.peak_day_of_year, seed=params.seed)
     if params.kind == "flashy":
         return synthetic_flashy(
-            n_years=params.n_years,
-            mean_inflow_cms=params.mean_inflow_cms,
-            seasonal_amplitude=params.seasonal_amplitude,
-            cv=params.cv,
-            ar1=params.ar1,
-            peak_day_of_year=params.peak_day_of_year,
+            **common,
             storms_per_year=params.storms_per_year,
             storm_peak_ratio=params.storm_peak_ratio,
             storm_recession_days=params.storm_recession_days,
             storm_peak_day=params.storm_peak_day,
             storm_seasonality=params.storm_seasonality,
-            seed=params.seed,
         )
-    return synthetic(
-        n_years=params.n_years,
-        mean_inflow_cms=params.mean_inflow_cms,
-        seasonal_amplitude=params.seasonal_amplitude,
-        cv=params.cv,
-        ar1=params.ar1,
-        peak_day_of_year=params.peak_day_of_year,
-        seed=params.seed,
-    )
+    return synthetic(**common)
