@@ -308,7 +308,11 @@ LIMITS = [
     "settings tried, docs/configuration.md); SOP's and hedging's flood-control release (without it the "
     "firm-yield SOP scored −88.7 on the 50 validation episodes of `configs/base.yaml`, with it 135.6); the "
     "end-storage value (the SDP's value function, solved from the training years; defined without looking "
-    "at any held-out figure and used for no choice).",
+    "at any held-out figure and used for no choice); the release guard's settings (`env.safety`: error "
+    "quantiles 0.99 / 0.01 of the forecast error model, a dead-storage margin of 2 % of capacity) and its rule "
+    "never to drain the lake below that floor in a day, set from the forecast error model and from runs on a "
+    "synthetic flashy river (docs/safety.md), never from the bundled rivers' held-out years; `reservoir-rl "
+    "init`'s design rules, which read the training years only.",
     "- Both shipped configs set `inflow.validation_water_years: 0`, so their validation episodes lie in the "
     "training years: a choice made on them is made on years trained on, never on held-out years.",
     "",
