@@ -63,6 +63,9 @@ def train(
     max_parallel: Optional[int] = typer.Option(
         None, "--max-parallel", min=1, help="With --seeds: at most this many seeds train at once (default: one per CPU core)."
     ),
+    vectorized: bool = typer.Option(
+        False, "--vectorized", help="With --seeds: train every seed in this process, their updates batched (CPU, sync collector)."
+    ),
 ) -> None:
     """Train a DQN agent into a new run folder (checkpoints, TensorBoard events, resolved config)."""
     from reservoir_rl.cli.render_init import print_warning
@@ -71,6 +74,10 @@ def train(
         fail(f"--device {device!r}: choose cpu or cuda")
     if max_parallel is not None and seeds is None:
         fail("--max-parallel applies to several seeds: add --seeds, e.g. --seeds 0,1,2")
+    if vectorized and seeds is None:
+        fail("--vectorized applies to several seeds: add --seeds, e.g. --seeds 0,1,2")
+    if vectorized and max_parallel is not None:
+        fail("--max-parallel and --vectorized exclude each other: --vectorized trains every seed in one process")
     if seeds is not None:
         from reservoir_rl.commands import seeds as multi
 
@@ -84,7 +91,7 @@ def train(
         render_seeds(call(lambda: multi.train_seeds(
             config, seed_list, overrides, runs_dir, name, device, command=sys.argv, on_message=_progress(quiet),
             strict=strict, on_warning=print_warning,
-            max_parallel=max_parallel,
+            max_parallel=max_parallel, vectorized=vectorized,
         )))
         return
     from reservoir_rl.commands import train as service

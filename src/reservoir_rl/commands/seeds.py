@@ -38,6 +38,7 @@ from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, never_started, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
 from reservoir_rl.commands import seed_process
+from reservoir_rl.commands import vectorized as vectorized_mode
 
 
 # ------------------------------------------------------------------------------------- outcomes
@@ -127,6 +128,15 @@ def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
     return parallel, max(1, cores // parallel)
 
 
+def is_vectorized(group: SeedGroup) -> bool:
+    """True when seeds.yaml says the run trains its seeds vectorized (``train --seeds ... --vectorized``)."""
+    try:
+        document = yaml.safe_load(group.seeds_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(document, dict) and document.get("vectorized") is True
+
+
 def _record(group: SeedGroup, event: str, command: list[str], **extra: Any) -> None:
     """Append an event to seeds.yaml."""
     document = yaml.safe_load(group.seeds_path.read_text(encoding="utf-8"))
@@ -182,8 +192,10 @@ def train_seeds(
     max_parallel: Optional[int] = None,
     strict: bool = False,
     on_warning: Optional[Callable[[str], None]] = None,
+    vectorized: bool = False,
 ) -> SeedsSummary:
-    """Create ``run-N`` and train one ordinary run per seed into ``run-N/seed-K``, in parallel processes.
+    """Create ``run-N`` and train one ordinary run per seed into ``run-N/seed-K``, in parallel processes
+    (``vectorized``: all seeds in this process with a batched update, `reservoir_rl.commands.vectorized`).
 
     The config is validated (for every seed) before anything is created; the resolved config is written
     to ``run-N/config.yaml`` and every seed trains it with its own ``train.seed``. Plausibility warnings
@@ -201,6 +213,8 @@ def train_seeds(
 
         resolve_device(config.train.device)
     check_training_memory(config)  # (per seed; each seed's process checks again)
+    if vectorized:
+        vectorized_mode.check_vectorizable(config)
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):
@@ -211,7 +225,12 @@ def train_seeds(
         command = list(command or sys.argv)
         parallel, threads = _parallelism(len(seeds), max_parallel)
         document = {"format": SEEDS_FORMAT, "seeds": list(seeds), "config": str(config_path), "overrides": extra}
+        if vectorized:  # `resume` continues the run the same way
+            document["vectorized"] = True
         write_run_file(group.seeds_path, yaml.safe_dump(document, sort_keys=False))
+        if vectorized:
+            _record(group, "train", command, total_frames=config.train.total_frames, vectorized=True)
+            return vectorized_mode.train_group(group, config, command, started, on_message)
         _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
                 threads_per_process=threads)
         jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]
@@ -235,6 +254,10 @@ def resume_seeds(
         check_total_frames(total_frames)
     config = load_config(group.config_path)
     command = list(command or sys.argv)
+    if is_vectorized(group):
+        with run_lock(RunDir(group.path)):
+            _record(group, "resume", command, total_frames=total_frames, vectorized=True)
+            return vectorized_mode.resume_group(group, total_frames, command, started, on_message, allow_changed_inflow)
     with run_lock(RunDir(group.path)):
         jobs, outcomes = [], {}
         for seed in group.seeds:

@@ -1,0 +1,220 @@
+"""Use cases of a vectorized multi-seed run (``train --seeds 0,1,2 --vectorized``, and its `resume`).
+
+The run folder is that of a process-mode multi-seed run (`reservoir_rl.commands.seeds`): ``run-N/seeds.yaml``
+(with ``vectorized: true``, so `resume run-N` continues it vectorized), ``run-N/config.yaml`` and one
+ordinary run per seed in ``run-N/seed-K`` (config.yaml with train.seed = K, metadata.yaml, checkpoints
+with ``best.pt``, TensorBoard events). Every seed trains in this process (`VectorizedTrainer`): there are
+no ``logs/seed-K.log`` files. The checkpoints are those of a single run: `evaluate`, `inspect-checkpoint`,
+`plot` and a single-run `resume run-N/seed-K` read them as they read any run's.
+
+Limits: CPU and the ``sync`` collector backend (one-line errors otherwise); a seed that diverges stops
+every seed (each keeps its last finite checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from reservoir_rl.config import Config, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.errors import CheckpointError, UserError
+from reservoir_rl.monitor.live import QuietView
+from reservoir_rl.monitor.logger import ReservoirLogger, flatten
+from reservoir_rl.runs import checkpoint as ckpt
+from reservoir_rl.runs.folders import RunDir, create_run, run_lock, write_run_file
+from reservoir_rl.runs.groups import SeedGroup
+from reservoir_rl.runs.inflow_data import check_inflow_unchanged, inflow_fingerprint
+from reservoir_rl.training.build import build_training, resolve_device
+from reservoir_rl.training.trainer import Trainer
+from reservoir_rl.training.vectorized import SeedStreams, VectorizedTrainer
+
+Messages = Optional[Callable[[str], None]]
+
+
+def check_vectorizable(config: Config) -> None:
+    """One-line `UserError` unless the config can train vectorized (CPU, ``sync`` collector)."""
+    if config.train.device != "cpu":
+        raise UserError(f"--vectorized trains on the CPU only (train.device = {config.train.device}); "
+                        "drop --vectorized to train one process per seed")
+    if config.train.collector.backend != "sync":
+        raise UserError(f"--vectorized needs train.collector.backend = sync (it is {config.train.collector.backend}); "
+                        "drop --vectorized to train one process per seed")
+
+
+def seed_config(config: Config, seed: int) -> Config:
+    raw = config_to_dict(config)
+    return config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"the config with train.seed = {seed}")
+
+
+def _progress(on_message: Messages, seeds: tuple[int, ...], total_frames: int):
+    if on_message is None:
+        return None
+
+    def report(frames: int, returns: list[Optional[float]]) -> None:
+        text = ", ".join(f"seed {s} {r:.2f}" if r is not None else f"seed {s} –" for s, r in zip(seeds, returns))
+        on_message(f"frames {frames:,}/{total_frames:,} │ validation return: {text}")
+
+    return report
+
+
+def _outcomes(group: SeedGroup, trainers: list[Trainer], total_frames: int, seconds: float) -> list[Any]:
+    from reservoir_rl.commands.seeds import SeedOutcome
+
+    outcomes = []
+    for seed, trainer in zip(group.seeds, trainers):
+        best = trainer.best_eval_return
+        outcomes.append(SeedOutcome(
+            seed, trainer.run_dir.path, "finished" if trainer.frames >= total_frames else "stopped", total_frames,
+            exit_code=0, frames=trainer.frames, best_eval_return=best if best > -float("inf") else None,
+            last_eval_return=None if trainer.last_eval is None else trainer.last_eval.get("return"), seconds=seconds,
+        ))
+    return outcomes
+
+
+def _train(group: SeedGroup, vectorized: VectorizedTrainer, total_frames: int, started: float,
+           on_message: Messages) -> Any:
+    from reservoir_rl.commands.seeds import SeedsSummary
+
+    try:
+        stopped_by = vectorized.run(total_frames)
+    finally:
+        for trainer in vectorized.trainers:
+            trainer.view.stop()
+            trainer.logger.close()
+    seconds = time.perf_counter() - started
+    outcomes = _outcomes(group, vectorized.trainers, total_frames, seconds)
+    if on_message is not None:
+        for outcome in outcomes:
+            on_message(f"seed {outcome.seed} │ {outcome.status} at frame {outcome.frames:,} after {seconds:,.1f} s")
+    import torch
+
+    return SeedsSummary(group.path, list(group.seeds), outcomes, None if stopped_by == "done" else stopped_by, 1,
+                        torch.get_num_threads(), seconds)
+
+
+def train_group(group: SeedGroup, config: Config, command: list[str], started: float, on_message: Messages = None) -> Any:
+    """Train every seed of ``group`` (its folder, config.yaml and seeds.yaml written) from frame 0 in this
+    process; returns a `SeedsSummary`. Seed folders created before a failure that left no checkpoint are
+    removed again (as a single run's are)."""
+    from reservoir_rl.commands.train import HPARAM_METRICS, StopRequest, TrainingInterrupted, _write_metadata, stop_on_signals
+
+    check_vectorizable(config)
+    fingerprint = inflow_fingerprint(config.inflow)
+    device = resolve_device(config.train.device)
+    with stop_on_signals(StopRequest(run=RunDir(group.path))) as request, contextlib.ExitStack() as locks:
+        parts, states = [], []
+        for seed in group.seeds:  # each seed seeds every generator and builds its parts, as a single run does
+            parts.append(build_training(seed_config(config, seed), device))
+            states.append(ckpt.rng_state())
+        if request.signal is not None:
+            raise TrainingInterrupted(f"{request.signal} before the seed folders were created: no seed was trained")
+        trainers: list[Trainer] = []
+        try:
+            for seed, seed_parts in zip(group.seeds, parts):
+                run = create_run(group.path, f"seed-{seed}")
+                locks.enter_context(run_lock(run))
+                write_run_file(run.config_path, dump_config(seed_parts.config))
+                _write_metadata(run, seed_parts.config, [*command, f"(seed {seed}, vectorized)"], "train", fingerprint)
+                logger = ReservoirLogger(run.tensorboard, purge_step=1 if any(run.tensorboard.glob("*")) else None)
+                trainers.append(Trainer(seed_parts, run, logger, QuietView()))
+                logger.text("config", "```yaml\n" + dump_config(seed_parts.config) + "\n```")
+                logger.hyperparameters(flatten(config_to_dict(seed_parts.config)), HPARAM_METRICS)
+            vectorized = VectorizedTrainer(trainers, SeedStreams(states), RunDir(group.path),
+                                           _progress(on_message, group.seeds, config.train.total_frames))
+            vectorized.save_checkpoints()  # frame 0: a run killed at any moment can be resumed
+        except BaseException:
+            for trainer in trainers:
+                trainer.logger.close()
+            for seed in group.seeds:
+                run = group.run(seed)
+                if run.path.is_dir() and not ckpt.frame_checkpoints(run.checkpoints):
+                    shutil.rmtree(run.path, ignore_errors=True)
+            raise
+        request.attach(vectorized)
+        return _train(group, vectorized, config.train.total_frames, started, on_message)
+
+
+def _checkpoints_at_one_frame(group: SeedGroup) -> list[tuple[Path, dict[str, Any]]]:
+    """Each seed's newest usable checkpoint, all at one frame: when a stop left some seeds one checkpoint
+    ahead (it came while the seeds were being saved), those resume from their checkpoint at the frame of
+    the others."""
+    from reservoir_rl.commands.train import latest_checkpoint
+
+    found = [latest_checkpoint(group.run(seed)) for seed in group.seeds]
+    frames = [int(payload["counters"]["frames"]) for _, payload in found]
+    common = min(frames)
+    for index, (seed, frame) in enumerate(zip(group.seeds, frames)):
+        if frame == common:
+            continue
+        path = group.run(seed).checkpoints / ckpt.frame_checkpoint_name(common)
+        if not path.is_file():
+            raise CheckpointError(f"{group.path}: seed {seed} has no checkpoint at frame {common:,}, where seed "
+                                  f"{group.seeds[frames.index(common)]} stopped; resume the seeds one by one "
+                                  f"(`reservoir-rl resume {group.run(seed).path}`)")
+        payload = ckpt.load_checkpoint(path)
+        ckpt.require_keys(payload, ckpt.RESUME_KEYS, path)
+        found[index] = (path, payload)
+    return found
+
+
+def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[str], started: float,
+                 on_message: Messages = None, allow_changed_inflow: bool = False) -> Any:
+    """Continue a vectorized multi-seed run in this process from its seeds' checkpoints at one frame
+    (``total_frames``: all frames). A run stopped before any seed's first checkpoint trains from frame 0
+    with run-N/config.yaml; a run where only some seeds have a checkpoint is refused (one line)."""
+    from reservoir_rl.commands.train import StopRequest, _write_metadata, stop_on_signals
+
+    extra = [] if total_frames is None else [f"train.total_frames={total_frames}"]
+    have = [seed for seed in group.seeds if ckpt.frame_checkpoints(group.run(seed).checkpoints)]
+    if not have:
+        config = load_config(group.config_path, extra)
+        return train_group(group, config, command, started, on_message)
+    if len(have) != len(group.seeds):
+        missing = ", ".join(str(s) for s in group.seeds if s not in have)
+        raise UserError(f"{group.path}: seed {missing} has no checkpoint while the others have; "
+                        "remove the run and train it again")
+    found = _checkpoints_at_one_frame(group)
+    frames = int(found[0][1]["counters"]["frames"])
+    configs = []
+    for (path, payload) in found:
+        raw = payload["config"]
+        if total_frames is not None:
+            raw = {**raw, "train": {**raw["train"], "total_frames": total_frames}}
+        configs.append(config_from_dict(raw, source=f"{path} (config stored in the checkpoint)"))
+    target = configs[0].train.total_frames
+    if frames >= target:
+        raise UserError(f"{group.path}: every seed has trained {frames:,} frames (train.total_frames = {target:,}); "
+                        f"pass --total-frames above {frames:,} to continue")
+    check_vectorizable(configs[0])
+    device = resolve_device(configs[0].train.device)
+    with stop_on_signals(StopRequest(run=RunDir(group.path))) as request, contextlib.ExitStack() as locks:
+        trainers: list[Trainer] = []
+        fingerprints = []
+        for seed, config in zip(group.seeds, configs):
+            run = group.run(seed)
+            locks.enter_context(run_lock(run))
+            fingerprints.append(check_inflow_unchanged(run, config.inflow, allow_changed_inflow))
+            parts = build_training(config, device)
+            ckpt.remove_stale_temporaries(run.checkpoints)
+            logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
+            trainers.append(Trainer(parts, run, logger, QuietView()))
+        streams = SeedStreams([payload["rng"] for _, payload in found])
+        try:
+            for k, trainer in enumerate(trainers):
+                streams.use(k)
+                trainer.load_state(found[k][1])
+            vectorized = VectorizedTrainer(trainers, streams, RunDir(group.path),
+                                           _progress(on_message, group.seeds, target))
+        except BaseException:
+            for trainer in trainers:
+                trainer.logger.close()
+            raise
+        for seed, trainer, fingerprint in zip(group.seeds, trainers, fingerprints):
+            write_run_file(trainer.run_dir.config_path, dump_config(trainer.config))
+            _write_metadata(trainer.run_dir, trainer.config, [*command, f"(seed {seed}, vectorized)"],
+                            f"resume from frame {frames}", fingerprint)
+        request.attach(vectorized)
+        return _train(group, vectorized, target, started, on_message)
