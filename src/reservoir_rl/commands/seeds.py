@@ -128,6 +128,14 @@ def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
     return parallel, max(1, cores // parallel)
 
 
+def _vectorized_summary(group: SeedGroup, result: vectorized_mode.VectorizedResult) -> SeedsSummary:
+    """The summary of a vectorized run: all seeds in one process (parallel = 1), one wall time."""
+    outcomes = [SeedOutcome(r.seed, r.run_dir, r.status, result.total_frames, exit_code=0, frames=r.frames,
+                            best_eval_return=r.best_eval_return, last_eval_return=r.last_eval_return,
+                            seconds=result.seconds) for r in result.results]
+    return SeedsSummary(group.path, list(group.seeds), outcomes, result.stopped_by, 1, result.threads, result.seconds)
+
+
 def is_vectorized(group: SeedGroup) -> bool:
     """True when seeds.yaml says the run trains its seeds vectorized (``train --seeds ... --vectorized``)."""
     try:
@@ -230,7 +238,7 @@ def train_seeds(
         write_run_file(group.seeds_path, yaml.safe_dump(document, sort_keys=False))
         if vectorized:
             _record(group, "train", command, total_frames=config.train.total_frames, vectorized=True)
-            return vectorized_mode.train_group(group, config, command, started, on_message)
+            return _vectorized_summary(group, vectorized_mode.train_group(group, config, command, started, on_message))
         _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
                 threads_per_process=threads)
         jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]
@@ -257,7 +265,8 @@ def resume_seeds(
     if is_vectorized(group):
         with run_lock(RunDir(group.path)):
             _record(group, "resume", command, total_frames=total_frames, vectorized=True)
-            return vectorized_mode.resume_group(group, total_frames, command, started, on_message, allow_changed_inflow)
+            return _vectorized_summary(group, vectorized_mode.resume_group(group, total_frames, command, started,
+                                                                           on_message, allow_changed_inflow))
     with run_lock(RunDir(group.path)):
         jobs, outcomes = [], {}
         for seed in group.seeds:

@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+import torch
 
 from reservoir_rl.config import Config, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.errors import CheckpointError, UserError
@@ -60,24 +63,32 @@ def _progress(on_message: Messages, seeds: tuple[int, ...], total_frames: int):
     return report
 
 
-def _outcomes(group: SeedGroup, trainers: list[Trainer], total_frames: int, seconds: float) -> list[Any]:
-    from reservoir_rl.commands.seeds import SeedOutcome
+@dataclass
+class SeedResult:
+    """Where one seed of a vectorized run stands after it trained."""
 
-    outcomes = []
-    for seed, trainer in zip(group.seeds, trainers):
-        best = trainer.best_eval_return
-        outcomes.append(SeedOutcome(
-            seed, trainer.run_dir.path, "finished" if trainer.frames >= total_frames else "stopped", total_frames,
-            exit_code=0, frames=trainer.frames, best_eval_return=best if best > -float("inf") else None,
-            last_eval_return=None if trainer.last_eval is None else trainer.last_eval.get("return"), seconds=seconds,
-        ))
-    return outcomes
+    seed: int
+    run_dir: Path
+    status: str  # finished | stopped
+    frames: int
+    best_eval_return: Optional[float]
+    last_eval_return: Optional[float]
+
+
+@dataclass
+class VectorizedResult:
+    """What a vectorized run did: each seed's result, the signal that stopped it (None: it finished),
+    its wall time (s) and torch threads."""
+
+    results: list[SeedResult]
+    total_frames: int
+    stopped_by: Optional[str]
+    seconds: float
+    threads: int
 
 
 def _train(group: SeedGroup, vectorized: VectorizedTrainer, total_frames: int, started: float,
-           on_message: Messages) -> Any:
-    from reservoir_rl.commands.seeds import SeedsSummary
-
+           on_message: Messages) -> VectorizedResult:
     try:
         stopped_by = vectorized.run(total_frames)
     finally:
@@ -85,19 +96,23 @@ def _train(group: SeedGroup, vectorized: VectorizedTrainer, total_frames: int, s
             trainer.view.stop()
             trainer.logger.close()
     seconds = time.perf_counter() - started
-    outcomes = _outcomes(group, vectorized.trainers, total_frames, seconds)
-    if on_message is not None:
-        for outcome in outcomes:
-            on_message(f"seed {outcome.seed} │ {outcome.status} at frame {outcome.frames:,} after {seconds:,.1f} s")
-    import torch
+    results = []
+    for seed, trainer in zip(group.seeds, vectorized.trainers):
+        best = trainer.best_eval_return
+        results.append(SeedResult(
+            seed, trainer.run_dir.path, "finished" if trainer.frames >= total_frames else "stopped", trainer.frames,
+            best if best > -float("inf") else None,
+            None if trainer.last_eval is None else trainer.last_eval.get("return"),
+        ))
+        if on_message is not None:
+            on_message(f"seed {seed} │ {results[-1].status} at frame {trainer.frames:,} after {seconds:,.1f} s")
+    return VectorizedResult(results, total_frames, None if stopped_by == "done" else stopped_by, seconds,
+                            torch.get_num_threads())
 
-    return SeedsSummary(group.path, list(group.seeds), outcomes, None if stopped_by == "done" else stopped_by, 1,
-                        torch.get_num_threads(), seconds)
 
-
-def train_group(group: SeedGroup, config: Config, command: list[str], started: float, on_message: Messages = None) -> Any:
+def train_group(group: SeedGroup, config: Config, command: list[str], started: float, on_message: Messages = None) -> VectorizedResult:
     """Train every seed of ``group`` (its folder, config.yaml and seeds.yaml written) from frame 0 in this
-    process; returns a `SeedsSummary`. Seed folders created before a failure that left no checkpoint are
+    process. Seed folders created before a failure that left no checkpoint are
     removed again (as a single run's are)."""
     from reservoir_rl.commands.train import HPARAM_METRICS, StopRequest, TrainingInterrupted, _write_metadata, stop_on_signals
 
@@ -161,7 +176,7 @@ def _checkpoints_at_one_frame(group: SeedGroup) -> list[tuple[Path, dict[str, An
 
 
 def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[str], started: float,
-                 on_message: Messages = None, allow_changed_inflow: bool = False) -> Any:
+                 on_message: Messages = None, allow_changed_inflow: bool = False) -> VectorizedResult:
     """Continue a vectorized multi-seed run in this process from its seeds' checkpoints at one frame
     (``total_frames``: all frames). A run stopped before any seed's first checkpoint trains from frame 0
     with run-N/config.yaml; a run where only some seeds have a checkpoint is refused (one line)."""

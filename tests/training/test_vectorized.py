@@ -1,0 +1,185 @@
+"""Vectorized seeds (`train --seeds ... --vectorized`): a vectorized seed is bitwise the plain run of that
+seed (K = 1, and whatever the other seeds of the run are), a vectorized run stopped and resumed equals one
+that never stopped, its checkpoints are those of a single run (evaluate, inspect-checkpoint, plot), and the
+exactness checks fail when the seeds share one random stream."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from reservoir_rl.cli import app
+from reservoir_rl.commands.evaluate import evaluate
+from reservoir_rl.commands.inspect import inspect_checkpoint
+from reservoir_rl.commands.seeds import resume_seeds, train_seeds
+from reservoir_rl.commands.train import train
+from reservoir_rl.monitor.live import make_view
+from reservoir_rl.monitor.seed_figures import SeedCurves
+from reservoir_rl.runs.checkpoint import load_checkpoint
+from reservoir_rl.runs.events import read_scalars
+from reservoir_rl.runs.groups import find_group
+from reservoir_rl.training import vectorized as vectorized_training
+from tiny_training import write_config
+
+TOTAL = 512
+TENSOR_KEYS = ("q_network", "loss_module")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vectorized")
+    # no baseline levels in TensorBoard (they cost more than the tiny training)
+    return root, write_config(root, train={"total_frames": TOTAL}, logging={"baseline_levels": False})
+
+
+@pytest.fixture(scope="module")
+def plain(setup):
+    """Plain single runs of seeds 7 and 8, by name."""
+    root, config = setup
+    runs = {}
+    for seed in (7, 8):
+        summary = train(config, [], make_view("quiet"), root / "plain", f"seed-{seed}", seed=seed, command=["t"])
+        runs[seed] = summary.run_dir
+    return runs
+
+
+@pytest.fixture(scope="module")
+def pair(setup):
+    """A vectorized run of seeds 7 and 8 (K = 2)."""
+    root, config = setup
+    messages = []
+    summary = train_seeds(config, [7, 8], [], root / "runs", "pair", command=["t"], vectorized=True,
+                          on_message=messages.append)
+    return summary, messages
+
+
+def _last(run: Path) -> dict:
+    return load_checkpoint(run / "checkpoints" / "last.pt")
+
+
+def assert_same_training_state(a: dict, b: dict) -> None:
+    """Networks (online and target), Adam, counters, random streams and last validation, bitwise."""
+    for key in TENSOR_KEYS:
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    for index, state in a["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][name]), (index, name)
+    assert a["counters"] == b["counters"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert _same_numbers(a["last_eval"], b["last_eval"]) and a["best_eval_return"] == b["best_eval_return"]
+
+
+def _same_numbers(a: dict, b: dict) -> bool:
+    """Equal dicts of numbers, NaN equal to NaN."""
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (isinstance(a[k], float) and math.isnan(a[k]) and math.isnan(b[k])) for k in a
+    )
+
+
+def test_k1_vectorized_run_is_bitwise_the_plain_run(setup, plain):
+    root, config = setup
+    summary = train_seeds(config, [7], [], root / "runs", "one", command=["t"], vectorized=True)
+    assert [o.status for o in summary.outcomes] == ["finished"]
+    seed_run = summary.run_dir / "seed-7"
+    assert_same_training_state(_last(seed_run), _last(plain[7]))
+    best, plain_best = (load_checkpoint(r / "checkpoints" / "best.pt") for r in (seed_run, plain[7]))
+    assert best["counters"] == plain_best["counters"]
+    for name in best["q_network"]:
+        assert torch.equal(best["q_network"][name], plain_best["q_network"][name])
+    # the same TensorBoard curves (the run folder of a single run)
+    ours, theirs = read_scalars(seed_run / "tensorboard"), read_scalars(plain[7] / "tensorboard")
+    for tag in ("eval/return", "train/loss", "episode/return_mean"):
+        for mine, other in zip(ours[tag], theirs[tag]):  # (frames, values)
+            assert np.array_equal(mine, other), tag
+
+
+def test_a_seed_does_not_depend_on_the_other_seeds(setup, plain, pair):
+    """Seeds 7 and 8 of a K = 2 run are the plain runs of 7 and 8; seed 7 of a K = 3 run with other
+    companions is too."""
+    root, config = setup
+    summary, messages = pair
+    assert summary.seeds == [7, 8] and summary.stopped_by is None
+    for seed in (7, 8):
+        assert_same_training_state(_last(summary.run_dir / f"seed-{seed}"), _last(plain[seed]))
+    assert any(m.startswith(f"frames {TOTAL:,}/{TOTAL:,} │ validation return: seed 7") for m in messages)
+    trio = train_seeds(config, [9, 7, 4], [], root / "runs", "trio", command=["t"], vectorized=True)
+    assert_same_training_state(_last(trio.run_dir / "seed-7"), _last(plain[7]))
+    weights = [_last(trio.run_dir / f"seed-{s}")["q_network"]["head.weight"] for s in (9, 7, 4)]
+    assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_seeds_sharing_one_random_stream_are_caught(setup, plain, monkeypatch):
+    """The exactness checks can fail: with the stream swaps disabled, the seeds draw from one shared
+    stream and seed 8 of a K = 2 run is no longer the plain run of seed 8."""
+    root, config = setup
+    monkeypatch.setattr(vectorized_training.SeedStreams, "use", lambda self, k: None)
+    monkeypatch.setattr(vectorized_training.SeedStreams, "use_torch", lambda self, k: None)
+    summary = train_seeds(config, [7, 8], [], root / "runs", "shared", command=["t"], vectorized=True)
+    with pytest.raises(AssertionError):
+        assert_same_training_state(_last(summary.run_dir / "seed-8"), _last(plain[8]))
+
+
+def test_resume_of_a_vectorized_run_is_exact(setup, pair):
+    """Stopped at frame 256 (its training ended there), resumed to 512: the same state as the run that
+    trained 512 frames at once, for every seed; seeds.yaml makes `resume` continue vectorized."""
+    root, config = setup
+    first = train_seeds(config, [7, 8], ["train.total_frames=256"], root / "runs", "halves", command=["t"],
+                        vectorized=True)
+    assert [o.frames for o in first.outcomes] == [256, 256]
+    document = yaml.safe_load((first.run_dir / "seeds.yaml").read_text())
+    assert document["vectorized"] is True
+    group = find_group(first.run_dir)
+    resumed = resume_seeds(group, total_frames=TOTAL, command=["r"])
+    assert [o.status for o in resumed.outcomes] == ["finished", "finished"]
+    assert not (first.run_dir / "logs").exists()  # one process: no per-seed logs
+    for seed in (7, 8):
+        ours, theirs = _last(first.run_dir / f"seed-{seed}"), _last(pair[0].run_dir / f"seed-{seed}")
+        for key in TENSOR_KEYS:
+            for name in ours[key]:
+                assert torch.equal(ours[key][name], theirs[key][name]), (seed, key, name)
+        assert ours["counters"] == theirs["counters"]
+        assert torch.equal(ours["rng"]["torch"], theirs["rng"]["torch"])
+        metadata = yaml.safe_load((first.run_dir / f"seed-{seed}" / "metadata.yaml").read_text())
+        assert metadata[-1]["event"] == "resume from frame 256"
+    with pytest.raises(Exception, match="every seed has trained 512 frames"):
+        resume_seeds(group, command=["r"])
+
+
+def test_checkpoints_serve_evaluate_inspect_and_the_curves(setup, plain, pair, tmp_path):
+    """A vectorized seed's folder is a single run's: inspect-checkpoint and evaluate read its best.pt, and
+    the per-seed learning curves that `plot` draws come from the seeds' TensorBoard runs."""
+    summary, _ = pair
+    seed_run = summary.run_dir / "seed-8"
+    info = inspect_checkpoint(seed_run / "checkpoints" / "best.pt")
+    assert info["params_sha256"] == inspect_checkpoint(plain[8] / "checkpoints" / "best.pt")["params_sha256"]
+    evaluate(seed_run / "checkpoints" / "best.pt", episodes=2, baselines="none", out=tmp_path / "e.json")
+    assert (tmp_path / "e.json").is_file()
+    series = {f"seed {s}": read_scalars(summary.run_dir / f"seed-{s}" / "tensorboard")["eval/return"] for s in (7, 8)}
+    curves = SeedCurves.from_series(series)  # what `plot` draws of a multi-seed run
+    assert len(curves.per_seed) == 2 and list(curves.steps) == [256, 512]
+
+
+def test_cli_vectorized_errors(setup, tmp_path):
+    root, config = setup
+    runner = CliRunner()
+
+    def fails(args, fragment):
+        result = runner.invoke(app, [str(a) for a in args])
+        output = result.output.strip()
+        assert result.exit_code == 2 and "Traceback" not in output, output
+        assert len(output.splitlines()) == 1 and fragment in output, output
+
+    fails(["train", config, "--vectorized", "--runs-dir", tmp_path], "--vectorized applies to several seeds")
+    fails(["train", config, "--seeds", "1,2", "--vectorized", "--max-parallel", "2", "--runs-dir", tmp_path],
+          "exclude each other")
+    fails(["train", config, "--seeds", "1,2", "--vectorized", "--set", "train.collector.backend=process",
+           "--runs-dir", tmp_path], "train.collector.backend = sync")
+    assert not any(tmp_path.iterdir())  # nothing created
