@@ -116,6 +116,22 @@ def test_a_seed_does_not_depend_on_the_other_seeds(setup, plain, pair):
     assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
 
 
+def test_vectorized_seeds_equal_process_mode_seeds(setup, pair):
+    """The same config and seeds in process mode (one `seed_process` per seed): each seed's validation
+    returns, networks and random streams are those of the vectorized run, bitwise — equivalence in the
+    strongest sense, which also puts every return inside the other mode's interval over the seeds."""
+    root, config = setup
+    process = train_seeds(config, [7, 8], [], root / "runs", "process", command=["t"], max_parallel=2)
+    assert [o.status for o in process.outcomes] == ["finished", "finished"]
+    returns = {}
+    for seed in (7, 8):
+        ours, theirs = _last(pair[0].run_dir / f"seed-{seed}"), _last(process.run_dir / f"seed-{seed}")
+        assert_same_training_state(ours, theirs)
+        returns[seed] = (ours["last_eval"]["return"], theirs["last_eval"]["return"])
+    vectorized, processes = zip(*returns.values())
+    assert min(processes) <= min(vectorized) and max(vectorized) <= max(processes)
+
+
 def test_seeds_sharing_one_random_stream_are_caught(setup, plain, monkeypatch):
     """The exactness checks can fail: with the stream swaps disabled, the seeds draw from one shared
     stream and seed 8 of a K = 2 run is no longer the plain run of seed 8."""
