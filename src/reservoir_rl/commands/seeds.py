@@ -263,6 +263,8 @@ def resume_seeds(
     config = load_config(group.config_path)
     command = list(command or sys.argv)
     if is_vectorized(group):
+        if max_parallel is not None:
+            raise UserError(f"{group.path} trains its seeds vectorized, in one process: --max-parallel does not apply")
         with run_lock(RunDir(group.path)):
             _record(group, "resume", command, total_frames=total_frames, vectorized=True)
             return _vectorized_summary(group, vectorized_mode.resume_group(group, total_frames, command, started,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from reservoir_rl.config import Config, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.live import QuietView
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
@@ -121,8 +122,9 @@ def train_group(group: SeedGroup, config: Config, command: list[str], started: f
     device = resolve_device(config.train.device)
     with stop_on_signals(StopRequest(run=RunDir(group.path))) as request, contextlib.ExitStack() as locks:
         parts, states = [], []
+        inflow = load_inflow(config.inflow)  # one record for every seed (only train.seed differs)
         for seed in group.seeds:  # each seed seeds every generator and builds its parts, as a single run does
-            parts.append(build_training(seed_config(config, seed), device))
+            parts.append(build_training(seed_config(config, seed), device, inflow))
             states.append(ckpt.rng_state())
         if request.signal is not None:
             raise TrainingInterrupted(f"{request.signal} before the seed folders were created: no seed was trained")
@@ -208,11 +210,14 @@ def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[st
     with stop_on_signals(StopRequest(run=RunDir(group.path))) as request, contextlib.ExitStack() as locks:
         trainers: list[Trainer] = []
         fingerprints = []
+        inflow = None
         for seed, config in zip(group.seeds, configs):
             run = group.run(seed)
             locks.enter_context(run_lock(run))
             fingerprints.append(check_inflow_unchanged(run, config.inflow, allow_changed_inflow))
-            parts = build_training(config, device)
+            if inflow is None or config.inflow != configs[0].inflow:
+                inflow = load_inflow(config.inflow)
+            parts = build_training(config, device, inflow)
             ckpt.remove_stale_temporaries(run.checkpoints)
             logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
             trainers.append(Trainer(parts, run, logger, QuietView()))

@@ -172,9 +172,11 @@ class TrainingParts:
             self._collector = None
 
 
-def build_training(config: Config, device: torch.device) -> TrainingParts:
+def build_training(config: Config, device: torch.device, inflow: Optional[InflowRecord] = None) -> TrainingParts:
     """Seed every generator from ``train.seed`` and build the run's pieces in a fixed order.
 
+    ``inflow``: the record of ``config.inflow`` when the caller has it already (the seeds of a vectorized
+    run share it; loading draws no random numbers), else it is loaded here.
     ``process`` / ``ray`` backends: the workers start when the collector is first used."""
     train = config.train
     if train.collector.backend == "ray":
@@ -186,7 +188,7 @@ def build_training(config: Config, device: torch.device) -> TrainingParts:
         # took 2-3x longer here than one-thread runs on the same loaded machine)
         torch.set_num_threads(train.torch_threads)
     seed_everything(train.seed)
-    inflow = load_inflow(config.inflow)
+    inflow = load_inflow(config.inflow) if inflow is None else inflow
     env = make_env(
         config, "train", n_envs=train.n_envs, device=device, seed=train.seed, inflow=inflow, scale_inflow=True
     )
