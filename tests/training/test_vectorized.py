@@ -6,6 +6,8 @@ exactness checks fail when the seeds share one random stream."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +169,42 @@ def test_resume_of_a_vectorized_run_is_exact(setup, pair):
         assert metadata[-1]["event"] == "resume from frame 256"
     with pytest.raises(Exception, match="every seed has trained 512 frames"):
         resume_seeds(group, command=["r"])
+
+
+def test_sigint_stops_every_seed_with_a_checkpoint_and_resume_is_exact(setup, pair):
+    """SIGINT in the middle of a vectorized run (sent at its first in-training evaluation, frame 256):
+    every seed saves a checkpoint at that frame and stops; `resume` then ends where the run that never
+    stopped ended, bitwise."""
+    root, config = setup
+    sent = []
+
+    def interrupt(message: str) -> None:
+        if message.startswith("frames") and not sent:
+            sent.append(message)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = train_seeds(config, [7, 8], [], root / "runs", "interrupted", command=["t"], vectorized=True,
+                          on_message=interrupt)
+    assert stopped.stopped_by == "SIGINT" and [o.status for o in stopped.outcomes] == ["stopped", "stopped"]
+    assert [o.frames for o in stopped.outcomes] == [256, 256]
+    resume_seeds(find_group(stopped.run_dir), command=["r"])
+    for seed in (7, 8):
+        assert_same_training_state(_last(stopped.run_dir / f"seed-{seed}"), _last(pair[0].run_dir / f"seed-{seed}"))
+
+
+def test_prioritized_n_step_double_dqn_seeds_equal_their_plain_runs(tmp_path):
+    """The loop's other paths (importance weights and priorities, n-step discounts, double DQN) keep a
+    vectorized seed bitwise its plain run."""
+    config = write_config(tmp_path, train={"total_frames": 384, "prioritized_replay": True},
+                          agent={"hidden_sizes": [32], "n_step": 3, "double_dqn": True},
+                          logging={"baseline_levels": False})
+    summary = train_seeds(config, [7, 8], [], tmp_path / "runs", "v", command=["t"], vectorized=True)
+    plain_run = train(config, [], make_view("quiet"), tmp_path / "runs", "plain", seed=8, command=["t"]).run_dir
+    ours, theirs = _last(summary.run_dir / "seed-8"), _last(plain_run)
+    assert_same_training_state(ours, theirs)
+    priorities = ours["replay_buffer"]["_sampler"]["priorities"]
+    assert torch.equal(priorities, theirs["replay_buffer"]["_sampler"]["priorities"])
+    assert len(set(priorities.tolist())) > 2  # the priorities did move
 
 
 def test_checkpoints_serve_evaluate_inspect_and_the_curves(setup, plain, pair, tmp_path):
