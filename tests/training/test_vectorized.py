@@ -237,3 +237,16 @@ def test_cli_vectorized_errors(setup, tmp_path):
     fails(["train", config, "--seeds", "1,2", "--vectorized", "--set", "train.collector.backend=process",
            "--runs-dir", tmp_path], "train.collector.backend = sync")
     assert not any(tmp_path.iterdir())  # nothing created
+
+
+def test_seeds_that_would_not_fit_in_memory_together_are_refused(setup):
+    from reservoir_rl.commands.vectorized import check_vectorized_memory
+    from reservoir_rl.config import load_config
+    from reservoir_rl.errors import UserError
+    from reservoir_rl.runs.resources import training_bytes
+
+    config = load_config(setup[1])
+    one = sum(size for _, size in training_bytes(config).values())
+    check_vectorized_memory(config, 3, available=3 * one)
+    with pytest.raises(UserError, match="--vectorized with 3 seeds"):
+        check_vectorized_memory(config, 3, available=3 * one - 1)

@@ -223,6 +223,7 @@ def train_seeds(
     check_training_memory(config)  # (per seed; each seed's process checks again)
     if vectorized:
         vectorized_mode.check_vectorizable(config)
+        vectorized_mode.check_vectorized_memory(config, len(seeds))
     folder = create_run(Path(runs_dir), name, checkpoints=False)
     group = SeedGroup(folder.path, tuple(seeds))
     with run_lock(folder):

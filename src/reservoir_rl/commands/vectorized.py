@@ -31,6 +31,7 @@ from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.runs.folders import RunDir, create_run, run_lock, write_run_file
 from reservoir_rl.runs.groups import SeedGroup
 from reservoir_rl.runs.inflow_data import check_inflow_unchanged, inflow_fingerprint
+from reservoir_rl.runs.resources import check_memory, training_bytes
 from reservoir_rl.training.build import build_training, resolve_device
 from reservoir_rl.training.trainer import Trainer
 from reservoir_rl.training.vectorized import SeedStreams, VectorizedTrainer
@@ -46,6 +47,15 @@ def check_vectorizable(config: Config) -> None:
     if config.train.collector.backend != "sync":
         raise UserError(f"--vectorized needs train.collector.backend = sync (it is {config.train.collector.backend}); "
                         "drop --vectorized to train one process per seed")
+
+
+def check_vectorized_memory(config: Config, n_seeds: int, available: Optional[int] = None) -> None:
+    """One-line `UserError` when ``n_seeds`` seeds of ``config`` (their replay buffers, envs, networks) would
+    not fit in memory together in this process."""
+    parts = training_bytes(config)
+    total = n_seeds * sum(size for _, size in parts.values())
+    check_memory(total, f"--vectorized with {n_seeds} seeds: training them in one process",
+                 "fewer seeds, a smaller train.buffer_size, or drop --vectorized", available)
 
 
 def seed_config(config: Config, seed: int) -> Config:
@@ -206,6 +216,7 @@ def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[st
         raise UserError(f"{group.path}: every seed has trained {frames:,} frames (train.total_frames = {target:,}); "
                         f"pass --total-frames above {frames:,} to continue")
     check_vectorizable(configs[0])
+    check_vectorized_memory(configs[0], len(configs))
     device = resolve_device(configs[0].train.device)
     with stop_on_signals(StopRequest(run=RunDir(group.path))) as request, contextlib.ExitStack() as locks:
         trainers: list[Trainer] = []
