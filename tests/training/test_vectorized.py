@@ -250,3 +250,30 @@ def test_seeds_that_would_not_fit_in_memory_together_are_refused(setup):
     check_vectorized_memory(config, 3, available=3 * one)
     with pytest.raises(UserError, match="--vectorized with 3 seeds"):
         check_vectorized_memory(config, 3, available=3 * one - 1)
+
+
+def test_a_failure_in_the_set_up_keeps_no_seed_folder_and_resume_trains_them(setup, plain, monkeypatch):
+    """A seed's frame-0 checkpoint cannot be written: no seed folder is kept (nothing was trained), and
+    `resume` trains every seed from frame 0 — to the plain runs' end state."""
+    from reservoir_rl.errors import UserError
+    from reservoir_rl.training.trainer import Trainer
+
+    root, config = setup
+    calls = []
+    original = Trainer.save_checkpoint
+
+    def failing(self):
+        calls.append(self.run_dir.name)
+        if len(calls) == 2:
+            raise UserError("disk full")
+        original(self)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", failing)
+    with pytest.raises(UserError, match="disk full"):
+        train_seeds(config, [7, 8], [], root / "runs", "failed", command=["t"], vectorized=True)
+    monkeypatch.undo()
+    folder = root / "runs" / "failed"
+    assert not (folder / "seed-7").exists() and not (folder / "seed-8").exists()
+    resumed = resume_seeds(find_group(folder), command=["r"])
+    assert [o.status for o in resumed.outcomes] == ["finished", "finished"]
+    assert_same_training_state(_last(folder / "seed-7"), _last(plain[7]))

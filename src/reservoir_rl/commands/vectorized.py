@@ -123,8 +123,8 @@ def _train(group: SeedGroup, vectorized: VectorizedTrainer, total_frames: int, s
 
 def train_group(group: SeedGroup, config: Config, command: list[str], started: float, on_message: Messages = None) -> VectorizedResult:
     """Train every seed of ``group`` (its folder, config.yaml and seeds.yaml written) from frame 0 in this
-    process. Seed folders created before a failure that left no checkpoint are
-    removed again (as a single run's are)."""
+    process. The seed folders created before a failure in the set-up (before training starts) are removed
+    again, as a single run's folder is."""
     from reservoir_rl.commands.train import HPARAM_METRICS, StopRequest, TrainingInterrupted, _write_metadata, stop_on_signals
 
     check_vectorizable(config)
@@ -139,9 +139,11 @@ def train_group(group: SeedGroup, config: Config, command: list[str], started: f
         if request.signal is not None:
             raise TrainingInterrupted(f"{request.signal} before the seed folders were created: no seed was trained")
         trainers: list[Trainer] = []
+        created: list[RunDir] = []
         try:
             for seed, seed_parts in zip(group.seeds, parts):
                 run = create_run(group.path, f"seed-{seed}")
+                created.append(run)
                 locks.enter_context(run_lock(run))
                 write_run_file(run.config_path, dump_config(seed_parts.config))
                 _write_metadata(run, seed_parts.config, [*command, f"(seed {seed}, vectorized)"], "train", fingerprint)
@@ -155,10 +157,8 @@ def train_group(group: SeedGroup, config: Config, command: list[str], started: f
         except BaseException:
             for trainer in trainers:
                 trainer.logger.close()
-            for seed in group.seeds:
-                run = group.run(seed)
-                if run.path.is_dir() and not ckpt.frame_checkpoints(run.checkpoints):
-                    shutil.rmtree(run.path, ignore_errors=True)
+            for run in created:  # nothing trained yet: no seed folder is kept (a resume trains them all)
+                shutil.rmtree(run.path, ignore_errors=True)
             raise
         request.attach(vectorized)
         return _train(group, vectorized, config.train.total_frames, started, on_message)
@@ -196,8 +196,11 @@ def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[st
 
     extra = [] if total_frames is None else [f"train.total_frames={total_frames}"]
     have = [seed for seed in group.seeds if ckpt.frame_checkpoints(group.run(seed).checkpoints)]
-    if not have:
+    if not have:  # stopped (or killed) before any seed's first checkpoint: nothing trained, start again
         config = load_config(group.config_path, extra)
+        for seed in group.seeds:
+            if group.run(seed).path.is_dir():
+                shutil.rmtree(group.run(seed).path)
         return train_group(group, config, command, started, on_message)
     if len(have) != len(group.seeds):
         missing = ", ".join(str(s) for s in group.seeds if s not in have)
