@@ -231,12 +231,17 @@ def test_cli_vectorized_errors(setup, tmp_path):
         assert result.exit_code == 2 and "Traceback" not in output, output
         assert len(output.splitlines()) == 1 and fragment in output, output
 
+    result = runner.invoke(app, ["train", str(config), "--seeds", "3", "--vectorized", "--quiet", "--runs-dir",
+                                 str(tmp_path / "ok")])
+    assert result.exit_code == 0, result.output
+    assert "1 seeds vectorized in one process" in " ".join(result.output.split())
+    assert (tmp_path / "ok" / "run-1" / "seed-3" / "checkpoints" / "best.pt").is_file()
     fails(["train", config, "--vectorized", "--runs-dir", tmp_path], "--vectorized applies to several seeds")
     fails(["train", config, "--seeds", "1,2", "--vectorized", "--max-parallel", "2", "--runs-dir", tmp_path],
           "exclude each other")
     fails(["train", config, "--seeds", "1,2", "--vectorized", "--set", "train.collector.backend=process",
            "--runs-dir", tmp_path], "train.collector.backend = sync")
-    assert not any(tmp_path.iterdir())  # nothing created
+    assert [p.name for p in tmp_path.iterdir()] == ["ok"]  # nothing created by the failures
 
 
 def test_seeds_that_would_not_fit_in_memory_together_are_refused(setup):

@@ -38,6 +38,9 @@ def render_seeds(summary) -> None:
     # the title is printed on its own line: as a table title it would wrap at the table's width
     title = (f"Run {summary.run_dir}: {len(summary.seeds)} seeds, {summary.parallel} at a time, "
              f"{summary.threads} thread{'s' if summary.threads > 1 else ''} each, {summary.seconds:,.1f} s")
+    if getattr(summary, "vectorized", False):
+        title = (f"Run {summary.run_dir}: {len(summary.seeds)} seeds vectorized in one process, "
+                 f"{summary.threads} thread{'s' if summary.threads > 1 else ''}, {summary.seconds:,.1f} s")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False,
                   caption="best / last: greedy return on the validation episodes of the seed's in-training "
                           "evaluations (training years unless inflow.validation_water_years is set)",

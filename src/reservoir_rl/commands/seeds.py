@@ -70,6 +70,7 @@ class SeedsSummary:
     parallel: int
     threads: int
     seconds: float
+    vectorized: bool = False  # every seed in one process (`train --seeds ... --vectorized`)
 
     @property
     def failed(self) -> list[SeedOutcome]:
@@ -133,7 +134,8 @@ def _vectorized_summary(group: SeedGroup, result: vectorized_mode.VectorizedResu
     outcomes = [SeedOutcome(r.seed, r.run_dir, r.status, result.total_frames, exit_code=0, frames=r.frames,
                             best_eval_return=r.best_eval_return, last_eval_return=r.last_eval_return,
                             seconds=result.seconds) for r in result.results]
-    return SeedsSummary(group.path, list(group.seeds), outcomes, result.stopped_by, 1, result.threads, result.seconds)
+    return SeedsSummary(group.path, list(group.seeds), outcomes, result.stopped_by, 1, result.threads, result.seconds,
+                        vectorized=True)
 
 
 def is_vectorized(group: SeedGroup) -> bool:
