@@ -83,21 +83,23 @@ class Policy(TensorDictModuleBase):
 
     def _observation(self, observation: Any) -> torch.Tensor:
         tensor = torch.as_tensor(np.asarray(observation) if not isinstance(observation, torch.Tensor) else observation)
-        if tensor.ndim not in (1, 2) or tensor.shape[-1] != self.obs_dim:
+        if tensor.ndim == 0 or tensor.shape[-1] != self.obs_dim:
             raise UserError(f"observation of shape {tuple(tensor.shape)}: expected ({self.obs_dim},) or "
                             f"(batch, {self.obs_dim}) ({', '.join(self.observation_layout[:3])}, …)")
         return tensor.to(torch.float32)
 
     def q_values(self, observation: Any) -> Any:
         """Q-values float32 (n_release_levels,) for one observation (obs_dim,), (B, n_release_levels) for a
-        batch (B, obs_dim); numpy in, numpy out; torch in, torch out."""
+        batch (B, obs_dim) (any leading batch dimensions: (..., obs_dim) → (..., n_release_levels));
+        numpy in, numpy out; torch in, torch out."""
         with torch.no_grad():
             values = self.q_network(self._observation(observation))
         return values if isinstance(observation, torch.Tensor) else values.numpy()
 
     def act(self, observation: Any) -> Any:
         """The greedy release level, int64: a scalar for one observation (obs_dim,), (B,) for a batch
-        (B, obs_dim); numpy in, numpy out; torch in, torch out. Ties go to the lowest level."""
+        (B, obs_dim) ((...) for (..., obs_dim)); numpy in, numpy out; torch in, torch out. Ties go to the
+        lowest level."""
         with torch.no_grad():
             action = self.q_network(self._observation(observation)).argmax(dim=-1)
         return action if isinstance(observation, torch.Tensor) else action.numpy()
