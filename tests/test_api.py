@@ -125,6 +125,14 @@ def test_policy_load_refuses_what_is_not_a_checkpoint(tmp_path, eval_run):
         rr.Policy.load("nope", runs_dir=eval_run[0])
 
 
+def test_policy_load_refuses_a_multi_seed_run_and_names_a_seed(tmp_path):
+    group = tmp_path / "runs" / "multi"
+    group.mkdir(parents=True)
+    (group / "seeds.yaml").write_text("seeds: [3, 4]\n")
+    with pytest.raises(rr.CheckpointError, match=r"a multi-seed run \(seeds 3, 4\); name one seed's run, e.g. .*multi/seed-3"):
+        rr.Policy.load("multi", runs_dir=tmp_path / "runs")
+
+
 def test_evaluate_returns_the_report_the_cli_renders(eval_run, tmp_path):
     runs_dir, run_dir = eval_run
     copy = tmp_path / "tiny-copy.pt"

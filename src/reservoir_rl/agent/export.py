@@ -22,7 +22,8 @@ import io
 import json
 import logging
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -84,10 +85,10 @@ def torchscript_bytes(q_network: nn.Module, metadata: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def load_torchscript(source: str | io.BytesIO | Any) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
-    """A TorchScript policy file (path or file object) and its metadata, on the CPU."""
+def load_torchscript(source: str | Path | BinaryIO) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """A TorchScript policy file (path or binary file object) and its metadata, on the CPU."""
     extra = {METADATA_FILE: ""}
-    module = torch.jit.load(source, map_location="cpu", _extra_files=extra)
+    module = torch.jit.load(str(source) if isinstance(source, Path) else source, map_location="cpu", _extra_files=extra)
     return module, json.loads(extra[METADATA_FILE])
 
 

@@ -15,6 +15,7 @@ from reservoir_rl.config import Config
 from reservoir_rl.env.reservoir_env import observation_names, release_levels_cms
 from reservoir_rl.errors import CheckpointError
 from reservoir_rl.runs.checkpoint import params_sha256
+from reservoir_rl.runs.groups import find_group
 from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint, require_finite_weights
 
 
@@ -57,11 +58,16 @@ class CheckpointPolicy:
 
 def load_policy(ckpt: str | Path, runs_dir: str | Path = "runs") -> CheckpointPolicy:
     """The greedy policy of a checkpoint file, or of a run (name under ``runs_dir`` or folder: its
-    ``checkpoints/best.pt``, ``last.pt`` before the first evaluation).
+    ``checkpoints/best.pt``, ``last.pt`` before the first evaluation); a multi-seed run is refused (one
+    policy per seed: name the seed's run, ``RUN/seed-K``).
 
     Loading executes nothing from the file (`reservoir_rl.runs.checkpoint.load_checkpoint`); a file that is
     not a usable checkpoint, a Q-network that does not fit its config, or non-finite weights (a diverged
     training) is a one-line `CheckpointError`."""
+    group = find_group(ckpt, runs_dir)
+    if group is not None:
+        raise CheckpointError(f"{group.path}: a multi-seed run (seeds {', '.join(map(str, group.seeds))}); name one "
+                              f"seed's run, e.g. {group.run(group.seeds[0]).path}")
     source = locate_checkpoint(ckpt, runs_dir)
     payload, config = read_checkpoint(source.path)
     require_finite_weights(payload, source.path)
