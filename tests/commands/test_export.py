@@ -178,25 +178,40 @@ def test_missing_onnx_packages_are_named_with_the_extra(eval_run, tmp_path, monk
         export(eval_run[1], "onnx", tmp_path / "p.onnx")
 
 
+def _one_line_error(result, expected: str) -> None:
+    assert result.exit_code == 2 and result.stdout == "", (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_cli_export_prints_what_it_wrote_and_errors_in_one_line(eval_run, tmp_path):
     runs_dir, run_dir = eval_run
-    runner = CliRunner()
+    runner = CliRunner(env={"RESERVOIR_RL_DEBUG": None, "COLUMNS": "80"})
     out = tmp_path / "policy.pt"
     result = runner.invoke(app, ["export", "tiny", "--runs-dir", str(runs_dir), "--format", "torchscript",
-                                 "--out", str(out)], terminal_width=200)
+                                 "--out", str(out)])
     assert result.exit_code == 0, result.output
     sha = inspect_checkpoint(run_dir / "checkpoints" / "best.pt")["params_sha256"]
+    unwrapped = "".join(result.stdout.replace("│", "").split())  # the panel wraps long values
     for text in ("torchscript", "policy.pt", "observation float32 (B, 13)", "storage_fraction",
                  "0, 40, 80, 120, 160, 200, 240, 280, 320, 360, 400 m³/s", sha, __version__,
                  "same actions as the checkpoint on 1,024 observations"):
-        assert text in "".join(result.output.replace("│", "").split()) or text in result.output, text
+        assert "".join(text.split()) in unwrapped, text
+    assert load_torchscript(str(out))[1]["params_sha256"] == sha
+
     again = runner.invoke(app, ["export", str(run_dir), "--format", "torchscript", "--out", str(out)])
-    assert again.exit_code == 2 and "Traceback" not in again.output
-    assert again.output.count("\n") == 1 and "error: --out" in again.output and "--force" in again.output
+    _one_line_error(again, f"--out {out}: file exists; choose another name or add --force to overwrite it")
     bad = runner.invoke(app, ["export", str(run_dir), "--format", "pickle", "--out", str(tmp_path / "x")])
-    assert bad.exit_code == 2 and bad.output.strip() == "error: --format 'pickle': choose torchscript or onnx"
+    _one_line_error(bad, "error: --format 'pickle': choose torchscript or onnx")
     missing = runner.invoke(app, ["export", str(tmp_path / "none.pt"), "--format", "onnx", "--out", str(tmp_path / "x")])
-    assert missing.exit_code == 2 and missing.output.strip().endswith("none.pt: checkpoint not found")
+    _one_line_error(missing, "none.pt: checkpoint not found")
+    folder = runner.invoke(app, ["export", str(run_dir), "--format", "torchscript", "--out", str(tmp_path)])
+    _one_line_error(folder, "is a folder, not a file")
+    no_format = runner.invoke(app, ["export", str(run_dir), "--out", str(tmp_path / "y")])
+    _one_line_error(no_format, "Missing option '--format'")
+    forced = runner.invoke(app, ["export", str(run_dir), "--format", "torchscript", "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.stderr
 
 
 def test_the_docs_page_examples_run(eval_run, onnx_export, tmp_path, monkeypatch):
