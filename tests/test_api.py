@@ -153,6 +153,7 @@ def test_train_returns_the_run_and_its_best_checkpoint(tmp_path):
         "agent": {"hidden_sizes": [16]},
         "train": {"n_envs": 4, "frames_per_batch": 32, "init_random_frames": 64, "batch_size": 16,
                   "eval_every_frames": 128, "eval_episodes": 2, "checkpoint_every_frames": 128},
+        "logging": {"baseline_levels": False},
     }
     run = rr.train(config, runs_dir=tmp_path / "runs", name="api", total_frames=256, seed=5)
     assert run.run_dir == tmp_path / "runs" / "api" and run.name == "api"
@@ -171,5 +172,5 @@ def test_train_returns_the_run_and_its_best_checkpoint(tmp_path):
 def test_the_docs_page_examples_run(tmp_path, monkeypatch, capsys):
     assert len(python_blocks("docs/api.md")) >= 4
     namespace = run_python_blocks("docs/api.md", tmp_path, monkeypatch)
-    assert namespace["run"].frames == 512 and (tmp_path / "runs" / "api-demo" / "evaluation.json").is_file()
+    assert namespace["run"].frames == 256 and (tmp_path / "runs" / "api-demo" / "evaluation.json").is_file()
     assert "runs/api-demo/checkpoints/no-such.pt: checkpoint not found" in capsys.readouterr().out
