@@ -174,3 +174,12 @@ def test_the_docs_page_examples_run(tmp_path, monkeypatch, capsys):
     namespace = run_python_blocks("docs/api.md", tmp_path, monkeypatch)
     assert namespace["run"].frames == 256 and (tmp_path / "runs" / "api-demo" / "evaluation.json").is_file()
     assert "runs/api-demo/checkpoints/no-such.pt: checkpoint not found" in capsys.readouterr().out
+
+
+def test_a_relative_inflow_path_of_a_dict_is_made_absolute_against_the_working_folder(tmp_path, monkeypatch):
+    from reservoir_rl.api import _config
+
+    monkeypatch.chdir(tmp_path)
+    config = _config({"inflow": {"source": "csv", "path": "records/flow.csv"}}, ["train.seed=4"])
+    assert config.inflow.path == str(tmp_path / "records" / "flow.csv") and config.train.seed == 4
+    assert _config(config).inflow.path == str(tmp_path / "records" / "flow.csv")

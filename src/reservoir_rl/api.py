@@ -12,6 +12,7 @@ Bad input (a missing or damaged checkpoint, an invalid config, an observation of
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -128,17 +129,21 @@ class Policy(TensorDictModuleBase):
 
 
 def _config(config: Any, overrides: Sequence[str] = ()) -> Config:
-    """A `Config` from a YAML path, a mapping of sections or a `Config`, with ``section.key=value`` overrides."""
+    """A `Config` from a YAML path, a mapping of sections or a `Config`, with ``section.key=value`` overrides.
+
+    A relative ``inflow.path`` of a mapping or a `Config` is relative to the working directory (as with
+    ``--set``); the result holds it absolute, so a run's saved config finds the record from any folder."""
     overrides = list(overrides)
-    if isinstance(config, Config):
-        if not overrides:
-            return config
-        config = config.model_dump(mode="json")
     if isinstance(config, (str, Path)):
         return load_config(config, overrides)
-    if isinstance(config, Mapping):
-        return config_from_dict(apply_overrides(dict(config), overrides), source="config")
-    raise ConfigError(f"config of type {type(config).__name__}: give a YAML file path, a dict of sections or a Config")
+    if isinstance(config, Config):
+        config = config.model_dump(mode="json")
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"config of type {type(config).__name__}: give a YAML file path, a dict of sections or a Config")
+    resolved = config_from_dict(apply_overrides(dict(config), overrides), source="config")
+    if resolved.inflow.path:
+        resolved.inflow.path = os.path.abspath(Path(resolved.inflow.path).expanduser())
+    return resolved
 
 
 def make_env(
