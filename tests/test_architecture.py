@@ -3,7 +3,7 @@ the layer table or stays inside its own package, and no modules import each othe
 
 Layers, top to bottom (a module may import from its own package and from the layers below its own)::
 
-    0  cli
+    0  cli, api
     1  commands
     2  training, evaluation, runs
     3  catalog, design
@@ -35,7 +35,7 @@ ROOT = "reservoir_rl"
 SOURCE = Path(__file__).resolve().parents[1] / "src" / ROOT
 
 LAYERS: dict[str, int] = {
-    "cli": 0,
+    "cli": 0, "api": 0,
     "commands": 1,
     "training": 2, "evaluation": 2, "runs": 2,
     "catalog": 3, "design": 3,

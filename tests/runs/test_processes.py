@@ -51,3 +51,26 @@ def test_a_failed_process_is_one_line(tmp_path: Path) -> None:
     assert exit_reason(failing) == "exit code 2: the inflow file is gone"
     assert exit_reason(killed) == "killed by SIGKILL"
     assert failing.log.read_text().splitlines()[1:] == ["working", "error: the inflow file is gone", "done"]
+
+
+def test_stop_signal_handler_outside_the_main_thread_leaves_the_signals_as_they_were() -> None:
+    """`reservoir_rl.train` from a worker thread: Python allows no handler there, the block still runs."""
+    import signal
+    import threading
+
+    from reservoir_rl.runs.processes import stop_signal_handler
+
+    before = signal.getsignal(signal.SIGTERM)
+    ran: list[object] = []
+
+    def work() -> None:
+        with stop_signal_handler(lambda *_: None):
+            ran.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert ran == [before] and signal.getsignal(signal.SIGTERM) is before
+    with stop_signal_handler(handler := (lambda *_: None)):  # the main thread: installed, then restored
+        assert signal.getsignal(signal.SIGTERM) is handler
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -259,6 +259,24 @@ def inspect_checkpoint(
         render_checkpoint(info)
 
 
+@app.command("export", cls=FlagCommand)
+def export_policy(
+    ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
+    fmt: str = typer.Option(..., "--format", help="torchscript (plain torch loads it) or onnx (onnxruntime; the export extra)."),
+    out: Path = typer.Option(..., "--out", help="File to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+) -> None:
+    """Write the checkpoint's greedy policy as a standalone model (observation → release level and Q-values),
+    with its observation layout, release levels (m³/s) and params_sha256 inside."""
+    from reservoir_rl.cli.render import render_export
+    from reservoir_rl.commands import export as service
+
+    with console.status(f"exporting to {fmt} …"):
+        result = call(lambda: service.export(ckpt, fmt, out, force, runs_dir))
+    render_export(result)
+
+
 def main() -> None:
     app()
 

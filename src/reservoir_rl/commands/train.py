@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import yaml
 
-from reservoir_rl.config import Config, check_seed, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.config import Config, apply_overrides, check_seed, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
@@ -141,7 +141,7 @@ def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float, sav
 
 
 def train(
-    config_path: str | Path,
+    config_path: str | Path | Config,
     overrides: list[str],
     view: Any,
     runs_dir: str | Path = "runs",
@@ -154,6 +154,7 @@ def train(
 ) -> TrainSummary:
     """Create a new run folder and train for ``train.total_frames``.
 
+    ``config_path`` is a YAML file, or a `Config` already loaded (``overrides`` apply to it as to a file).
     The config's plausibility warnings (`reservoir_rl.design.plausibility`) go to ``on_warning`` once the
     run starts; with ``strict`` the first one is an error and nothing is created."""
     started = time.perf_counter()
@@ -162,7 +163,10 @@ def train(
         extra.append(f"train.seed={check_seed(seed)}")
     if device is not None:
         extra.append(f"train.device={device}")
-    config = load_config(config_path, extra)
+    if isinstance(config_path, Config):
+        config = config_from_dict(apply_overrides(config_to_dict(config_path), extra), source="config")
+    else:
+        config = load_config(config_path, extra)
     warnings = plausibility_warnings(config, load_inflow(config.inflow))
     raise_if_strict(warnings, strict)
     fingerprint = inflow_fingerprint(config.inflow)

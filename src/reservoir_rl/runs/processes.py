@@ -114,7 +114,13 @@ def _forward_signals(running: dict[int, Job], state: dict[str, Any]) -> Iterator
 
 @contextlib.contextmanager
 def stop_signal_handler(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """``handler`` receives SIGINT and SIGTERM inside the block; the previous handlers come back after it."""
+    """``handler`` receives SIGINT and SIGTERM inside the block; the previous handlers come back after it.
+
+    Outside the main thread (``reservoir_rl.train`` called from a worker thread) Python lets no one set a
+    signal handler: the block then runs with the signals as they were."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
