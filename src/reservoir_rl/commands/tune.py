@@ -176,8 +176,10 @@ def _run(optuna: Any, config_path: str | Path, trials: int, storage_url: str, na
                 objective.report_last(study)
     except _Interrupted as error:
         stopped_by = stop.signal or str(error)
+        objective.report_last(study)
     except UserError as error:
         result_error = str(error)
+        objective.report_last(study)
     return _finish(study, info, tune_dir, stopped_by, result_error)
 
 
@@ -274,6 +276,7 @@ class _Objective:
         if self.on_message is None or self.last_number is None:
             return
         row = next((r for r in trial_rows(study) if r.number == self.last_number), None)
+        self.last_number = None  # reported once
         if row is None:
             return
         seconds = time.monotonic() - self.started
