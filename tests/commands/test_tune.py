@@ -165,3 +165,13 @@ def test_without_optuna_tune_names_the_extra(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
     with pytest.raises(UserError, match=r"pip install 'reservoir-rl\[tune\]'"):
         service.tune(config_path, 2, space_path=space_path, runs_dir=tmp_path / "runs")
+
+
+def test_a_sampled_config_the_validation_refuses_is_a_failed_trial_and_the_study_goes_on(tmp_path: Path) -> None:
+    config_path, _ = _files(tmp_path)
+    space_path = tmp_path / "bad.yaml"
+    space_path.write_text("train.batch_size: {type: categorical, choices: [0]}\n")  # batch_size must be >= 1
+    result = service.tune(config_path, 2, space_path=space_path, runs_dir=tmp_path / "runs")
+    assert [row.state for row in result.trials] == ["FAIL", "FAIL"]
+    assert all("train.batch_size" in row.note and "\n" not in row.note for row in result.trials)
+    assert result.best_config is None and not (tmp_path / "runs" / "tune-tiny" / "trial-0").exists()

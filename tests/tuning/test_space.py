@@ -104,3 +104,10 @@ def test_a_missing_or_unreadable_space_file_is_one_line(tmp_path: Path) -> None:
     broken.write_text("train.lr: {type: float, low: [\n")
     with pytest.raises(ConfigError, match="YAML syntax error"):
         load_space(broken)
+
+
+def test_a_fraction_of_a_key_that_is_no_number_is_one_line() -> None:
+    space = parse_space({"train.eps_decay_frames": {"type": "fraction", "of": "agent.activation", "low": 0.1,
+                                                    "high": 0.5}}, "space.yaml")
+    with pytest.raises(ConfigError, match=r"train.eps_decay_frames: a fraction of 'agent.activation' needs a number"):
+        space.overrides(_trial(), Config())

@@ -134,7 +134,7 @@ def tune(
     config = load_config(config_path, overrides)
     check_validation_years(config, config_path)
     space = load_space(space_path)
-    space.overrides(_Probe(), config)  # a fraction's `of` key holds a number
+    space.overrides(_Probe(), config)  # a fraction's `of` key holds a number (a one-line error if not)
     name = study_name or default_study_name(config_path)
     if not NAME_PATTERN.match(name):
         raise UserError(f"study name {name!r}: use letters, digits, '.', '_' or '-' (give --study NAME)")

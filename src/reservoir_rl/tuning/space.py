@@ -84,8 +84,11 @@ class Dimension:
             width = trial.suggest_categorical(f"{self.key}.width", list(self.choices))
             depth = trial.suggest_int(f"{self.key}.depth", self.low, self.high)
             return [int(width)] * int(depth)
+        base = config_value(config, self.of)
+        if isinstance(base, bool) or not isinstance(base, (int, float)):
+            raise ConfigError(f"{self.key}: a fraction of '{self.of}' needs a number there, the config has {base!r}")
         fraction = trial.suggest_float(f"{self.key}/{self.of}", self.low, self.high, log=self.log)
-        return max(1, round(fraction * config_value(config, self.of)))
+        return max(1, round(fraction * base))
 
 
 @dataclass(frozen=True)
