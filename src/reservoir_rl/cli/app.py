@@ -195,6 +195,34 @@ def plot(
 
 
 @app.command(cls=FlagCommand)
+def tune(
+    config: Path = typer.Argument(..., help="YAML config file; inflow.validation_water_years must be above 0."),
+    trials: int = typer.Option(..., "--trials", help="Finished trials the study should hold in all (a continued study counts its earlier ones)."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Optuna storage URL, e.g. postgresql://user@host/db (default: SQLite in RUNS/tune-NAME/study.db)."
+    ),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the config file's name); trials go to RUNS/tune-NAME/."),
+    space: Optional[Path] = typer.Option(None, "--space", help="Search space YAML (default: the shipped configs/tune_space.yaml)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="No trial starts after this many seconds."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a config key of every trial: section.key=value (repeatable)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+    quiet: bool = typer.Option(False, "--quiet", help="No line per trial; only the final tables."),
+) -> None:
+    """Search hyperparameters with Optuna on the validation years: each trial an ordinary run, the best config as YAML."""
+    from reservoir_rl.cli.render_init import print_warning
+    from reservoir_rl.cli.render_tune import render_tune
+    from reservoir_rl.commands import tune as service
+
+    result = call(lambda: service.tune(
+        config, trials, storage, study, space, timeout, overrides, runs_dir, on_message=_progress(quiet),
+        on_warning=print_warning, command=sys.argv,
+    ))
+    render_tune(result)
+    if result.error is not None:
+        fail(result.error)
+
+
+@app.command(cls=FlagCommand)
 def init(
     record: Path = typer.Argument(..., help="Daily record: a CSV (plain or gzip) or a USGS NWIS RDB daily-value file."),
     out: Optional[Path] = typer.Option(None, "--out", help="Config file to write (default: RECORD's name + .yaml here)."),
