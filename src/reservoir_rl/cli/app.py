@@ -153,6 +153,8 @@ def evaluate(
     ),
     strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
     guard_baselines: bool = typer.Option(False, "--guard-baselines", help="Run sop, hedging, rule, sdp and mpc under the release guard the agent runs with (env.safety); dp and dp_end are never guarded."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Folder for trace.csv: every policy's day-by-day trajectory of the traced episodes."),
+    start_dates: List[str] = typer.Option([], "--start-date", help="With --trace: trace the evaluated episode starting on this date, YYYY-MM-DD (repeatable; default: every episode if at most 10, else the first)."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.
 
@@ -167,7 +169,7 @@ def evaluate(
             ckpt, episodes, years, baselines, seed, out, csv, force, runs_dir,
             on_policy=lambda name: status.update(f"evaluating {name} on {episodes} episodes …"),
             allow_changed_inflow=allow_changed_inflow, strict=strict, on_warning=print_warning,
-            guard_baselines=guard_baselines,
+            guard_baselines=guard_baselines, trace=trace, start_dates=start_dates,
         ))
     render_evaluation(report)
 
