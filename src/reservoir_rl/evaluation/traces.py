@@ -81,12 +81,14 @@ def episode_start_dates(env: DiscreteReservoirEnv, seed: int) -> list[dt.date]:
     return [dt.date.fromisoformat(str(d)) for d in env.inflow.dates[start]]
 
 
-def select_episodes(env: DiscreteReservoirEnv, seed: int, start_dates: Sequence[dt.date], years: str) -> list[int]:
+def select_episodes(env: DiscreteReservoirEnv, seed: int, start_dates: Sequence[dt.date], years: str,
+                    hint: str = "more --episodes draw more start days") -> list[int]:
     """The episodes to trace: for each of ``start_dates`` the first evaluated episode starting on it; without
     dates every episode if there are at most `DEFAULT_TRACE_EPISODES`, else the first.
 
     A date that no episode of the env's water years (``years`` names them in errors) can start on, or that
-    none of the evaluated episodes starts on, is a one-line error listing the nearest dates that would do.
+    none of the evaluated episodes starts on, is a one-line error listing the nearest dates that would do
+    (and ``hint``: how to get other episodes).
     """
     starts = episode_start_dates(env, seed)
     if not start_dates:
@@ -101,7 +103,7 @@ def select_episodes(env: DiscreteReservoirEnv, seed: int, start_dates: Sequence[
                             f"forecast must fit in them); nearest: {_nearest(date, sorted(valid))}")
         if date not in starts:
             raise UserError(f"--start-date {date}: none of the {len(starts)} evaluated episodes starts on it; "
-                            f"nearest starts: {_nearest(date, starts)} (more --episodes draw more start days)")
+                            f"nearest starts: {_nearest(date, starts)} ({hint})")
         chosen.append(starts.index(date))
     return chosen
 
