@@ -176,23 +176,38 @@ def evaluate(
 
 @app.command(cls=FlagCommand)
 def plot(
-    run: str = typer.Argument(..., help="Run name under --runs-dir, or a path to a run folder."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figures (default: RUN/figures)."),
+    runs: List[str] = typer.Argument(..., help="Run name under --runs-dir, or a path to a run folder; several runs: one figure set comparing them."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figures (one run: default RUN/figures; several runs: required)."),
     fmt: str = typer.Option("png", "--format", help="png or svg."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
     force: bool = typer.Option(False, "--force", help="Overwrite figure files that already exist in --out."),
     seed: Optional[int] = typer.Option(
         None, "--seed", help="Multi-seed run: the seed of the held-out and training figures (default: the first)."
     ),
+    start_date: Optional[str] = typer.Option(
+        None, "--start-date", help="One run: draw the trajectory of the episode starting this day (YYYY-MM-DD), as evaluate ran it."
+    ),
 ) -> None:
     """Draw a run's learning curves, training and reservoir metrics, and held-out agent vs SOP, SDP, MPC and DP figures.
 
-    On a multi-seed run: every seed's learning curves with their mean and band, other figures of one seed."""
+    On a multi-seed run: every seed's learning curves with their mean and band, other figures of one seed.
+    Several runs: their learning curves and held-out evaluations together, labelled by the config keys that differ."""
+    if len(runs) > 1:
+        from reservoir_rl.cli.render import render_plot_runs
+        from reservoir_rl.commands import plot_runs as compare
+
+        for option, value in (("--seed", seed), ("--start-date", start_date)):
+            if value is not None:
+                fail(f"{option} applies to the figures of one run; it was given with {len(runs)} runs")
+        with console.status("drawing …"):
+            compared = call(lambda: compare.plot_runs(runs, out, fmt, runs_dir, force))
+        render_plot_runs(compared)
+        return
     from reservoir_rl.cli.render import render_plot
     from reservoir_rl.commands import plot as service
 
     with console.status("drawing …"):
-        result = call(lambda: service.plot(run, out, fmt, runs_dir, force, seed))
+        result = call(lambda: service.plot(runs[0], out, fmt, runs_dir, force, seed, start_date))
     render_plot(result)
 
 

@@ -85,6 +85,20 @@ def render_plot(result) -> None:
         console.print(f"wrote {path}", highlight=False)
 
 
+def render_plot_runs(result) -> None:
+    """What `plot RUN RUN …` drew: each run's label and last validation level, the differing keys, notes, files."""
+    for name, label in result.labels.items():
+        frame, value = result.last_validation.get(name, (None, None))
+        level = f"{value:.2f} at frame {frame:,}" if frame is not None else "n/a"
+        console.print(f"{label}: validation return {level}", highlight=False)
+    if not result.differing:
+        console.print("the runs' configs are the same (labelled by name only)", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    for path in result.files:
+        console.print(f"wrote {path}", highlight=False)
+
+
 def render_checkpoint(info: dict) -> None:
     """The panel of `inspect-checkpoint`."""
     table = Table.grid(padding=(0, 2))

@@ -21,6 +21,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
+from reservoir_rl.files import atomic_open
+
 __all__ = ["Zones", "trajectory_figure", "action_histogram_figure", "reward_breakdown_figure",
            "learning_curve_figure", "metric_panels_figure", "policy_comparison_figure", "save_figure",
            "compact_number", "frames_axis", "plain_axis", "add_caption"]
@@ -399,8 +401,10 @@ def metric_panels_figure(
 def policy_comparison_figure(
     stats: Mapping[str, Mapping[str, tuple[float | None, float | None, float | None]]],
     title: str = "",
+    caption: str = "",
 ) -> Figure:
-    """Per metric, one horizontal bar per policy with its confidence interval as an error bar.
+    """Per metric, one horizontal bar per policy with its confidence interval as an error bar; ``caption``:
+    a note under the panels (e.g. what the rows' names stand for).
 
     Inputs: ``stats`` — metric label (e.g. "return", "energy (GWh)") → policy name → (mean, ci_low,
     ci_high), all in the metric's units; ``None`` marks an undefined value (written "n/a", no bar).
@@ -441,11 +445,14 @@ def policy_comparison_figure(
         ax.grid(axis="x", alpha=0.3)
         ax.set_title(metric, fontsize="medium")
     fig.suptitle(title or "Policies compared")
+    if caption:
+        add_caption(fig, caption)
     return fig
 
 
 def save_figure(fig: Figure, path: Path | str, format: str = "png") -> Path:
-    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path``, creating parent directories.
+    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path``, creating parent directories,
+    atomically (`reservoir_rl.files.atomic_open`: a failed write leaves any earlier file as it was).
 
     A path without a suffix gets ``.<format>`` appended. Returns the path written.
     """
@@ -457,5 +464,6 @@ def save_figure(fig: Figure, path: Path | str, format: str = "png") -> Path:
         path = path.with_suffix(f".{fmt}")
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVG output
-    fig.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
+    with atomic_open(path, binary=True) as handle:
+        fig.savefig(handle, format=fmt, dpi=_DPI, metadata=metadata)
     return path
