@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 
 import pytest
+import shutil
 from typer.testing import CliRunner
 
 from reservoir_rl.cli import app
@@ -45,9 +46,18 @@ def by_episode(rows):
 
 
 @pytest.fixture(scope="module")
-def traced(eval_run, tmp_path_factory):
-    """Every episode of a 4-episode evaluation traced (the default for few episodes), with its JSON."""
-    runs_dir, _ = eval_run
+def runs_copy(eval_run, tmp_path_factory):
+    """A copy of the tiny run's runs folder: these evaluations write its evaluation.json."""
+    copy = tmp_path_factory.mktemp("trace_runs") / "runs"
+    shutil.copytree(eval_run[0], copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def traced(runs_copy, tmp_path_factory):
+    """Every episode of a 4-episode evaluation traced (the default for few episodes), with its JSON (also
+    the run's evaluation.json)."""
+    runs_dir = runs_copy
     folder = tmp_path_factory.mktemp("trace")
     report = evaluate("tiny", episodes=EPISODES, baselines=BASELINES, runs_dir=runs_dir, out=folder / "results.json",
                       trace=folder / "traces", force=True)
@@ -96,8 +106,8 @@ def test_summed_rewards_are_the_episode_returns_of_the_json(traced):
             assert sum(d[f"reward_{name}"] for name in COMPONENTS) == pytest.approx(d["reward"], abs=1e-5)
 
 
-def test_start_date_picks_that_episode(eval_run, traced, tmp_path):
-    runs_dir, _ = eval_run
+def test_start_date_picks_that_episode(runs_copy, traced, tmp_path):
+    runs_dir = runs_copy
     report, _, _ = traced
     start = report.episode_info["start_date"][2]
     evaluate("tiny", episodes=EPISODES, baselines="sop", runs_dir=runs_dir, trace=tmp_path, start_dates=[start])
@@ -106,8 +116,8 @@ def test_start_date_picks_that_episode(eval_run, traced, tmp_path):
     assert {r["episode"] for r in rows} == {first} and rows[0]["date"] == start
 
 
-def test_a_start_date_no_evaluated_episode_has_lists_the_nearest(eval_run, traced, tmp_path):
-    runs_dir, _ = eval_run
+def test_a_start_date_no_evaluated_episode_has_lists_the_nearest(runs_copy, traced, tmp_path):
+    runs_dir = runs_copy
     report, _, _ = traced
     starts = set(report.episode_info["start_date"])
     # a date of the held-out years that none of the 4 episodes starts on
@@ -122,8 +132,8 @@ def test_a_start_date_no_evaluated_episode_has_lists_the_nearest(eval_run, trace
     assert not (tmp_path / TRACE_FILE).exists()
 
 
-def test_cli_errors_are_one_line(eval_run, tmp_path):
-    runs_dir, _ = eval_run
+def test_cli_errors_are_one_line(runs_copy, tmp_path):
+    runs_dir = runs_copy
     runner = CliRunner()
     for args, message in [
         (["--start-date", "2001-02-30", "--trace", str(tmp_path)], "--start-date '2001-02-30': not a date"),
@@ -138,8 +148,30 @@ def test_cli_errors_are_one_line(eval_run, tmp_path):
 
 
 def test_default_traces_only_the_first_of_many_episodes(eval_run, tmp_path):
-    runs_dir, _ = eval_run
-    report = evaluate("tiny", episodes=DEFAULT_TRACE_EPISODES + 1, baselines="none", runs_dir=runs_dir, trace=tmp_path,
-                      out=tmp_path / "r.json")
+    _, run_dir = eval_run
+    checkpoint = run_dir / "checkpoints" / "best.pt"  # a checkpoint file: no evaluation.json is written
+    report = evaluate(str(checkpoint), episodes=DEFAULT_TRACE_EPISODES + 1, baselines="none", trace=tmp_path)
     assert report.traced_episodes == [0]
     assert {r["episode"] for r in read_trace(tmp_path / TRACE_FILE)[1]} == {0}
+
+
+def test_plot_start_date_draws_the_traced_episode_as_evaluate_ran_it(runs_copy, traced):
+    """`plot --start-date`: the trajectory figure of that episode of the run's evaluation.json, the agent
+    under its release guard as in the trace: its storage line is the trace's end-of-day storage."""
+    from reservoir_rl.commands.plot import PlotResult, heldout_figures
+    from reservoir_rl.evaluation.run_figures import read_evaluation
+    from reservoir_rl.runs.folders import RunDir
+
+    report, _, (_, rows) = traced
+    episode = 3
+    start = report.episode_info["start_date"][episode]
+    run = RunDir(runs_copy / "tiny")
+    document = read_evaluation(run.path / "evaluation.json")
+    figures, _ = heldout_figures(run, PlotResult(run.path), "tiny", dt.date.fromisoformat(start), document)
+    figure = figures["trajectory"]
+    assert f"episode {episode + 1} of {EPISODES}, from {start}" in figure._suptitle.get_text()
+    storage = {line.get_label(): line.get_ydata() for line in figure.axes[0].get_lines()}
+    days = [r for r in rows if r["policy"] == "agent" and r["episode"] == episode]
+    assert list(storage["agent"][: len(days)]) == pytest.approx([d["storage_end_hm3"] for d in days], abs=1e-3)
+    sop = [r for r in rows if r["policy"] == "sop" and r["episode"] == episode]
+    assert list(storage["SOP"][: len(sop)]) == pytest.approx([d["storage_end_hm3"] for d in sop], abs=1e-3)
