@@ -127,7 +127,7 @@ def test_a_start_date_no_evaluated_episode_has_lists_the_nearest(runs_copy, trac
     with pytest.raises(UserError, match=r"none of the 4 evaluated episodes starts on it; nearest starts: \d{4}-"):
         evaluate("tiny", episodes=EPISODES, baselines="sop", runs_dir=runs_dir, trace=tmp_path,
                  start_dates=[str(candidate)])
-    with pytest.raises(UserError, match=r"no episode of the heldout water years .* nearest: \d{4}-"):
+    with pytest.raises(UserError, match=r"no episode of the held-out water years .* nearest: \d{4}-"):
         evaluate("tiny", episodes=EPISODES, baselines="sop", runs_dir=runs_dir, trace=tmp_path, start_dates=["1950-01-01"])
     assert not (tmp_path / TRACE_FILE).exists()
 

@@ -98,7 +98,7 @@ def select_episodes(env: DiscreteReservoirEnv, seed: int, start_dates: Sequence[
     chosen = []
     for date in start_dates:
         if date not in valid:
-            raise UserError(f"--start-date {date}: no episode of the {years} water years "
+            raise UserError(f"--start-date {date}: no episode of the {'held-out' if years == 'heldout' else years} water years "
                             f"{env.water_years[0]}–{env.water_years[-1]} starts on it (an episode and its "
                             f"forecast must fit in them); nearest: {_nearest(date, sorted(valid))}")
         if date not in starts:
