@@ -141,6 +141,13 @@ def test_cli_errors_are_one_line(runs_copy, tmp_path):
     ]:
         result = runner.invoke(app, ["evaluate", "tiny", "--runs-dir", str(runs_dir), "--episodes", "2", *args])
         assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    (tmp_path / "a-file").write_text("")
+    result = runner.invoke(app, ["evaluate", "tiny", "--runs-dir", str(runs_dir), "--trace", str(tmp_path / "a-file")])
+    assert result.exit_code != 0 and "is a file, not a folder" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["plot", "tiny", "--runs-dir", str(runs_dir), "--out", str(tmp_path / "f"),
+                                 "--start-date", "1996-13-01"])
+    assert result.exit_code != 0 and "--start-date '1996-13-01': not a date" in result.output
+    assert not (tmp_path / "f").exists()
     (tmp_path / TRACE_FILE).write_text("mine\n")
     result = runner.invoke(app, ["evaluate", "tiny", "--runs-dir", str(runs_dir), "--episodes", "2", "--trace", str(tmp_path)])
     assert result.exit_code != 0 and "trace.csv exists" in result.output

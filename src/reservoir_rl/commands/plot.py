@@ -102,7 +102,11 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date:
     seed = config.train.seed + EVAL_SEED_OFFSET
     years, n_episodes, episode = "heldout", config.train.eval_episodes, 0
     if start_date is not None and document is not None:
-        years, n_episodes, seed = str(document["years"]), int(document["episodes"]), int(document["seed"])
+        try:
+            years, n_episodes, seed = str(document["years"]), int(document["episodes"]), int(document["seed"])
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{run_dir.path}: its evaluation.json lacks the years, episodes or seed of its "
+                            "episodes; `reservoir-rl evaluate` writes a new one") from None
     inflow = load_inflow(config.inflow)
     seed_everything(seed)
     env = make_env(config, years, n_envs=n_episodes, seed=seed, inflow=inflow)
