@@ -100,3 +100,25 @@ def test_cli_several_runs(three_runs, tmp_path):
                           (["--out", str(tmp_path / "d"), "--start-date", "2001-01-01"], "--start-date applies")]:
         failed = runner.invoke(app, ["plot", "tiny", "other", "--runs-dir", str(three_runs), *args])
         assert failed.exit_code != 0 and message in failed.output and "Traceback" not in failed.output
+
+
+def test_a_failed_figure_write_leaves_the_earlier_file(tmp_path, monkeypatch):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    import reservoir_rl.commands.plot as module
+
+    target = tmp_path / "runs_learning_curve.png"
+    target.write_bytes(b"earlier figure")
+
+    def half_written(figure, handle, fmt):
+        handle.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(module, "save_figure", half_written)
+    with pytest.raises(UserError, match="cannot write the figure \\(No space left on device\\); any earlier version is unchanged"):
+        module.write_figure(Figure(), target, "png")
+    assert target.read_bytes() == b"earlier figure" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    monkeypatch.undo()
+    assert module.write_figure(Figure(), target, "png").read_bytes()[:8] == PNG_SIGNATURE

@@ -25,7 +25,7 @@ from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reservoir_env import make_env
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.errors import UserError
-from reservoir_rl.files import os_error_text
+from reservoir_rl.files import atomic_open, os_error_text
 from reservoir_rl.evaluation.figures import evaluation_figures, trajectory_title
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy, greedy_actor
 from reservoir_rl.evaluation.run_figures import (
@@ -63,6 +63,17 @@ class PlotResult:
     notes: list[str] = field(default_factory=list)
     seed: Optional[int] = None  # multi-seed run: the seed of the held-out and training-panel figures
     curves: dict[str, Any] = field(default_factory=dict)  # multi-seed run: tag -> SeedCurves
+
+
+def write_figure(figure: Figure, path: Path, fmt: str) -> Path:
+    """Write ``figure`` to ``path`` atomically (a temporary file renamed over it); a file-system error is one
+    line, and any earlier version of the file is then unchanged."""
+    try:
+        with atomic_open(path, binary=True) as handle:
+            save_figure(figure, handle, fmt)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write the figure ({os_error_text(error)}); any earlier version is unchanged") from None
+    return path
 
 
 def output_targets(run_path: Path, out: Optional[str | Path], names: list[str], fmt: str, force: bool) -> dict[str, Path]:
@@ -212,11 +223,7 @@ def plot(
         result.notes.append("no evaluation.json in the run folder (run `reservoir-rl evaluate` first): evaluation figure skipped")
     for figure_name in FIGURE_NAMES:
         if figure_name in figures:
-            try:
-                result.files.append(save_figure(figures[figure_name], targets[figure_name], fmt))
-            except OSError as error:
-                raise UserError(f"{targets[figure_name]}: cannot write the figure ({os_error_text(error)}); "
-                                "any earlier version is unchanged") from None
+            result.files.append(write_figure(figures[figure_name], targets[figure_name], fmt))
     return result
 
 

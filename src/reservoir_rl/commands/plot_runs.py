@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from reservoir_rl.catalog import policy_label
-from reservoir_rl.commands.plot import FORMATS, output_targets
+from reservoir_rl.commands.plot import FORMATS, output_targets, write_figure
 from reservoir_rl.config import config_to_dict, load_config
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
@@ -36,9 +36,8 @@ from reservoir_rl.evaluation.run_comparison import (
 )
 from reservoir_rl.evaluation.run_figures import LEARNING_CURVES, read_evaluation, return_caption
 from reservoir_rl.evaluation.validation import validation_returns
-from reservoir_rl.files import os_error_text
 from reservoir_rl.monitor.comparison_figures import runs_curves_figure
-from reservoir_rl.monitor.figures import policy_comparison_figure, save_figure
+from reservoir_rl.monitor.figures import policy_comparison_figure
 from reservoir_rl.monitor.seed_figures import SeedCurves
 from reservoir_rl.runs.events import read_scalars
 from reservoir_rl.runs.folders import find_run
@@ -151,9 +150,5 @@ def plot_runs(
                                                              caption=evaluation.caption)
     for name in RUNS_FIGURE_NAMES:
         if name in figures:
-            try:
-                result.files.append(save_figure(figures[name], targets[name], fmt))
-            except OSError as error:
-                raise UserError(f"{targets[name]}: cannot write the figure ({os_error_text(error)}); "
-                                "any earlier version is unchanged") from None
+            result.files.append(write_figure(figures[name], targets[name], fmt))
     return result

@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from matplotlib import colormaps
@@ -20,8 +21,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
-
-from reservoir_rl.files import atomic_open
 
 __all__ = ["Zones", "trajectory_figure", "action_histogram_figure", "reward_breakdown_figure",
            "learning_curve_figure", "metric_panels_figure", "policy_comparison_figure", "save_figure",
@@ -450,20 +449,22 @@ def policy_comparison_figure(
     return fig
 
 
-def save_figure(fig: Figure, path: Path | str, format: str = "png") -> Path:
-    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path``, creating parent directories,
-    atomically (`reservoir_rl.files.atomic_open`: a failed write leaves any earlier file as it was).
+def save_figure(fig: Figure, path: Path | str | BinaryIO, format: str = "png") -> Path | BinaryIO:
+    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path``, creating parent directories, or
+    into an open binary file (e.g. the temporary file of an atomic write, which the caller renames).
 
-    A path without a suffix gets ``.<format>`` appended. Returns the path written.
+    A path without a suffix gets ``.<format>`` appended. Returns the path (or file) written.
     """
     fmt = format.lower().lstrip(".")
     if fmt not in ("png", "svg"):
         raise ValueError(f"format must be 'png' or 'svg', got {format!r}")
+    metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVG output
+    if hasattr(path, "write"):
+        fig.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
+        return path
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(f".{fmt}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVG output
-    with atomic_open(path, binary=True) as handle:
-        fig.savefig(handle, format=fmt, dpi=_DPI, metadata=metadata)
+    fig.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
     return path
