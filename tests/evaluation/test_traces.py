@@ -182,3 +182,25 @@ def test_plot_start_date_draws_the_traced_episode_as_evaluate_ran_it(runs_copy, 
     assert list(storage["agent"][: len(days)]) == pytest.approx([d["storage_end_hm3"] for d in days], abs=1e-3)
     sop = [r for r in rows if r["policy"] == "sop" and r["episode"] == episode]
     assert list(storage["SOP"][: len(sop)]) == pytest.approx([d["storage_end_hm3"] for d in sop], abs=1e-3)
+
+
+def test_a_multi_seed_run_traces_every_seeds_agent(runs_copy, tmp_path):
+    """Two seeds (copies of one run): one set of agent rows per seed, each summing to that seed's returns."""
+    import yaml
+
+    group = tmp_path / "pair"
+    group.mkdir()
+    (group / "seeds.yaml").write_text(yaml.safe_dump({"format": "reservoir-rl-seeds", "seeds": [11, 12]}))
+    shutil.copy(runs_copy / "tiny" / "config.yaml", group / "config.yaml")
+    for seed in (11, 12):
+        shutil.copytree(runs_copy / "tiny", group / f"seed-{seed}")
+    report = evaluate(str(group), episodes=2, baselines="sop", runs_dir=runs_copy, trace=tmp_path / "t",
+                      out=tmp_path / "r.json")
+    _, rows = read_trace(tmp_path / "t" / TRACE_FILE)
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert {(r["policy"], r["seed"]) for r in rows} == {("agent", 11.0), ("agent", 12.0), ("sop", None)}
+    returns = document["policies"]["agent"]["episodes"]["return"]  # (seeds, episodes)
+    for i, seed in enumerate(report.seeds):
+        for episode in range(2):
+            days = [r["reward"] for r in rows if r["seed"] == seed and r["episode"] == episode]
+            assert sum(days) == pytest.approx(returns[i][episode], abs=1e-3)
