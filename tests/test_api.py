@@ -3,6 +3,8 @@ examples of docs/api.md."""
 
 from __future__ import annotations
 
+import csv
+import json
 import shutil
 
 import numpy as np
@@ -144,6 +146,11 @@ def test_evaluate_returns_the_report_the_cli_renders(eval_run, tmp_path):
     assert (tmp_path / "e.json").is_file() and report.files == [tmp_path / "e.json"]
     with pytest.raises(rr.UserError, match="--episodes 0"):
         rr.evaluate(copy, episodes=0)
+    start = json.loads((tmp_path / "e.json").read_text())["episode_info"]["start_date"][1]
+    rr.evaluate(copy, episodes=3, baselines="sop", trace=tmp_path / "trace", start_dates=[start])
+    rows = list(csv.DictReader((tmp_path / "trace" / "trace.csv").open()))
+    assert {row["policy"] for row in rows} == {"agent", "sop"} and {row["episode"] for row in rows} == {"1"}
+    assert min(row["date"] for row in rows) == start
 
 
 def test_train_returns_the_run_and_its_best_checkpoint(tmp_path):

@@ -181,6 +181,8 @@ def evaluate(
     guard_baselines: bool = False,
     allow_changed_inflow: bool = False,
     strict: bool = False,
+    trace: Optional[str | Path] = None,
+    start_dates: Sequence[str] = (),
 ) -> EvaluationReport:
     """``reservoir-rl evaluate``: the greedy agent of ``checkpoint`` (every seed of a multi-seed run) and the
     ``baselines`` ("all", "none", or names such as "sop,rule,dp") on the same ``episodes`` episodes of
@@ -189,13 +191,15 @@ def evaluate(
     ``report.per_episode``, ``report.to_json()``, ``report.to_csv()``.
 
     As the command does, a run named by folder or name also gets ``evaluation.json`` in its folder (unless
-    that holds a larger evaluation); ``out`` / ``csv`` write the JSON / CSV (existing files need ``force``).
+    that holds a larger evaluation); ``out`` / ``csv`` write the JSON / CSV (existing files need ``force``);
+    ``trace`` a folder for the day-by-day ``trace.csv`` of the episodes starting on ``start_dates``
+    ("YYYY-MM-DD"; default: every episode up to 10, else the first), as ``evaluate --trace``.
     Plausibility warnings are kept in ``report.notes``."""
     warnings: list[str] = []
     report = evaluate_command.evaluate(
         checkpoint, episodes, years, baselines, seed, out, csv, force, runs_dir,
         allow_changed_inflow=allow_changed_inflow, strict=strict, on_warning=warnings.append,
-        guard_baselines=guard_baselines,
+        guard_baselines=guard_baselines, trace=trace, start_dates=tuple(start_dates),
     )
     report.notes.extend(f"warning: {text}" for text in warnings)
     return report
