@@ -94,8 +94,8 @@ def output_targets(run_path: Path, out: Optional[str | Path], names: list[str], 
 
 def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date: Optional[dt.date] = None,
                     document: Optional[dict[str, Any]] = None) -> tuple[dict[str, Figure], int]:
-    """Trajectory, action histogram and reward breakdown of the run's best checkpoint against SOP, SDP, MPC and DP on
-    ``train.eval_episodes`` held-out episodes; returns (figures, number of validation episodes). Fills
+    """Trajectory, action histogram and reward breakdown of the run's best checkpoint (under its release guard,
+    as `evaluate` runs it) against SOP, SDP, MPC and DP on ``train.eval_episodes`` held-out episodes; returns (figures, number of validation episodes). Fills
     ``result.checkpoint``, ``frames`` and ``baseline_returns`` (on the in-training evaluation's episodes);
     a run without a checkpoint adds a note instead.
 
@@ -122,8 +122,8 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date:
     seed_everything(seed)
     env = make_env(config, years, n_envs=n_episodes, seed=seed, inflow=inflow)
     actor = greedy_actor(payload, config, env, source.path)
-    if start_date is None:
-        agent = evaluate_policy(env, actor, seed)
+    if start_date is None:  # the agent under its release guard, as `evaluate` runs it
+        agent = evaluate_policy(env, guarded(actor, env), seed)
         shown = {policy_label(name, short=True): evaluate_policy(env, make_baseline(name, env, config), seed)
                  for name in ("sop", "sdp", "mpc", "dp")}
     else:
