@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from reservoir_rl.monitor.figures import add_caption, frames_axis, plain_axis
-from reservoir_rl.monitor.seed_figures import SeedCurves
+from reservoir_rl.monitor.figures import add_caption
+from reservoir_rl.monitor.seed_figures import SeedCurves, finish_curve_axes
 
 __all__ = ["runs_curves_figure"]
 
@@ -56,14 +56,7 @@ def runs_curves_figure(
             ax.axhline(value, color=_REFERENCE_COLOR, ls=style, lw=1.0, label=f"{ref} ({value:,.3g})")
         if not any(len(c.steps) or c.per_seed for c in runs.values()):
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
-        ax.set_title(name, fontsize="medium")
-        ax.set_xlabel("frames")
-        ax.set_ylabel(ylabel)
-        frames_axis(ax.xaxis)
-        plain_axis(ax.yaxis)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="x-small", loc="best")
+        finish_curve_axes(ax, name, ylabel)
     fig.suptitle(title or "Learning curves of several runs")
     if caption:
         add_caption(fig, caption)
