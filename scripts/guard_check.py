@@ -2,7 +2,7 @@
 evaluate both on held-out episodes, and print failures, avoidable failures, mean returns and the override share.
 
 Usage: python scripts/guard_check.py [--out-dir guard-check] [--seeds 0] [--episodes 50] [--frames 200000]
-       [--mean-cms 3.0] [--years 60]
+       [--mean-cms 3.0] [--years 60] [--baselines all] [--summary FILE]
 
 The river: ``inflow.synthetic.kind: flashy`` (reservoir_rl.env.inflow.synthetic_flashy) with mean flow
 ``--mean-cms`` over ``--years`` years, the last 20 complete water years held out. The reservoir: configs/base.yaml
@@ -12,8 +12,10 @@ mean flow), as a new user would scale it; the rule curve (fractions of capacity)
 settings are base.yaml's.
 
 For each seed it trains two runs, ``flashy-guard-S`` (env.safety.enabled: true) and ``flashy-noguard-S`` (false),
-under OUT_DIR/runs, then evaluates each (every baseline; the guarded run with --guard-baselines) on ``--episodes``
-held-out episodes, writing OUT_DIR/<run>.json and .csv, and prints one summary table. A run already finished in
+under OUT_DIR/runs, then evaluates each (``--baselines``, every baseline by default; the guarded run with
+--guard-baselines) on ``--episodes`` held-out episodes, writing OUT_DIR/<run>.json and .csv, and prints one summary
+table; ``--summary FILE`` writes that table as JSON too (scripts/results_report.py reads it). Avoidable failures
+need DP among the baselines. A run already finished in
 OUT_DIR/runs is evaluated again, not retrained; one stopped before its end is resumed first. Takes about as long as two default trainings per seed.
 """
 
@@ -76,6 +78,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=None, help="train.total_frames (default: base.yaml's)")
     parser.add_argument("--mean-cms", type=float, default=3.0)
     parser.add_argument("--years", type=int, default=60)
+    parser.add_argument("--baselines", default="all", help="evaluate's --baselines (dp: needed for avoidable failures)")
+    parser.add_argument("--summary", type=Path, default=None, help="write the summary table as JSON here")
     args = parser.parse_args()
     out = args.out_dir.resolve()
     runs = out / "runs"
@@ -94,12 +98,32 @@ def main() -> int:
                 cli("resume", name, "--runs-dir", str(runs), "--quiet")
             result = out / f"{name}.json"
             cli("evaluate", name, "--runs-dir", str(runs), "--episodes", str(args.episodes), "--out", str(result),
-                "--csv", str(out / f"{name}.csv"), "--force", *(["--guard-baselines"] if guard else []))
+                "--csv", str(out / f"{name}.csv"), "--force", "--baselines", args.baselines,
+                *(["--guard-baselines"] if guard else []))
             document = json.loads(result.read_text())
             for policy, block in document["policies"].items():
                 rows.append((seed, "on" if guard else "off", policy, block))
     print_table(rows, args.episodes, args.mean_cms)
+    if args.summary:
+        write_summary(args.summary, rows, args)
     return 0
+
+
+def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
+    """The summary table as JSON: the river's settings and one entry per (seed, guard setting, policy) with its
+    mean return (and 95 % interval), failed and avoidable episodes and the guard's share of days."""
+    entries = []
+    for seed, guard, policy, block in rows:
+        summary = block["summary"]
+        entries.append({"seed": seed, "guard": guard == "on", "policy": policy, "label": block["label"],
+                        "guarded": block["guarded"], "return": summary["return"],
+                        "episode_returns": block["episodes"]["return"],
+                        "failed_episodes": block["failed_episodes"], "failures_avoidable": block["failures_avoidable"],
+                        "guard_override_fraction": summary.get("guard_override_fraction")})
+    document = {"mean_inflow_cms": args.mean_cms, "years": args.years, "episodes": args.episodes,
+                "frames": args.frames, "seeds": [int(s) for s in args.seeds.split(",")], "rows": entries}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1) + "\n")
 
 
 def print_table(rows: list, episodes: int, mean_cms: float) -> None:

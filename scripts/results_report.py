@@ -82,8 +82,10 @@ def river_section(folder: Path, river: str) -> list[str]:
                       "one thread each):", "", "```", *[line for line in summary[start:] if line], "```"]
     lines += failure_lines(data, river)
     check = folder / f"{river}-failures.json"
-    if check.exists():  # written by scripts/results.sh: `evaluate --episodes 500 --baselines none`
-        lines += failure_check_lines(json.loads(check.read_text()), river)
+    if check.exists():  # written by scripts/results.sh: `evaluate --episodes 500 --baselines dp`, guarded and not
+        unguarded = folder / f"{river}-unguarded-failures.json"
+        lines += failure_check_lines(json.loads(check.read_text()),
+                                     json.loads(unguarded.read_text()) if unguarded.exists() else None)
     figures = sorted((folder / river).glob("*.png"))
     if figures:
         lines += ["", "Figures:", ""]
@@ -208,40 +210,90 @@ def failure_lines(data: dict, river: str) -> list[str]:
     return lines
 
 
-def full_release_flood_failures(config, n_episodes: int, seed: int) -> np.ndarray:
-    """Bool (n_episodes,): the episodes of ``evaluate --episodes n_episodes --seed seed`` in which even full
-    release on every day from the first overtops the dam (no policy can avoid that flood)."""
-    from reservoir_rl.env.reservoir_env import make_env
-    from reservoir_rl.evaluation.rollout import evaluate_policy
-
-    config = config.model_copy(deep=True)
-    config.env.terminate_on_failure = False  # a drought at dead storage must not end the episode before the flood
-    env = make_env(config, "heldout", n_envs=n_episodes, seed=seed)
-
-    def full_release(tensordict):
-        return tensordict.set("action", torch.full(tensordict.batch_size, env.n_actions - 1, dtype=torch.int64))
-
-    result = evaluate_policy(env, full_release, seed)
-    return result.trajectory.get(("next", "flood_failure")).any(dim=1).cpu().numpy()
+def failure_counts(data: dict) -> list[tuple[int, int, int]]:
+    """(seed, failed episodes, avoidable failed episodes) of the agent per seed; avoidable: DP (in the same
+    evaluation) did not fail on the trace."""
+    failed = np.asarray(data["policies"]["agent"]["episodes"]["failures"]) > 0  # (seeds, episodes)
+    dp = np.asarray(data["policies"]["dp"]["episodes"]["failures"]).reshape(-1)[-failed.shape[1]:] > 0
+    return [(seed, int(row.sum()), int((row & ~dp).sum())) for seed, row in zip(data["seeds"], failed)]
 
 
-def failure_check_lines(data: dict, river: str) -> list[str]:
-    """Failures of every seed's agent on a larger held-out evaluation, and which of them no policy avoids."""
-    from reservoir_rl.config import load_config
+def failure_check_lines(guarded: dict, unguarded: dict | None) -> list[str]:
+    """Failures and avoidable failures of every seed's agent on a larger held-out evaluation, with and without
+    the release guard, the guard's cost in mean return and its share of days."""
+    from reservoir_rl.evaluation.statistics import StratifiedBootstrap
 
-    config = load_config(CONFIGS.get(river, "configs/base.yaml"))
-    n_episodes = data["episodes"]
-    unavoidable = full_release_flood_failures(config, n_episodes, data["seed"])
-    failures = np.asarray(data["policies"]["agent"]["episodes"]["failures"]) > 0  # (seeds, episodes)
-    per_seed = [f"seed {seed}: {int(row.sum())} ({int((row & ~unavoidable).sum())} avoidable)"
-                for seed, row in zip(data["seeds"], failures)]
-    starts = data["episode_info"]["start_date"]
-    lines = ["", f"Failure check on {n_episodes} held-out episodes (`reservoir-rl evaluate RUN --episodes {n_episodes} "
-             f"--baselines none`): episodes with a catastrophic failure, per seed: {'; '.join(per_seed)}. "
-             f"Avoidable: full release on every day from the episode's first would not have overtopped the dam; "
-             f"{int(unavoidable.sum())} of the {n_episodes} episodes overtop{'s' if unavoidable.sum() == 1 else ''} even so"
-             + (f" ({', '.join(f'from {starts[i]}' for i in np.flatnonzero(unavoidable))})." if unavoidable.any() else ".")]
+    n_episodes = guarded["episodes"]
+    counts = lambda data: "; ".join(f"seed {s}: {n} ({a} avoidable)" for s, n, a in failure_counts(data))  # noqa: E731
+    dp_failed = int((np.asarray(guarded["policies"]["dp"]["episodes"]["failures"]) > 0).sum())
+    agent = guarded["policies"]["agent"]
+    setting = "with the release guard" if agent.get("guarded") else "without the release guard"
+    lines = ["", f"Failure check on {n_episodes} held-out episodes per seed (`reservoir-rl evaluate RUN --episodes "
+             f"{n_episodes} --baselines dp`), {setting}: episodes with a catastrophic failure (overtopping or dead "
+             f"storage), per seed: {counts(guarded)}. Avoidable: perfect-foresight DP did not fail on the same trace "
+             f"from the same initial storage; DP failed in {dp_failed} of the {n_episodes} episodes."]
+    share = agent["summary"].get("guard_override_fraction")
+    if share and share.get("mean") is not None:
+        lines[-1] += (f" The guard changed the agent's release on {100 * share['mean']:.2f} % "
+                      f"[{100 * share['ci_low']:.2f}, {100 * share['ci_high']:.2f}] of the days.")
+    if unguarded is None:
+        return lines
+    lines[-1] += (f" The same seeds trained and evaluated without the guard (`--set env.safety.enabled=false`): "
+                  f"{counts(unguarded)}.")
+    same = (unguarded["episodes"] == n_episodes and unguarded["seed"] == guarded["seed"]
+            and unguarded["episode_info"]["start_date"] == guarded["episode_info"]["start_date"])
+    with_guard = np.asarray(agent["episodes"]["return"], dtype=float)
+    without = np.asarray(unguarded["policies"]["agent"]["episodes"]["return"], dtype=float)
+    if not same or with_guard.shape != without.shape:
+        return lines + ["", "(The guarded and unguarded failure checks ran on different episodes: no paired cost.)"]
+    bootstrap = StratifiedBootstrap(*with_guard.shape)
+    difference = bootstrap.mean(torch.as_tensor(without - with_guard)).as_dict()
+    base = float(without.mean())
+    lines[-1] += (f" What the guard costs in mean return (unguarded − guarded agent, seed by seed on the same "
+                  f"episodes): {estimate(difference, '{:.2f}')}, {100 * difference['mean'] / abs(base):.1f} % of the "
+                  f"unguarded agent's {base:.1f} (guarded {with_guard.mean():.1f}); the target is at most 1 %. The "
+                  "two agents of a seed are different networks (each trained with its own setting), so this is the "
+                  "cost of the recipe with the guard, not of the guard alone on one network.")
     return lines
+
+
+def flashy_lines(path: Path) -> list[str]:
+    """The release guard on the synthetic flashy river (scripts/guard_check.py's --summary)."""
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    rows = data["rows"]
+    lines = ["## The release guard on a river nobody tuned for", "",
+             f"A synthetic flashy river (`inflow.synthetic.kind: flashy`, mean {data['mean_inflow_cms']:g} m³/s, "
+             f"{data['years']} years, daily peaks tens of times the mean) with configs/base.yaml's reservoir scaled to "
+             "its mean flow as a new user would scale it (`scripts/guard_check.py`); agent, training and guard "
+             f"settings are base.yaml's. Seeds {', '.join(map(str, data['seeds']))}, each trained with the guard and "
+             f"without it; {data['episodes']} held-out episodes per seed.", "",
+             "| seed | guard | policy | return | failed episodes | avoidable | guard's share of days |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        share = row.get("guard_override_fraction") or {}
+        share_text = "" if share.get("mean") is None else f"{100 * share['mean']:.2f} %"
+        avoidable = "" if row["failures_avoidable"] is None else str(row["failures_avoidable"])
+        lines.append(f"| {row['seed']} | {'on' if row['guard'] else 'off'} | {row['label']} | "
+                     f"{estimate(row['return'], '{:.1f}')} | {row['failed_episodes']} | {avoidable} | {share_text} |")
+    agents = {(r["seed"], r["guard"]): np.asarray(r["episode_returns"], dtype=float).reshape(-1)
+              for r in rows if r["policy"] == "agent"}
+    seeds = [s for s in data["seeds"] if (s, True) in agents and (s, False) in agents]
+    if seeds:
+        on = np.stack([agents[(s, True)] for s in seeds])
+        off = np.stack([agents[(s, False)] for s in seeds])
+        from reservoir_rl.evaluation.statistics import StratifiedBootstrap
+        cost = StratifiedBootstrap(*on.shape).mean(torch.as_tensor(off - on)).as_dict()
+        failed = {g: sum(r["failed_episodes"] for r in rows if r["policy"] == "agent" and r["guard"] == g)
+                  for g in (True, False)}
+        avoid = {g: sum(r["failures_avoidable"] or 0 for r in rows if r["policy"] == "agent" and r["guard"] == g)
+                 for g in (True, False)}
+        lines += ["", f"Over the seeds: the guarded agent failed in {failed[True]} episodes ({avoid[True]} avoidable), "
+                      f"the unguarded one in {failed[False]} ({avoid[False]} avoidable); the guard's cost in mean "
+                      f"return (unguarded − guarded, paired by episode): {estimate(cost, '{:.2f}')}, "
+                      f"{100 * cost['mean'] / abs(off.mean()):.1f} % of the unguarded agent's {off.mean():.1f}."]
+    return lines + [""]
 
 
 def main() -> None:
@@ -256,6 +308,7 @@ def main() -> None:
 
     for river in sys.argv[2:]:
         lines += river_section(folder, river)
+    lines += flashy_lines(folder / "flashy-guard.json")
     lines += LIMITS
     print("\n".join(lines))
 

@@ -2,5 +2,5 @@
 # Set up .venv with the test extras and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test,ray  # the ray extra too: the Ray collector tests run on every change
+bash scripts/setup.sh test,ray,export,tune  # ray, export and tune too: the Ray collector, ONNX export and tune tests run on every change
 exec .venv/bin/python -m pytest -q "$@"

@@ -3,9 +3,9 @@ the layer table or stays inside its own package, and no modules import each othe
 
 Layers, top to bottom (a module may import from its own package and from the layers below its own)::
 
-    0  cli
+    0  cli, api
     1  commands
-    2  training, evaluation, runs
+    2  training, evaluation, runs, tuning
     3  catalog, design
     4  env, agent, baselines, monitor
     5  config
@@ -35,9 +35,9 @@ ROOT = "reservoir_rl"
 SOURCE = Path(__file__).resolve().parents[1] / "src" / ROOT
 
 LAYERS: dict[str, int] = {
-    "cli": 0,
+    "cli": 0, "api": 0,
     "commands": 1,
-    "training": 2, "evaluation": 2, "runs": 2,
+    "training": 2, "evaluation": 2, "runs": 2, "tuning": 2,
     "catalog": 3, "design": 3,
     "env": 4, "agent": 4, "baselines": 4, "monitor": 4,
     "config": 5,

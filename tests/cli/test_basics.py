@@ -13,7 +13,7 @@ from reservoir_rl import __version__
 from reservoir_rl.cli import app
 from reservoir_rl.errors import ConfigError
 
-COMMANDS = ("train", "resume", "evaluate", "plot", "inspect-checkpoint", "init", "flood-zone")
+COMMANDS = ("train", "resume", "evaluate", "plot", "inspect-checkpoint", "init", "flood-zone", "export", "tune")
 
 
 @pytest.fixture()

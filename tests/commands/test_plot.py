@@ -47,6 +47,8 @@ def test_plot_writes_every_figure_as_png(plotted):
         assert data[:8] == PNG_SIGNATURE and len(data) > 10_000
     assert "Traceback" not in result.output
     assert "best.pt (frame" in result.output.replace("\n", "")
+    # one run: exactly its figures (no figure comparing runs)
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == sorted(f"{n}.png" for n in FIGURE_NAMES)
     # the cut event file was still read up to its last complete record
     assert len(read_scalars(run_dir / "tensorboard")["train/loss"][0]) > 1
 

@@ -16,7 +16,7 @@ from tensordict import TensorDict
 from torchrl.envs.utils import check_env_specs, step_mdp
 
 from reservoir_rl.config import Config, EnvConfig, ForecastConfig, ReservoirConfig, RewardConfig
-from reservoir_rl.env import DiscreteReservoirEnv, make_env
+from reservoir_rl.env import DiscreteReservoirEnv, make_env, observation_names, release_levels_cms
 from reservoir_rl.env.inflow import split_water_years, synthetic
 from reservoir_rl.env.metrics import episode_metrics, first_done_mask
 from reservoir_rl.env.reservoir_env import FAILURE_FLAGS, STEP_QUANTITIES
@@ -106,6 +106,36 @@ def test_observation_size(synthetic_record, kwargs, size):
     assert td["observation"].dtype == torch.float32
     td = env.rand_step(td)
     assert td["next", "observation"].shape == (3, size)
+
+
+def test_observation_names_follow_the_observation(synthetic_record):
+    """One name per entry, in order: the storage fraction, the season and the forecast read where the names say."""
+    config = EnvConfig(forecast=ForecastConfig(lead_days=2), extra_features=["day_fraction", "flood_zone_fraction"])
+    names = observation_names(config)
+    assert names == ["storage_fraction", "season_sin", "season_cos", "forecast_log_ratio_lead_1",
+                     "forecast_log_ratio_lead_2", "day_fraction", "flood_zone_fraction"]
+    env = make_synthetic_env(synthetic_record, n_envs=3, forecast=config.forecast, extra_features=config.extra_features)
+    assert len(names) == env.observation_size
+    td = env.reset()
+    observation = td["observation"]
+    capacity = env.config.reservoir.capacity_hm3
+    torch.testing.assert_close(observation[:, names.index("storage_fraction")], td["storage_hm3"] / capacity)
+    angle = 2 * math.pi * td["day_of_year"].double() / DAYS_PER_YEAR
+    torch.testing.assert_close(observation[:, names.index("season_sin")].double(), torch.sin(angle), atol=1e-5, rtol=0)
+    assert (observation[:, names.index("day_fraction")] == 0).all()  # day 0 of the episode
+    linear = EnvConfig(forecast=ForecastConfig(lead_days=1, scale="linear"))
+    assert observation_names(linear) == ["storage_fraction", "season_sin", "season_cos", "forecast_ratio_lead_1"]
+
+
+def test_release_levels_cms_are_the_physics_levels():
+    config = EnvConfig(n_release_levels=5)
+    levels = release_levels_cms(config)
+    assert levels.dtype == torch.float64
+    assert levels.tolist() == [0.0, 100.0, 200.0, 300.0, 400.0]
+    from reservoir_rl.env.physics import ReservoirPhysics
+
+    physics_hm3 = ReservoirPhysics(config.reservoir, config.n_release_levels).release_levels_hm3(dtype=torch.float64)
+    torch.testing.assert_close(levels * HM3_PER_CMS_DAY, physics_hm3)
 
 
 @pytest.mark.parametrize("levels", [11, 5, 2])

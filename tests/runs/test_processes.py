@@ -51,3 +51,42 @@ def test_a_failed_process_is_one_line(tmp_path: Path) -> None:
     assert exit_reason(failing) == "exit code 2: the inflow file is gone"
     assert exit_reason(killed) == "killed by SIGKILL"
     assert failing.log.read_text().splitlines()[1:] == ["working", "error: the inflow file is gone", "done"]
+
+
+def test_stop_signal_handler_outside_the_main_thread_leaves_the_signals_as_they_were() -> None:
+    """`reservoir_rl.train` from a worker thread: Python allows no handler there, the block still runs."""
+    import signal
+    import threading
+
+    from reservoir_rl.runs.processes import stop_signal_handler
+
+    before = signal.getsignal(signal.SIGTERM)
+    ran: list[object] = []
+
+    def work() -> None:
+        with stop_signal_handler(lambda *_: None):
+            ran.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert ran == [before] and signal.getsignal(signal.SIGTERM) is before
+    with stop_signal_handler(handler := (lambda *_: None)):  # the main thread: installed, then restored
+        assert signal.getsignal(signal.SIGTERM) is handler
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_seed_lines_fit_the_parent_terminal_with_their_prefix(tmp_path: Path, monkeypatch) -> None:
+    """A seed formats its lines for the parent's width less the "seed K │ " prefix, and the summary's
+    continuation lines reach the parent with it (the episode table stays in the log)."""
+    monkeypatch.setenv("COLUMNS", "80")
+    script = ("import os; width = int(os.environ['COLUMNS']); "
+              "print('frames 10/100 (10.0%) | ' + 'x' * (width - 24)); print('  eta 5 s'); "
+              "print('episodes finished (2):'); print('    return  12.0'); print(f'width {width}')")
+    job = Job(12, [sys.executable, "-c", script], tmp_path / "seed.log")
+    messages: list[str] = []
+    assert run_jobs([job], parallel=1, threads=1, on_message=messages.append) is None
+    assert "width 70" in job.log.read_text()  # 80 − len("seed 12 │ ")
+    forwarded = messages[1:]
+    assert forwarded == ["seed 12 │ frames 10/100 (10.0%) | " + "x" * 46, "seed 12 │   eta 5 s"]
+    assert max(len(line) for line in forwarded) == 80

@@ -125,3 +125,10 @@ def test_ci_installs_the_ray_extra() -> None:
     test_sh = (ROOT / "scripts" / "test.sh").read_text()
     assert any(line.startswith("bash scripts/setup.sh") and "ray" in line.split("#")[0].split()[-1].split(",")
                for line in test_sh.splitlines())
+
+
+def test_ci_installs_the_tune_extra() -> None:
+    """scripts/test.sh installs the tune extra (Optuna), so the `tune` tests run instead of being skipped."""
+    test_sh = (ROOT / "scripts" / "test.sh").read_text()
+    assert any(line.startswith("bash scripts/setup.sh") and "tune" in line.split("#")[0].split()[-1].split(",")
+               for line in test_sh.splitlines())

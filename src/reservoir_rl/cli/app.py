@@ -160,6 +160,8 @@ def evaluate(
     ),
     strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors."),
     guard_baselines: bool = typer.Option(False, "--guard-baselines", help="Run sop, hedging, rule, sdp and mpc under the release guard the agent runs with (env.safety); dp and dp_end are never guarded."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Folder for trace.csv: every policy's day-by-day trajectory of the traced episodes."),
+    start_dates: List[str] = typer.Option([], "--start-date", help="With --trace: trace the evaluated episode starting on this date, YYYY-MM-DD (repeatable; default: every episode if at most 10, else the first)."),
 ) -> None:
     """Compare the greedy agent with SOP, hedging, rule curve and perfect-foresight DP on the same inflow traces.
 
@@ -174,31 +176,74 @@ def evaluate(
             ckpt, episodes, years, baselines, seed, out, csv, force, runs_dir,
             on_policy=lambda name: status.update(f"evaluating {name} on {episodes} episodes …"),
             allow_changed_inflow=allow_changed_inflow, strict=strict, on_warning=print_warning,
-            guard_baselines=guard_baselines,
+            guard_baselines=guard_baselines, trace=trace, start_dates=start_dates,
         ))
     render_evaluation(report)
 
 
 @app.command(cls=FlagCommand)
 def plot(
-    run: str = typer.Argument(..., help="Run name under --runs-dir, or a path to a run folder."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figures (default: RUN/figures)."),
+    runs: List[str] = typer.Argument(..., help="Run name under --runs-dir, or a path to a run folder; several runs: one figure set comparing them."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the figures (one run: default RUN/figures; several runs: required)."),
     fmt: str = typer.Option("png", "--format", help="png or svg."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
     force: bool = typer.Option(False, "--force", help="Overwrite figure files that already exist in --out."),
     seed: Optional[int] = typer.Option(
         None, "--seed", help="Multi-seed run: the seed of the held-out and training figures (default: the first)."
     ),
+    start_date: Optional[str] = typer.Option(
+        None, "--start-date", help="One run: draw the trajectory of the episode starting this day (YYYY-MM-DD), as evaluate ran it."
+    ),
 ) -> None:
     """Draw a run's learning curves, training and reservoir metrics, and held-out agent vs SOP, SDP, MPC and DP figures.
 
-    On a multi-seed run: every seed's learning curves with their mean and band, other figures of one seed."""
+    On a multi-seed run: every seed's learning curves with their mean and band, other figures of one seed.
+    Several runs: their learning curves and held-out evaluations together, labelled by the config keys that differ."""
+    if len(runs) > 1:
+        from reservoir_rl.cli.render import render_plot_runs
+        from reservoir_rl.commands import plot_runs as compare
+
+        for option, value in (("--seed", seed), ("--start-date", start_date)):
+            if value is not None:
+                fail(f"{option} applies to the figures of one run; it was given with {len(runs)} runs")
+        with console.status("drawing …"):
+            compared = call(lambda: compare.plot_runs(runs, out, fmt, runs_dir, force))
+        render_plot_runs(compared)
+        return
     from reservoir_rl.cli.render import render_plot
     from reservoir_rl.commands import plot as service
 
     with console.status("drawing …"):
-        result = call(lambda: service.plot(run, out, fmt, runs_dir, force, seed))
+        result = call(lambda: service.plot(runs[0], out, fmt, runs_dir, force, seed, start_date))
     render_plot(result)
+
+
+@app.command(cls=FlagCommand)
+def tune(
+    config: Path = typer.Argument(..., help="YAML config file; inflow.validation_water_years must be above 0."),
+    trials: int = typer.Option(..., "--trials", help="Finished trials the study should hold in all (a continued study counts its earlier ones)."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Optuna storage URL, e.g. postgresql://user@host/db (default: SQLite in RUNS/tune-NAME/study.db)."
+    ),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default: the config file's name); trials go to RUNS/tune-NAME/."),
+    space: Optional[Path] = typer.Option(None, "--space", help="Search space YAML (default: the shipped configs/tune_space.yaml)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="No trial starts after this many seconds."),
+    overrides: List[str] = typer.Option([], "--set", help="Override a config key of every trial: section.key=value (repeatable)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+    quiet: bool = typer.Option(False, "--quiet", help="No line per trial; only the final tables."),
+) -> None:
+    """Search hyperparameters with Optuna on the validation years: each trial an ordinary run, the best config as YAML."""
+    from reservoir_rl.cli.render_init import print_warning
+    from reservoir_rl.cli.render_tune import render_tune
+    from reservoir_rl.commands import tune as service
+
+    result = call(lambda: service.tune(
+        config, trials, storage, study, space, timeout, overrides, runs_dir, on_message=_progress(quiet),
+        on_warning=print_warning, command=sys.argv,
+    ))
+    render_tune(result)
+    if result.error is not None:
+        fail(result.error)
 
 
 @app.command(cls=FlagCommand)
@@ -264,6 +309,24 @@ def inspect_checkpoint(
         from reservoir_rl.cli.render import render_checkpoint
 
         render_checkpoint(info)
+
+
+@app.command("export", cls=FlagCommand)
+def export_policy(
+    ckpt: str = typer.Argument(..., help="Checkpoint file, or a run name / run folder (then its checkpoints/best.pt)."),
+    fmt: str = typer.Option(..., "--format", help="torchscript (plain torch loads it) or onnx (onnxruntime; the export extra)."),
+    out: Path = typer.Option(..., "--out", help="File to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
+) -> None:
+    """Write the checkpoint's greedy policy as a standalone model (observation → release level and Q-values),
+    with its observation layout, release levels (m³/s) and params_sha256 inside."""
+    from reservoir_rl.cli.render import render_export
+    from reservoir_rl.commands import export as service
+
+    with console.status(f"exporting to {fmt} …"):
+        result = call(lambda: service.export(ckpt, fmt, out, force, runs_dir))
+    render_export(result)
 
 
 def main() -> None:

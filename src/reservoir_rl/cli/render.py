@@ -1,4 +1,4 @@
-"""Rich renderings of what `train`, `resume`, `plot` and `inspect-checkpoint` return."""
+"""Rich renderings of what `train`, `resume`, `plot`, `inspect-checkpoint` and `export` return."""
 
 from __future__ import annotations
 
@@ -88,6 +88,20 @@ def render_plot(result) -> None:
         console.print(f"wrote {path}", highlight=False)
 
 
+def render_plot_runs(result) -> None:
+    """What `plot RUN RUN …` drew: each run's label and last validation level, the differing keys, notes, files."""
+    for name, label in result.labels.items():
+        frame, value = result.last_validation.get(name, (None, None))
+        level = f"{value:.2f} at frame {frame:,}" if frame is not None else "n/a"
+        console.print(f"{label}: validation return {level}", highlight=False)
+    if not result.differing:
+        console.print("the runs' configs are the same (labelled by name only)", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    for path in result.files:
+        console.print(f"wrote {path}", highlight=False)
+
+
 def render_checkpoint(info: dict) -> None:
     """The panel of `inspect-checkpoint`."""
     table = Table.grid(padding=(0, 2))
@@ -113,3 +127,26 @@ def render_checkpoint(info: dict) -> None:
     for key, value in rows:
         table.add_row(key, value)
     console.print(Panel(table, title="checkpoint", title_align="left", expand=False), highlight=False)
+
+
+def render_export(result) -> None:
+    """What `export` wrote: format, file and size, the observation and release levels it carries, the hash."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    meta = result.metadata
+    levels = ", ".join(f"{level:g}" for level in result.release_levels_cms)
+    rows = [
+        ("format", result.format),
+        ("file", f"{result.file} ({result.size_bytes / 1e3:,.1f} kB)"),
+        ("checkpoint", f"{result.checkpoint} (run {meta.get('run_name')}, {meta.get('frames', 0):,} frames)"),
+        ("input", f"observation float32 (B, {result.obs_dim}): {', '.join(meta['observation_layout'])}"),
+        ("outputs", f"action int64 (B,), q_values float32 (B, {len(result.release_levels_cms)})"),
+        ("release levels", f"{levels} m³/s"),
+        ("params_sha256", result.params_sha256),
+        ("package version", str(meta["package_version"])),
+        ("checked", f"same actions as the checkpoint on {result.checked_observations:,} observations"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(Panel(table, title="exported policy", title_align="left", expand=False), highlight=False)

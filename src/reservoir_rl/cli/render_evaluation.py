@@ -165,6 +165,10 @@ def render_evaluation(report) -> None:
     _print_failures(report, width)
     for path in report.files:
         console.print(f"wrote {path}", highlight=False)
+    if report.traced_episodes:
+        starts = report.episode_info["start_date"]
+        episodes = ", ".join(f"{e}\xa0({starts[e]})" for e in report.traced_episodes)  # (no break inside one)
+        _paragraph(f"traced episodes (index, start date): {episodes}", width)
 
 
 def _print_failures(report, width: int) -> None:

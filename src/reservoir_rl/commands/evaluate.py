@@ -28,6 +28,7 @@ from reservoir_rl.evaluation.paired import episode_info_lists, per_episode_value
 from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
+from reservoir_rl.evaluation.traces import TRACE_FILE, parse_start_dates, select_episodes, trace_csv, trace_rows
 from reservoir_rl.evaluation.validation import best_implementable, validation_returns
 from reservoir_rl.runs.folders import check_writable_folder, write_run_file
 from reservoir_rl.runs.groups import SeedGroup, find_group
@@ -152,6 +153,8 @@ def evaluate(
     strict: bool = False,
     on_warning: Optional[Callable[[str], None]] = None,
     guard_baselines: bool = False,
+    trace: Optional[str | Path] = None,
+    start_dates: Sequence[str] = (),
 ) -> EvaluationReport:
     """Evaluate the greedy agent of ``ckpt`` (every seed of a multi-seed run) and the ``baselines`` on the
     same ``episodes`` traces.
@@ -170,6 +173,11 @@ def evaluate(
         on_policy: called with each policy's label before it runs (progress display).
         guard_baselines: run every baseline but ``dp`` under the release guard the agent runs with (its
             config's ``env.safety``; nothing changes when that is off). DP (dp, dp_end) is never guarded.
+        trace: a folder to write ``trace.csv`` into: the day-by-day rows of the traced episodes for every
+            policy (and every seed's agent), columns of `reservoir_rl.evaluation.traces`; an existing
+            ``trace.csv`` there is refused unless ``force``.
+        start_dates: the episodes to trace, by start date (YYYY-MM-DD; each must be the start of one of the
+            evaluated episodes); default: every episode of an evaluation of at most 10, else the first.
 
     The agent runs under its release guard (``env.safety`` of its config). The report counts each policy's
     failed episodes and, with ``dp`` among the baselines, the avoidable ones (DP avoided them on the same trace).
@@ -188,6 +196,7 @@ def evaluate(
     config's plausibility warnings go to ``on_warning`` (``strict``: the first one is an error).
     """
     names, out, csv_path = check_arguments(episodes, years, baselines, out, csv_path, force, seed)
+    trace_path, dates = check_trace(trace, start_dates, force, [p for p in (out, csv_path) if p is not None])
     agents, run_dir = agent_checkpoints(ckpt, runs_dir)
     for agent in agents:
         require_finite_weights(agent.payload, agent.source.path)
@@ -208,6 +217,7 @@ def evaluate(
         seed = config.train.seed + EVAL_SEED_OFFSET
     seed_everything(seed)
     env = make_env(config, years, n_envs=episodes, seed=seed, inflow=record)
+    traced = select_episodes(env, seed, dates, years) if trace_path is not None else []
     policies: dict[str, Any] = {f"{AGENT}:{a.seed}": guarded(greedy_actor(a.payload, a.config, env, a.source.path), env)
                                 for a in agents}
     guard_on = {AGENT: config.env.safety.enabled}
@@ -246,7 +256,34 @@ def evaluate(
         notes=_notes(env, config, names) + [note for note in (end_value_note, keep) if note], guarded=guard_on,
     )
     _write_outputs(report, out, csv_path, run_file=keep is None)
+    if trace_path is not None:
+        rows = [row for a in agents for row in trace_rows(AGENT, a.seed, results[f"{AGENT}:{a.seed}"], env, traced)]
+        rows += [row for name in names for row in trace_rows(name, None, results[name], env, traced)]
+        write_run_file(trace_path, trace_csv(rows))
+        report.files.append(trace_path)
+        report.traced_episodes = traced
     return report
+
+
+def check_trace(trace: Optional[str | Path], start_dates: Sequence[str], force: bool,
+                other_outputs: Sequence[Path]) -> tuple[Optional[Path], list]:
+    """(``trace.csv`` in the --trace folder, the --start-date dates) checked before any work: the folder is
+    writable, its trace.csv is not replaced without ``force``, dates are dates and come with --trace."""
+    dates = parse_start_dates(start_dates)
+    if trace is None:
+        if dates:
+            raise UserError("--start-date picks the episodes --trace writes: add --trace DIR")
+        return None, []
+    folder = Path(trace)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--trace {folder}: is a file, not a folder")
+    check_writable_folder(folder, "--trace")
+    path = folder / TRACE_FILE
+    if path.exists() and not force:
+        raise UserError(f"--trace {folder}: {TRACE_FILE} exists; choose another folder or add --force to overwrite it")
+    if any(path.resolve() == other.resolve() for other in other_outputs):
+        raise UserError(f"--trace {folder}: {path} is also named by --out or --csv")
+    return path, dates
 
 
 def _notes(env, config: Config, names: list[str]) -> list[str]:

@@ -8,7 +8,6 @@ name, dtype, shape and raw bytes (contiguous, CPU, native byte order).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,17 +16,8 @@ import torch
 from reservoir_rl.agent.qnet import QNetwork, parameter_count
 from reservoir_rl.config import Config
 from reservoir_rl.errors import CheckpointError
+from reservoir_rl.runs.checkpoint import params_sha256
 from reservoir_rl.runs.locate import locate_checkpoint, non_finite_tensors, read_checkpoint
-
-
-def params_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Hex SHA-256 of a state dict: for each name in sorted order, ``name\\0dtype\\0shape\\0`` then the bytes."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach().to("cpu").contiguous()
-        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _network(state: Mapping[str, torch.Tensor], config: Config, path: Path) -> tuple[QNetwork, str]:

@@ -12,18 +12,20 @@ levels drawn are each baseline's mean return on every seed's validation episodes
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from matplotlib.figure import Figure
 
-from reservoir_rl.catalog import make_baseline, policy_label
+from reservoir_rl.catalog import YEARS_LABELS, make_baseline, policy_label
 from reservoir_rl.config import load_config
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.env.safety import guarded
 from reservoir_rl.errors import UserError
-from reservoir_rl.files import os_error_text
+from reservoir_rl.files import atomic_open, os_error_text
 from reservoir_rl.evaluation.figures import evaluation_figures, trajectory_title
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy, greedy_actor
 from reservoir_rl.evaluation.run_figures import (
@@ -34,6 +36,7 @@ from reservoir_rl.evaluation.run_figures import (
     return_caption,
     training_figures,
 )
+from reservoir_rl.evaluation.traces import parse_start_dates, select_episodes
 from reservoir_rl.evaluation.validation import validation_returns
 from reservoir_rl.monitor.figures import save_figure
 from reservoir_rl.monitor.seed_figures import SeedCurves, seed_curves_figure
@@ -62,6 +65,17 @@ class PlotResult:
     curves: dict[str, Any] = field(default_factory=dict)  # multi-seed run: tag -> SeedCurves
 
 
+def write_figure(figure: Figure, path: Path, fmt: str) -> Path:
+    """Write ``figure`` to ``path`` atomically (a temporary file renamed over it); a file-system error is one
+    line, and any earlier version of the file is then unchanged."""
+    try:
+        with atomic_open(path, binary=True) as handle:
+            save_figure(figure, handle, fmt)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write the figure ({os_error_text(error)}); any earlier version is unchanged") from None
+    return path
+
+
 def output_targets(run_path: Path, out: Optional[str | Path], names: list[str], fmt: str, force: bool) -> dict[str, Path]:
     """Figure name → file in ``out`` (default RUN/figures, whose files are the program's to replace; in
     another folder an existing file is refused unless ``force``)."""
@@ -78,11 +92,17 @@ def output_targets(run_path: Path, out: Optional[str | Path], names: list[str], 
     return targets
 
 
-def heldout_figures(run_dir: RunDir, result: PlotResult, label: str) -> tuple[dict[str, Figure], int]:
-    """Trajectory, action histogram and reward breakdown of the run's best checkpoint against SOP, SDP, MPC and DP on
-    ``train.eval_episodes`` held-out episodes; returns (figures, number of validation episodes). Fills
+def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date: Optional[dt.date] = None,
+                    document: Optional[dict[str, Any]] = None) -> tuple[dict[str, Figure], int]:
+    """Trajectory, action histogram and reward breakdown of the run's best checkpoint (under its release guard,
+    as `evaluate` runs it) against SOP, SDP, MPC and DP on ``train.eval_episodes`` held-out episodes; returns (figures, number of validation episodes). Fills
     ``result.checkpoint``, ``frames`` and ``baseline_returns`` (on the in-training evaluation's episodes);
-    a run without a checkpoint adds a note instead."""
+    a run without a checkpoint adds a note instead.
+
+    With ``start_date`` the trajectory is of the episode starting that day, every policy run as `evaluate`
+    runs it (the agent under its release guard; a baseline guarded where ``document`` says it was), on the
+    episodes of ``document`` (the run's evaluation.json: its years, episodes and env seed, so that any
+    episode of its trace or CSV can be drawn) or, without one, on those above."""
     try:
         source = locate_checkpoint(str(run_dir.path), run_dir.path.parent)
     except UserError as error:
@@ -91,15 +111,37 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str) -> tuple[di
     payload, config = read_checkpoint(source.path)
     result.checkpoint, result.frames = source.path, int(payload["counters"].get("frames", 0))
     seed = config.train.seed + EVAL_SEED_OFFSET
+    years, n_episodes, episode = "heldout", config.train.eval_episodes, 0
+    if start_date is not None and document is not None:
+        try:
+            years, n_episodes, seed = str(document["years"]), int(document["episodes"]), int(document["seed"])
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{run_dir.path}: its evaluation.json lacks the years, episodes or seed of its "
+                            "episodes; `reservoir-rl evaluate` writes a new one") from None
     inflow = load_inflow(config.inflow)
     seed_everything(seed)
-    env = make_env(config, "heldout", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
-    agent = evaluate_policy(env, greedy_actor(payload, config, env, source.path), seed)
-    shown = {policy_label(name, short=True): evaluate_policy(env, make_baseline(name, env, config), seed)
-             for name in ("sop", "sdp", "mpc", "dp")}
-    figures = evaluation_figures(agent, env, others=shown, episodes="held-out")
-    start = env.inflow.dates[int(agent.trajectory.get("record_index")[0, 0])]
-    shown_episode = trajectory_title("held-out", 0, config.train.eval_episodes, start)  # "Held-out episode 1 of N, …"
+    env = make_env(config, years, n_envs=n_episodes, seed=seed, inflow=inflow)
+    actor = greedy_actor(payload, config, env, source.path)
+    if start_date is None:  # the agent under its release guard, as `evaluate` runs it
+        agent = evaluate_policy(env, guarded(actor, env), seed)
+        shown = {policy_label(name, short=True): evaluate_policy(env, make_baseline(name, env, config), seed)
+                 for name in ("sop", "sdp", "mpc", "dp")}
+    else:
+        where = "its evaluation.json's" if document is not None else f"plot's {n_episodes} held-out"
+        episode = select_episodes(env, seed, [start_date], years,
+                                  hint=f"--start-date picks among {where} episodes; `reservoir-rl evaluate` with more "
+                                       "--episodes draws more")[0]
+        agent = evaluate_policy(env, guarded(actor, env), seed)
+        was_guarded = {name: bool(p.get("guarded")) for name, p in (document or {}).get("policies", {}).items()}
+        shown = {}
+        for name in ("sop", "sdp", "mpc", "dp"):
+            baseline = make_baseline(name, env, config)
+            shown[policy_label(name, short=True)] = evaluate_policy(
+                env, guarded(baseline, env) if was_guarded.get(name) else baseline, seed)
+    what = YEARS_LABELS.get(years, years)
+    figures = evaluation_figures(agent, env, others=shown, episode=episode, episodes=what)
+    start = env.inflow.dates[int(agent.trajectory.get("record_index")[episode, 0])]
+    shown_episode = trajectory_title(what, episode, n_episodes, start)  # "Held-out episode 1 of N, …"
     figures["trajectory"].suptitle(
         f"{label} (frame {result.frames:,}, {source.path.name}): {shown_episode[0].lower()}{shown_episode[1:]}"
     )
@@ -133,6 +175,7 @@ def plot(
     runs_dir: str | Path = "runs",
     force: bool = False,
     seed: Optional[int] = None,
+    start_date: Optional[str] = None,
 ) -> PlotResult:
     """Write the figures of ``run`` (name under ``runs_dir`` or folder) into ``out`` (default RUN/figures).
 
@@ -143,10 +186,14 @@ def plot(
     multi-seed run every figure but the learning curve and the comparison is of ``seed`` (default: the
     first). Files in the run's own figures folder are replaced; in a folder given with ``out`` existing
     files are refused unless ``force``.
+
+    ``start_date`` (YYYY-MM-DD): the trajectory figure is of the episode starting that day, as `evaluate`
+    ran it (see `heldout_figures`); it must be the start of one of those episodes.
     """
     fmt = str(fmt).lower()
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose png or svg")
+    date = parse_start_dates([start_date])[0] if start_date is not None else None
     folder, name, runs, shown = _seed_runs(run, runs_dir, seed)
     several = shown is not None
     targets = output_targets(folder, out, FIGURE_NAMES, fmt, force)
@@ -161,7 +208,8 @@ def plot(
     if not scalars[key]:
         result.notes.append(f"no TensorBoard scalars in {runs[key].tensorboard} yet: training curves are empty")
 
-    figures, eval_episodes = heldout_figures(runs[key], result, label)
+    document = read_evaluation(folder / "evaluation.json")
+    figures, eval_episodes = heldout_figures(runs[key], result, label, date, document)
     references = {policy_label(n): v for n, v in result.baseline_returns.items()}
     caption = _return_caption(runs[key])
     if several:
@@ -169,18 +217,13 @@ def plot(
     else:
         figures["learning_curve"] = learning_figure(scalars[key], references, name, eval_episodes, caption)
     figures.update(training_figures(scalars[key], label))
-    document = read_evaluation(folder / "evaluation.json")
     if document is not None:
         figures["evaluation"] = comparison_figure(document)
     else:
         result.notes.append("no evaluation.json in the run folder (run `reservoir-rl evaluate` first): evaluation figure skipped")
     for figure_name in FIGURE_NAMES:
         if figure_name in figures:
-            try:
-                result.files.append(save_figure(figures[figure_name], targets[figure_name], fmt))
-            except OSError as error:
-                raise UserError(f"{targets[figure_name]}: cannot write the figure ({os_error_text(error)}); "
-                                "any earlier version is unchanged") from None
+            result.files.append(write_figure(figures[figure_name], targets[figure_name], fmt))
     return result
 
 

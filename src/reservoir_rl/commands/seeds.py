@@ -33,7 +33,7 @@ from reservoir_rl.config import check_total_frames, config_from_dict, config_to_
 from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
-from reservoir_rl.runs.processes import Job, Messages, exit_reason, run_jobs
+from reservoir_rl.runs.processes import Job, Messages, exit_reason, prefix, run_jobs
 from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, never_started, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
@@ -173,7 +173,7 @@ def _run(group: SeedGroup, jobs: list[Job], outcomes: dict[int, SeedOutcome], pa
             outcome.status = "stopped"
         if on_message is not None:
             frames = f" at frame {outcome.frames:,}" if outcome.frames is not None else ""
-            on_message(f"seed {job.seed} │ {outcome.status}{frames} after {job.seconds:,.1f} s"
+            on_message(prefix(job.seed) + f"{outcome.status}{frames} after {job.seconds:,.1f} s"
                        + (f" ({outcome.error})" if outcome.error else ""))
 
     for job in jobs:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import yaml
 
-from reservoir_rl.config import Config, check_seed, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.config import Config, apply_overrides, check_seed, check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
 from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
@@ -25,7 +25,7 @@ from reservoir_rl.runs.folders import RunDir, create_run, find_run, git_state, p
 from reservoir_rl.runs.inflow_data import METADATA_KEY, check_inflow_unchanged, inflow_fingerprint
 from reservoir_rl.runs.processes import follow_parent, stop_signal_handler
 from reservoir_rl.runs.resources import check_training_memory
-from reservoir_rl.training.trainer import Trainer
+from reservoir_rl.training.trainer import EvaluationHook, Trainer
 
 # the metrics the TensorBoard hparams view shows next to each run's hyperparameters
 HPARAM_METRICS = ("eval/return", "eval/energy_gwh", "eval/success", "episode/return_mean")
@@ -37,7 +37,7 @@ class TrainSummary:
     frames: int
     updates: int
     episodes: int
-    stopped_by: str  # "done", "SIGINT" or "SIGTERM"
+    stopped_by: str  # "done", "SIGINT", "SIGTERM" or "pruned" (an ``on_evaluation`` hook stopped it)
     best_eval_return: Optional[float]
     last_eval: Optional[dict[str, float]]
     seconds: float
@@ -141,7 +141,7 @@ def _train(trainer: Trainer, run: RunDir, total_frames: int, started: float, sav
 
 
 def train(
-    config_path: str | Path,
+    config_path: str | Path | Config,
     overrides: list[str],
     view: Any,
     runs_dir: str | Path = "runs",
@@ -151,18 +151,25 @@ def train(
     command: Optional[list[str]] = None,
     strict: bool = False,
     on_warning: Optional[Callable[[str], None]] = None,
+    on_evaluation: Optional[EvaluationHook] = None,
 ) -> TrainSummary:
     """Create a new run folder and train for ``train.total_frames``.
 
+    ``config_path`` is a YAML file, or a `Config` already loaded (``overrides`` apply to it as to a file).
     The config's plausibility warnings (`reservoir_rl.design.plausibility`) go to ``on_warning`` once the
-    run starts; with ``strict`` the first one is an error and nothing is created."""
+    run starts; with ``strict`` the first one is an error and nothing is created. ``on_evaluation(frames,
+    validation_return)`` is called after each in-training evaluation; True stops the run there like a
+    signal does (a checkpoint saved, ``stopped_by == "pruned"``): `tune`'s pruner."""
     started = time.perf_counter()
     extra = list(overrides)
     if seed is not None:
         extra.append(f"train.seed={check_seed(seed)}")
     if device is not None:
         extra.append(f"train.device={device}")
-    config = load_config(config_path, extra)
+    if isinstance(config_path, Config):
+        config = config_from_dict(apply_overrides(config_to_dict(config_path), extra), source="config")
+    else:
+        config = load_config(config_path, extra)
     warnings = plausibility_warnings(config, load_inflow(config.inflow))
     raise_if_strict(warnings, strict)
     fingerprint = inflow_fingerprint(config.inflow)
@@ -177,11 +184,13 @@ def train(
         with run_lock(run), _removed_unless_checkpointed(run):
             raise_if_strict(warnings, False, on_warning)
             write_run_file(run.config_path, dump_config(config))
-            return _start_fresh(run, parts, view, command or sys.argv, "train", started, request, fingerprint)
+            return _start_fresh(run, parts, view, command or sys.argv, "train", started, request, fingerprint,
+                                on_evaluation)
 
 
 def _start_fresh(run: RunDir, parts: Any, view: Any, command: list[str], event: str, started: float,
-                 request: StopRequest, fingerprint: Optional[dict[str, str]]) -> TrainSummary:
+                 request: StopRequest, fingerprint: Optional[dict[str, str]],
+                 on_evaluation: Optional[EvaluationHook] = None) -> TrainSummary:
     """Train a run from frame 0 (its config.yaml written): metadata, TensorBoard, a frame-0 checkpoint first."""
     config = parts.config
     _write_metadata(run, config, command, event, fingerprint)
@@ -191,6 +200,7 @@ def _start_fresh(run: RunDir, parts: Any, view: Any, command: list[str], event: 
         logger.text("config", "```yaml\n" + dump_config(config) + "\n```")
         logger.hyperparameters(flatten(config_to_dict(config)), HPARAM_METRICS)
         trainer = Trainer(parts, run, logger, view)
+        trainer.on_evaluation = on_evaluation
     except BaseException:
         logger.close()
         raise

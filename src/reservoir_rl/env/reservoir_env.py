@@ -51,6 +51,22 @@ FAILURE_FLAGS = ("flood_failure", "drought_failure")
 FORECAST_OFFSET = 3  # observation = [storage fraction, sin, cos, forecast leads 1 … L, extra features]
 
 
+def observation_names(config: EnvConfig) -> list[str]:
+    """The name of each entry of the observation, in order (length ``obs_dim``): ``storage_fraction``
+    (S / S_max), ``season_sin`` and ``season_cos`` (of 2π·day/365), one ``forecast_log_ratio_lead_K``
+    (ln(1 + forecast / mean daily inflow), ``env.forecast.scale: log``) or ``forecast_ratio_lead_K`` (linear)
+    per lead K = 1 … L (lead 1 = today), then ``env.extra_features`` by name."""
+    forecast = "forecast_log_ratio" if config.forecast.scale == "log" else "forecast_ratio"
+    return ["storage_fraction", "season_sin", "season_cos",
+            *(f"{forecast}_lead_{k}" for k in range(1, config.forecast.lead_days + 1)), *config.extra_features]
+
+
+def release_levels_cms(config: EnvConfig) -> torch.Tensor:
+    """Target release of each release level, m³/s, float64 (n_release_levels,): 0 … release capacity, evenly
+    spaced (the release actually made can be smaller when the lake holds too little water)."""
+    return torch.linspace(0.0, config.reservoir.release_capacity_cms, config.n_release_levels, dtype=torch.float64)
+
+
 class DiscreteReservoirEnv(EnvBase):
     """Daily release decisions for ``n_envs`` independent reservoirs on one inflow record.
 

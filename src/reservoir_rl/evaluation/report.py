@@ -86,6 +86,7 @@ class EvaluationReport:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one line each about how the baselines were set up
     guarded: dict[str, bool] = field(default_factory=dict)  # policy -> ran under the release guard (env.safety)
+    traced_episodes: list[int] = field(default_factory=list)  # episodes written to --trace's trace.csv
 
     @property
     def policies(self) -> list[str]:

@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from matplotlib import colormaps
@@ -399,8 +400,10 @@ def metric_panels_figure(
 def policy_comparison_figure(
     stats: Mapping[str, Mapping[str, tuple[float | None, float | None, float | None]]],
     title: str = "",
+    caption: str = "",
 ) -> Figure:
-    """Per metric, one horizontal bar per policy with its confidence interval as an error bar.
+    """Per metric, one horizontal bar per policy with its confidence interval as an error bar; ``caption``:
+    a note under the panels (e.g. what the rows' names stand for).
 
     Inputs: ``stats`` — metric label (e.g. "return", "energy (GWh)") → policy name → (mean, ci_low,
     ci_high), all in the metric's units; ``None`` marks an undefined value (written "n/a", no bar).
@@ -441,21 +444,27 @@ def policy_comparison_figure(
         ax.grid(axis="x", alpha=0.3)
         ax.set_title(metric, fontsize="medium")
     fig.suptitle(title or "Policies compared")
+    if caption:
+        add_caption(fig, caption)
     return fig
 
 
-def save_figure(fig: Figure, path: Path | str, format: str = "png") -> Path:
-    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path``, creating parent directories.
+def save_figure(fig: Figure, path: Path | str | BinaryIO, format: str = "png") -> Path | BinaryIO:
+    """Write ``fig`` as ``format`` ("png" or "svg", dpi 120) to ``path``, creating parent directories, or
+    into an open binary file (e.g. the temporary file of an atomic write, which the caller renames).
 
-    A path without a suffix gets ``.<format>`` appended. Returns the path written.
+    A path without a suffix gets ``.<format>`` appended. Returns the path (or file) written.
     """
     fmt = format.lower().lstrip(".")
     if fmt not in ("png", "svg"):
         raise ValueError(f"format must be 'png' or 'svg', got {format!r}")
+    metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVG output
+    if hasattr(path, "write"):
+        fig.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
+        return path
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(f".{fmt}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"Date": None} if fmt == "svg" else None  # reproducible SVG output
     fig.savefig(path, format=fmt, dpi=_DPI, metadata=metadata)
     return path

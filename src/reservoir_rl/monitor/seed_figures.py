@@ -78,15 +78,21 @@ def seed_curves_figure(
             ax.axhline(value, color=color, ls="--", lw=1.1, label=f"{ref} ({value:,.3g})")
         if not curves.per_seed:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="gray")
-        ax.set_title(name, fontsize="medium")
-        ax.set_xlabel("frames")
-        ax.set_ylabel(ylabel)
-        frames_axis(ax.xaxis)
-        plain_axis(ax.yaxis)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="x-small", loc="best")
+        finish_curve_axes(ax, name, ylabel)
     fig.suptitle(title or "Learning curves")
     if caption:
         add_caption(fig, caption)
     return fig
+
+
+def finish_curve_axes(ax, name: str, ylabel: str) -> None:
+    """Title, axis labels and formatters (frames on x, plain numbers on y), grid and legend of one
+    learning-curve panel."""
+    ax.set_title(name, fontsize="medium")
+    ax.set_xlabel("frames")
+    ax.set_ylabel(ylabel)
+    frames_axis(ax.xaxis)
+    plain_axis(ax.yaxis)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small", loc="best")

@@ -6,6 +6,7 @@ code: ``torch.load(weights_only=True)`` refuses anything else.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -13,7 +14,7 @@ import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -171,6 +172,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     require_keys(payload, POLICY_KEYS, path)
     return payload
+
+
+def params_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Hex SHA-256 of a state dict: for each name in sorted order, ``name\\0dtype\\0shape\\0`` then the bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def require_keys(payload: dict[str, Any], keys: Iterable[str], path: str | Path) -> None:

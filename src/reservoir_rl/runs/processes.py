@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # a signal that arrives earlier is held back until then (Python's default SIGINT would raise a traceback).
 _ARMED = re.compile(r"^training [\d,]+ frames")
 _PROGRESS = re.compile(r"^frames [\d,]+/[\d,]+")
+_CONTINUATION = re.compile(r"^  \S")
+MIN_CHILD_COLUMNS = 40
 Messages = Optional[Callable[[str], None]]
 
 
@@ -62,12 +65,21 @@ class Job:
     seconds: float = 0.0
     error: Optional[str] = None
     last_line: str = ""
+    in_status: bool = False  # the last line read was part of a progress summary
 
 
-def _child_env(threads: int) -> dict[str, str]:
+def prefix(seed: int) -> str:
+    """What the parent puts before each line it prints for seed ``seed``."""
+    return f"seed {seed} │ "
+
+
+def _child_env(threads: int, prefix_width: int = 0) -> dict[str, str]:
+    """The seeds' environment: ``threads`` per process, and lines as wide as the parent's terminal (COLUMNS, or
+    80 when it has none) less the ``prefix_width`` the parent puts before each of them."""
     env = dict(os.environ)
+    columns = shutil.get_terminal_size((80, 24)).columns
     env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), PARENT_PID_ENV: str(os.getpid()),
-                "PYTHONUNBUFFERED": "1"})
+                "PYTHONUNBUFFERED": "1", "COLUMNS": str(max(MIN_CHILD_COLUMNS, columns - prefix_width))})
     env.pop("RESERVOIR_RL_DEBUG", None)
     return env
 
@@ -92,8 +104,10 @@ def _line(job: Job, raw: bytes, on_message: Messages) -> None:
         for signum in job.signals_owed:
             _signal(job, signum)
         job.signals_owed.clear()
-    if on_message is not None and _PROGRESS.match(text):
-        on_message(f"seed {job.seed} │ {text}")
+    # the progress summary and its continuation lines (indented by two spaces; the episode table by four)
+    job.in_status = bool(_PROGRESS.match(text)) or (job.in_status and _CONTINUATION.match(text) is not None)
+    if on_message is not None and job.in_status:
+        on_message(prefix(job.seed) + text)
 
 
 @contextlib.contextmanager
@@ -114,7 +128,13 @@ def _forward_signals(running: dict[int, Job], state: dict[str, Any]) -> Iterator
 
 @contextlib.contextmanager
 def stop_signal_handler(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """``handler`` receives SIGINT and SIGTERM inside the block; the previous handlers come back after it."""
+    """``handler`` receives SIGINT and SIGTERM inside the block; the previous handlers come back after it.
+
+    Outside the main thread (``reservoir_rl.train`` called from a worker thread) Python lets no one set a
+    signal handler: the block then runs with the signals as they were."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
@@ -159,7 +179,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int, on_message: Messages,
     running: dict[int, Job] = {}
     ended: list[Job] = []  # reported after the next seeds have started (reading an outcome takes a while)
     state: dict[str, Any] = {"stopped_by": None}
-    env = _child_env(threads)
+    env = _child_env(threads, max((len(prefix(job.seed)) for job in jobs), default=0))
     with _forward_signals(running, state):
         try:
             while pending or running or ended:
@@ -168,7 +188,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int, on_message: Messages,
                     _start(job, env)
                     running[job.seed] = job
                     if on_message is not None:
-                        on_message(f"seed {job.seed} │ started (pid {job.process.pid}, {threads} thread"
+                        on_message(prefix(job.seed) + f"started (pid {job.process.pid}, {threads} thread"
                                    f"{'s' if threads > 1 else ''}), output in {job.log}")
                 for job in ended:
                     if on_exit is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -50,6 +50,13 @@ RESUME_KEYS = (
 )
 
 
+# `Trainer.run`'s answer when an `on_evaluation` hook asked the run to stop (a tuning trial pruned)
+PRUNED = "pruned"
+
+# called after each validation evaluation with (frames, validation return); True asks the run to stop
+EvaluationHook = Callable[[int, float], bool]
+
+
 class TrainingDiverged(UserError):
     """The loss or the Q-network's weights became NaN or infinite: training stops without saving them."""
 
@@ -77,6 +84,8 @@ class Trainer:
         self._latest_eval: Optional[tuple[int, EvaluationResult]] = None  # (frame, result) of the last evaluation
         self.figures_frame: Optional[int] = None  # the frame of the last TensorBoard figures of this process
         self.stop_requested: Optional[str] = None
+        # after each evaluation: (frames, mean validation return) -> True to stop the run (`PRUNED`)
+        self.on_evaluation: Optional[EvaluationHook] = None
         self.accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config, parts.device)
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
         self.window = TrainingWindow(parts.device)
@@ -103,8 +112,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self, total_frames: int) -> str:
-        """Train until ``total_frames`` (or a stop request); returns why it stopped ("done" or a signal
-        name). A checkpoint is saved on the way out. A finished run is also evaluated on the validation
+        """Train until ``total_frames`` (or a stop request); returns why it stopped ("done", a signal
+        name, or `PRUNED` when ``on_evaluation`` asked to stop after an evaluation). A checkpoint is saved on the way out. A finished run is also evaluated on the validation
         years at its last frame and draws its figures there; that evaluation touches no training state
         (the eval env has its own generator and seed), so a run finished at N and extended later still
         trains exactly like one that never stopped (only its ``eval/`` curve has the extra point at N, which
@@ -258,6 +267,8 @@ class Trainer:
         if summary["return"] > self.best_eval_return:
             self.best_eval_return = summary["return"]
             ckpt.atomic_save(self.state_payload(kind="best"), self.run_dir.best_checkpoint)
+        if self.on_evaluation is not None and self.on_evaluation(self.frames, summary["return"]):
+            self.stop_requested = self.stop_requested or PRUNED  # stops after this batch, with a checkpoint
         return result
 
     def baseline_levels(self) -> dict[str, float]:
