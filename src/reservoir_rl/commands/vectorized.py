@@ -30,6 +30,7 @@ from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.runs.folders import RunDir, create_run, run_lock, write_run_file
 from reservoir_rl.runs.groups import SeedGroup
+from reservoir_rl.runs.processes import prefix
 from reservoir_rl.runs.inflow_data import check_inflow_unchanged, inflow_fingerprint
 from reservoir_rl.runs.resources import check_memory, training_bytes
 from reservoir_rl.training.build import build_training, resolve_device
@@ -116,7 +117,7 @@ def _train(group: SeedGroup, vectorized: VectorizedTrainer, total_frames: int, s
             None if trainer.last_eval is None else trainer.last_eval.get("return"),
         ))
         if on_message is not None:
-            on_message(f"seed {seed} │ {results[-1].status} at frame {trainer.frames:,} after {seconds:,.1f} s")
+            on_message(prefix(seed) + f"{results[-1].status} at frame {trainer.frames:,} after {seconds:,.1f} s")
     return VectorizedResult(results, total_frames, None if stopped_by == "done" else stopped_by, seconds,
                             torch.get_num_threads())
 
