@@ -37,8 +37,9 @@ def test_init_prints_the_record_and_the_design_and_writes_the_config(runner, tmp
     result = runner.invoke(app, ["init", str(record), "--out", str(tmp_path / "g.yaml")])
     assert result.exit_code == 0, result.stderr
     for fragment in ("gauge.rdb (rdb)", "complete water years", "training / held-out", "largest floods",
-                     "driest water year", "driest 30 days", "capacity", "spillway", f"wrote {tmp_path / 'g.yaml'}"):
+                     "driest water year", "driest 30 days", "capacity", "spillway"):
         assert fragment in result.stdout, fragment
+    assert f"wrote {tmp_path / 'g.yaml'}" in result.stdout.replace("\n", "")  # a long path folds at the width
     assert result.stderr == ""  # no warning
     assert yaml.safe_load((tmp_path / "g.yaml").read_text())["inflow"]["source"] == "rdb"
     again = runner.invoke(app, ["init", str(record), "--out", str(tmp_path / "g.yaml")])
