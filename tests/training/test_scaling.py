@@ -172,8 +172,12 @@ needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None,
     reason="needs the ray extra (scripts/setup.sh and .ci/run install it, so CI always runs these tests)",
 )
+# Ray's collectors join a process group with a fixed 60 s timeout (torchrl.weight_update._ray) that a CPU busy with
+# other tests can exceed: scripts/test.sh runs the tests marked `serial` after the others, alone.
+serial = pytest.mark.serial
 
 
+@serial
 @needs_ray
 def test_ray_backend_trains_and_resumes(tmp_path: Path, monkeypatch) -> None:
     """train.collector.ray_address null: this process starts a local Ray instance for the run (~30 s).
@@ -200,6 +204,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@serial
 @needs_ray
 def test_ray_backend_joins_a_running_cluster_at_ray_address(tmp_path: Path) -> None:
     """As a user with a cluster: a Ray head started on its own (``ray start --head``, secured with a token
