@@ -251,10 +251,23 @@ def failure_check_lines(guarded: dict, unguarded: dict | None) -> list[str]:
     base = float(without.mean())
     lines[-1] += (f" What the guard costs in mean return (unguarded − guarded agent, seed by seed on the same "
                   f"episodes): {estimate(difference, '{:.2f}')}, {100 * difference['mean'] / abs(base):.1f} % of the "
-                  f"unguarded agent's {base:.1f} (guarded {with_guard.mean():.1f}); the target is at most 1 %. The "
+                  f"unguarded agent's {base:.1f} (guarded {with_guard.mean():.1f}"
+                  + ("; negative: the guarded agent scored higher" if difference["mean"] < 0 else "")
+                  + "); the target is at most 1 %. The "
                   "two agents of a seed are different networks (each trained with its own setting), so this is the "
                   "cost of the recipe with the guard, not of the guard alone on one network.")
     return lines
+
+
+def dp_failure_sentence(rows: list[dict], episodes: int) -> str:
+    """What DP's failures on the flashy river say about its reservoir (empty when DP did not fail)."""
+    failed = max((r["failed_episodes"] for r in rows if r["policy"] == "dp"), default=0)
+    if not failed:
+        return ""
+    return (f" Perfect-foresight DP fails in {failed} of the {episodes} episodes: the spillway and outlets scaled by the "
+            "mean flow cannot pass this river's largest floods from any storage (`reservoir-rl init` sizes the "
+            "spillway from the largest training day instead, docs/own-river.md), so most failures here are "
+            "nobody's to avoid, and the count that judges a policy is the avoidable one.")
 
 
 def flashy_lines(path: Path) -> list[str]:
@@ -267,8 +280,9 @@ def flashy_lines(path: Path) -> list[str]:
              f"A synthetic flashy river (`inflow.synthetic.kind: flashy`, mean {data['mean_inflow_cms']:g} m³/s, "
              f"{data['years']} years, daily peaks tens of times the mean) with configs/base.yaml's reservoir scaled to "
              "its mean flow as a new user would scale it (`scripts/guard_check.py`); agent, training and guard "
-             f"settings are base.yaml's. Seeds {', '.join(map(str, data['seeds']))}, each trained with the guard and "
-             f"without it; {data['episodes']} held-out episodes per seed.", "",
+             f"settings are base.yaml's. {'Seeds' if len(data['seeds']) > 1 else 'Seed'} "
+             f"{', '.join(map(str, data['seeds']))}, {'each ' if len(data['seeds']) > 1 else ''}trained with the guard and without it; {data['episodes']} "
+             "held-out episodes per seed." + dp_failure_sentence(rows, data['episodes']), "",
              "| seed | guard | policy | return | failed episodes | avoidable | guard's share of days |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -292,7 +306,8 @@ def flashy_lines(path: Path) -> list[str]:
         lines += ["", f"Over the seeds: the guarded agent failed in {failed[True]} episodes ({avoid[True]} avoidable), "
                       f"the unguarded one in {failed[False]} ({avoid[False]} avoidable); the guard's cost in mean "
                       f"return (unguarded − guarded, paired by episode): {estimate(cost, '{:.2f}')}, "
-                      f"{100 * cost['mean'] / abs(off.mean()):.1f} % of the unguarded agent's {off.mean():.1f}."]
+                      f"{100 * cost['mean'] / abs(off.mean()):.1f} % of the unguarded agent's {off.mean():.1f}"
+                      + (" (negative: the guarded agent scored higher)." if cost["mean"] < 0 else ".")]
     return lines + [""]
 
 
