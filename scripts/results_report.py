@@ -79,7 +79,9 @@ def river_section(folder: Path, river: str) -> list[str]:
         summary = [line.rstrip() for line in training.read_text().splitlines()]
         start = next((i for i, line in enumerate(summary) if line.startswith("Run ")), 0)
         lines += ["", "Training (`reservoir-rl train CONFIG --seeds 0,1,2`, two seeds at a time on the 2-core machine, "
-                      "one thread each):", "", "```", *[line for line in summary[start:] if line], "```"]
+                      "one thread each; the wall times count whatever else the machine ran meanwhile — "
+                      "benchmarks/README.md has the speed measured side by side):", "", "```",
+                  *[line for line in summary[start:] if line], "```"]
     lines += failure_lines(data, river)
     check = folder / f"{river}-failures.json"
     if check.exists():  # written by scripts/results.sh: `evaluate --episodes 500 --baselines dp`, guarded and not
