@@ -170,13 +170,14 @@ def train(
         config = config_from_dict(apply_overrides(config_to_dict(config_path), extra), source="config")
     else:
         config = load_config(config_path, extra)
-    warnings = plausibility_warnings(config, load_inflow(config.inflow))
+    inflow = load_inflow(config.inflow)  # read once: the plausibility check and the env share it
+    warnings = plausibility_warnings(config, inflow)
     raise_if_strict(warnings, strict)
     fingerprint = inflow_fingerprint(config.inflow)
     check_training_memory(config)  # before anything is allocated or created
     with stop_on_signals(StopRequest()) as request:
         torch_device = resolve_device(config.train.device)
-        parts = build_training(config, torch_device)  # before the folder: a bad config leaves nothing behind
+        parts = build_training(config, torch_device, inflow)  # before the folder: a bad config leaves nothing behind
         if request.signal is not None:  # stopped while the run was being built: nothing to keep
             raise TrainingInterrupted(f"{request.signal} before the run folder was created: no run was created")
         run = create_run(Path(runs_dir), name)
@@ -322,9 +323,10 @@ def resume(
                 f"pass --total-frames above {frames:,} to continue"
             )
         fingerprint = check_inflow_unchanged(run, config.inflow, allow_changed_inflow)
-        raise_if_strict(plausibility_warnings(config, load_inflow(config.inflow)), strict, on_warning)
+        inflow = load_inflow(config.inflow)
+        raise_if_strict(plausibility_warnings(config, inflow), strict, on_warning)
         check_training_memory(config)
-        parts = build_training(config, resolve_device(config.train.device))
+        parts = build_training(config, resolve_device(config.train.device), inflow)
         notes = _set_damaged_aside(run, skipped, path, view)
         ckpt.remove_stale_temporaries(run.checkpoints)
         # events the interrupted process wrote after this checkpoint are dropped: no duplicated steps
