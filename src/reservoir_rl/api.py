@@ -60,12 +60,17 @@ class Policy(TensorDictModuleBase):
     def __init__(self, loaded: CheckpointPolicy) -> None:
         super().__init__()
         self.q_network = loaded.q_network
-        self.config: Config = loaded.config
-        self.checkpoint_path: Path = loaded.path
-        self.params_sha256: str = loaded.params_sha256
+        self._loaded = loaded  # everything else is read from the loaded checkpoint
         self.observation_layout: tuple[str, ...] = tuple(loaded.observation_layout)
-        self.release_levels_cms: torch.Tensor = loaded.release_levels_cms
-        self.frames: int = loaded.frames
+
+    config = property(lambda self: self._loaded.config, doc="The checkpoint's whole `Config`.")
+    checkpoint_path = property(lambda self: self._loaded.path, doc="The checkpoint file loaded.")
+    params_sha256 = property(lambda self: self._loaded.params_sha256, doc="The Q-network's fingerprint.")
+    release_levels_cms = property(lambda self: self._loaded.release_levels_cms,
+                                  doc="float64 (n_release_levels,): the target release of each level, m³/s.")
+    frames = property(lambda self: self._loaded.frames, doc="Frames the checkpoint was trained for.")
+    obs_dim = property(lambda self: self._loaded.obs_dim, doc="Length of an observation.")
+    n_release_levels = property(lambda self: self._loaded.n_release_levels, doc="Number of release levels.")
 
     @classmethod
     def load(cls, checkpoint: str | Path, runs_dir: str | Path = "runs") -> "Policy":
@@ -73,14 +78,6 @@ class Policy(TensorDictModuleBase):
         ``checkpoints/best.pt``, ``last.pt`` before the first evaluation). Nothing in the file is executed;
         a file that is not a usable checkpoint raises `CheckpointError`."""
         return cls(load_policy(checkpoint, runs_dir))
-
-    @property
-    def obs_dim(self) -> int:
-        return len(self.observation_layout)
-
-    @property
-    def n_release_levels(self) -> int:
-        return int(self.release_levels_cms.numel())
 
     def _observation(self, observation: Any) -> torch.Tensor:
         tensor = torch.as_tensor(np.asarray(observation) if not isinstance(observation, torch.Tensor) else observation)
