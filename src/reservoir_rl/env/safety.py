@@ -1,9 +1,10 @@
 """The release guard: each day, the chosen release level is moved into the band the observed forecast says is safe.
 
-A shield in the sense of Alshiekh et al. (2018), built on what the agent observes and nothing else: today's
+A shield in the sense of Alshiekh et al. (2018), built on what the agent observes (and, with the opt-in flood
+reserve below, the training years' largest daily inflows): today's
 storage, the calendar day and the inflow forecast of the observation (leads 1 … L, lead 1 = today, decoded
 from the observation as `decode_forecast_hm3` does), with the forecast's error model of ``env.forecast``.
-It never reads the inflow record.
+It never reads the inflow record beyond that reserve.
 
 **The error model's quantiles.** The env's forecast of lead k is F = I·exp(σ_k ε − σ_k²/2), ε ~ N(0, 1),
 σ_k = ``error_sigma``·k^``error_growth``. Read backwards, the inflow the forecast stands for has quantile q
@@ -22,6 +23,11 @@ at I_q = F·exp(σ_k z_q + σ_k²/2), z_q the standard normal quantile: the floo
   inflows and the most the lake can evaporate (`drawdown_hm3`). It is never below the level of the
   environmental flow (the smallest level releasing ``env_flow_cms``) while water is available, i.e. while
   releasing that level today keeps the lake above the same floor under the low inflows.
+
+**The flood reserve** (``env.safety.flood_reserve_days`` = H > 0, opt-in): the flood check's storage at the
+end of the window must also let the full release pass H more days, each at the design inflow of its date
+(the largest daily inflow the env's training years brought within 30 days of it, `design_daily_inflow_cms`,
+read once when the guard is built for an env) — the only use of the record, and of its training years only.
 
 The executed level is ``max(min(action, highest), lowest)``: where the two cannot both hold, flood safety
 wins. Each check assumes the least restrictive later releases (full release for floods, none for droughts),
