@@ -31,6 +31,30 @@ POLICY_KEYS = ("config", "counters", "q_network", "run_name", "created", "packag
 RESUME_KEYS = POLICY_KEYS + (
     "loss_module", "optimizer", "replay_buffer", "env_state", "carrier", "episode_accumulator", "rng",
 )
+# the reference inflow (m³/s) the run's observation divides its forecast features by (`DiscreteReservoirEnv`'s
+# ``reference_inflow_cms``); checkpoints written before it existed lack it (see `stored_config`)
+REFERENCE_INFLOW_KEY = "observation_reference_inflow_cms"
+
+
+def stored_config(payload: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's config as a plain dict (a copy), with the observation's reference inflow the
+    checkpoint was trained with made explicit in ``env.forecast.reference_inflow_cms``, so that every env
+    built from it (evaluation, resume, the public `Policy`) scales the forecast as training did:
+
+    - a config that sets the key (a flow, or ``whole_record``) keeps it;
+    - otherwise the number the checkpoint stored (`REFERENCE_INFLOW_KEY`, the training years' mean);
+    - otherwise (a checkpoint written before the key existed, trained on the whole record's mean, held-out
+      years included) ``whole_record``."""
+    raw = payload["config"]
+    if not isinstance(raw, dict):
+        return raw  # refused, with its file named, by the config validation of the caller
+    env = dict(raw.get("env") or {})
+    forecast = dict(env.get("forecast") or {})
+    if forecast.get("reference_inflow_cms") is None:
+        stored = payload.get(REFERENCE_INFLOW_KEY)
+        forecast["reference_inflow_cms"] = "whole_record" if stored is None else stored
+    env["forecast"] = forecast
+    return {**raw, "env": env}
 
 
 # what torch.save raises when the file system refuses its bytes (ENOSPC, a lost mount): its archive

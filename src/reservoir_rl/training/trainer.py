@@ -321,6 +321,7 @@ class Trainer:
             "run_name": self.run_dir.name,
             "package_versions": package_versions(),
             "config": config_to_dict(self.config),
+            ckpt.REFERENCE_INFLOW_KEY: float(parts.env.reference_inflow_cms),
             "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes},
             "epsilon": self.epsilon_at(self.frames),
             "learning_rate": self.lr_at(self.frames),
