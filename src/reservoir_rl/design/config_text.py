@@ -220,6 +220,8 @@ train:
   target_update_period: 500       # hard: gradient updates between target-network copies
   tau: 0.005                      # soft: Polyak rate per update
   grad_clip_norm: 10.0
+  sdp_potential_weight: 0.0       # reward shaping of what the agent learns from: + w·(γ·V̄_SDP(s') − V̄_SDP(s)); 0 = off.
+                                  # Leaves the optimal policy unchanged; reported and evaluated returns stay unshaped
   checkpoint_every_frames: 5000
   keep_checkpoints: 5             # periodic checkpoints kept (last.pt and best.pt are kept besides)
   eval_every_frames: 20000        # greedy evaluation on the validation episodes; picks best.pt
