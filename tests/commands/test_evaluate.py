@@ -369,6 +369,9 @@ def test_a_checkpoint_written_before_the_reference_inflow_evaluates_as_it_was_tr
     assert env.mean_inflow_hm3 != pytest.approx(env.training_mean_inflow_hm3, rel=1e-6)
     report = evaluate(old_file, episodes=4, years="validation", baselines="none", runs_dir=tmp_path / "runs")
     assert report.summary["agent"]["return"].value == pytest.approx(best["best_eval_return"], rel=1e-5)
+    from reservoir_rl.runs.policy import load_policy
+
+    assert load_policy(old_file).reference_inflow_cms == env.inflow.mean_inflow_cms  # what export writes
 
 
 def test_new_checkpoints_store_the_training_years_reference_inflow(eval_run):
