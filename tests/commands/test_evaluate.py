@@ -378,6 +378,7 @@ def test_new_checkpoints_store_the_training_years_reference_inflow(eval_run):
     from reservoir_rl.env.reservoir_env import make_env
     from reservoir_rl.runs.checkpoint import REFERENCE_INFLOW_KEY
     from reservoir_rl.runs.locate import read_checkpoint
+    from reservoir_rl.runs.policy import load_policy
 
     _, run_dir = eval_run
     for name in ("best.pt", "last.pt"):
@@ -385,5 +386,6 @@ def test_new_checkpoints_store_the_training_years_reference_inflow(eval_run):
         assert payload["config"]["env"]["forecast"]["reference_inflow_cms"] is None  # the run's config, as written
         training_env = make_env(config, "train")
         assert payload[REFERENCE_INFLOW_KEY] == training_env.training_mean_inflow_cms
-        assert config.env.forecast.reference_inflow_cms == payload[REFERENCE_INFLOW_KEY]
+        assert config.env.forecast.reference_inflow_cms is None  # read back as written: the same mean again
         assert make_env(config, "heldout").mean_inflow_hm3 == training_env.mean_inflow_hm3
+        assert load_policy(run_dir / "checkpoints" / name).reference_inflow_cms == payload[REFERENCE_INFLOW_KEY]

@@ -37,22 +37,20 @@ REFERENCE_INFLOW_KEY = "observation_reference_inflow_cms"
 
 
 def stored_config(payload: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's config as a plain dict (a copy), with the observation's reference inflow the
-    checkpoint was trained with made explicit in ``env.forecast.reference_inflow_cms``, so that every env
-    built from it (evaluation, resume, the public `Policy`) scales the forecast as training did:
-
-    - a config that sets the key (a flow, or ``whole_record``) keeps it;
-    - otherwise the number the checkpoint stored (`REFERENCE_INFLOW_KEY`, the training years' mean);
-    - otherwise (a checkpoint written before the key existed, trained on the whole record's mean, held-out
-      years included) ``whole_record``."""
+    """The checkpoint's config as a plain dict, read so that every env built from it (evaluation, resume,
+    the public `Policy`) scales the observation's forecast as training did. A checkpoint that stored its
+    reference inflow (`REFERENCE_INFLOW_KEY`) was trained with the one its config gives (``null``: the
+    training years' mean, which the same config and record give again): its config is returned as it is. A
+    checkpoint written before the reference existed holds neither the number nor the key and was trained on
+    the whole record's mean, held-out years included: its config gets ``env.forecast.reference_inflow_cms:
+    whole_record`` (a copy; the payload is left as it was)."""
     raw = payload["config"]
-    if not isinstance(raw, dict):
-        return raw  # refused, with its file named, by the config validation of the caller
+    if REFERENCE_INFLOW_KEY in payload or not isinstance(raw, dict):
+        return raw  # (a config that is not a dict is refused, with its file named, by the caller's validation)
     env = dict(raw.get("env") or {})
     forecast = dict(env.get("forecast") or {})
     if forecast.get("reference_inflow_cms") is None:
-        stored = payload.get(REFERENCE_INFLOW_KEY)
-        forecast["reference_inflow_cms"] = "whole_record" if stored is None else stored
+        forecast["reference_inflow_cms"] = "whole_record"
     env["forecast"] = forecast
     return {**raw, "env": env}
 
