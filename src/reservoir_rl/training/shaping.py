@@ -25,6 +25,7 @@ from typing import Optional
 import torch
 from tensordict import TensorDictBase
 
+from reservoir_rl.baselines.dp import VALUE_DTYPE, interpolate_on_grid
 from reservoir_rl.baselines.sdp import SDPSolution, sdp_solution
 from reservoir_rl.config import Config
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
@@ -39,12 +40,21 @@ class SDPPotentialShaping:
         self.solution = solution
         self.weight = float(weight)
         self.gamma = float(gamma)
+        # weight · V̄ on the storage grid for every day of year, (366, G) float64: `SDPSolution.mean_value`'s
+        # class average done once, so each batch only interpolates
+        classes = solution.classes
+        weights = classes.marginal[classes.period_of_day]  # (366, C)
+        self._table = self.weight * torch.einsum("dc,dcg->dg", weights.to(solution.values.dtype), solution.values)
+        self._tables: dict[str, torch.Tensor] = {}
 
     def potential(self, day_of_year: torch.Tensor, storage_hm3: torch.Tensor) -> torch.Tensor:
         """Φ = weight · V̄(d, S), float64 of the shape of ``storage_hm3`` (any shape; ``day_of_year`` int64 alike)."""
-        shape = storage_hm3.shape
-        values = self.solution.mean_value(day_of_year.reshape(-1), storage_hm3.reshape(-1, 1))
-        return (self.weight * values).reshape(shape)
+        table = self._tables.get(str(storage_hm3.device))
+        if table is None:
+            table = self._tables[str(storage_hm3.device)] = self._table.to(storage_hm3.device)
+        values = interpolate_on_grid(table[day_of_year.reshape(-1)], storage_hm3.reshape(-1, 1).to(VALUE_DTYPE),
+                                     self.solution.physics)
+        return values.reshape(storage_hm3.shape)
 
     def shaping_reward(self, batch: TensorDictBase) -> torch.Tensor:
         """F of every transition of ``batch`` (root and ``next`` keys ``day_of_year``, ``storage_hm3``; ``next``
