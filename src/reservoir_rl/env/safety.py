@@ -106,7 +106,8 @@ def drawdown_hm3(evaporation_hm3: torch.Tensor, inflow_hm3: torch.Tensor) -> tor
 class ReleaseGuard:
     """The guard of one reservoir design: plain settings, no env (it pickles into collector workers).
 
-    ``mean_inflow_hm3`` is the record's mean daily inflow the observation's forecast is divided by."""
+    ``mean_inflow_hm3`` is the env's reference inflow (hm³/day) the observation's forecast is divided by
+    (``env.mean_inflow_hm3``: the training years' mean unless ``env.forecast.reference_inflow_cms`` sets it)."""
 
     physics: ReservoirPhysics
     forecast: ForecastConfig

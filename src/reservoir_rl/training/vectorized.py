@@ -119,7 +119,7 @@ class VectorizedTrainer:
                 for k, trainer in self.each():
                     batch = next(batches_of[k])
                     trainer.frames += batch.numel()
-                    transitions = trainer.nstep(batch)
+                    transitions = trainer.replay_transitions(batch)
                     if transitions.shape[0]:
                         trainer.parts.replay_buffer.extend(transitions)
                     trainer._observe_batch(batch)
