@@ -130,6 +130,11 @@ class SafetyConfig(Section):
     dead_storage_margin_fraction: float = Field(
         0.02, ge=0, lt=1, description="the drought check keeps storage above dead storage + this fraction of capacity",
     )
+    flood_reserve_days: int = Field(
+        0, ge=0, le=30,
+        description="the flood check also passes this many days after the forecast window, each bringing the design "
+        "inflow of its date (the largest daily inflow the training years brought within 30 days of it); 0 = the window only",
+    )
 
 
 class EnvConfig(Section):

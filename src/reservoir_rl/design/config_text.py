@@ -133,6 +133,8 @@ env:
     flood_quantile: 0.99          # overtopping check: each lead's inflow at this quantile of the forecast error model
     drought_quantile: 0.01        # dead-storage check: each lead's inflow at this quantile
     dead_storage_margin_fraction: 0.02  # the drought check keeps storage above dead storage + this share of capacity
+    flood_reserve_days: 0         # > 0: the flood check also makes room, beyond the forecast window, for this many days of the
+                                  # largest daily inflow the training years brought near that date (docs/safety.md); 0 = the window only
   {_kv("n_release_levels", levels, 2)}# discrete release levels 0, {step_cms:,.4g}, …, {number(d.release_capacity_cms)} m³/s
   horizon_days: 365               # episode length; reaching it is truncation (bootstrapping continues)
   terminate_on_failure: true      # end the episode on a catastrophic flood or drought
