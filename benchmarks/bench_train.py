@@ -22,6 +22,24 @@ Reported per run:
 
 Usage (needs the bench extra: pip install -e ".[bench]"):
     python benchmarks/bench_train.py --frames 60000 --repeats 3
+
+Whole-process mode (``--whole-process``): the wall time of two programs as a user starts them, each a fresh
+subprocess timed from its start to its exit (interpreter start, imports, set-up, training, evaluations,
+checkpoints, TensorBoard, figures, exit):
+- ours: ``reservoir-rl train CONFIG --set train.total_frames=FRAMES --runs-dir TMP`` (default CONFIG
+  configs/base.yaml; its output goes to a file, so the plain progress view prints — the view a user gets
+  when the output is not a terminal; ``--quiet-view`` passes ``--quiet``);
+- Stable-Baselines3: a Python program that reads the same config, builds DQN with its settings (network,
+  batch, buffer, warm-up, updates per frame, target period, ε schedule, learning-rate schedule, γ, Huber
+  loss, gradient clip; SB3's DQN is plain, not double, DQN) on the project's gymnasium adapter (one
+  reservoir, training years) and trains for FRAMES frames with SB3's ``EvalCallback``: a greedy evaluation
+  on ``train.eval_episodes`` validation episodes every ``train.eval_every_frames`` frames (best model
+  saved), the SAME evaluation count and episode count as ours (ours also evaluates at the end of the run
+  when its last frame is not an evaluation frame; at 40,000 frames with eval_every_frames 20,000 both
+  evaluate at 20,000 and 40,000). Ours additionally writes checkpoints, TensorBoard events (scalars,
+  histograms, figures, the baselines' levels) and its release guard runs every step; SB3 does none of that.
+The two programs alternate (ours, SB3, SB3, ours, …), each on one CPU thread; medians and their ratio.
+    python benchmarks/bench_train.py --whole-process --frames 40000 --repeats 3
 """
 
 from __future__ import annotations
@@ -175,6 +193,84 @@ def worker_sb3(frames: int, eval_every: int) -> dict:
             "evals": evals, "sop_return": sop}
 
 
+def sb3_program(config_path: str, frames: int, out_dir: str) -> None:
+    """The Stable-Baselines3 side of ``--whole-process``: DQN with the config's settings on the gymnasium
+    adapter, an ``EvalCallback`` on the config's validation episodes at its evaluation frames."""
+    import torch
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    from reservoir_rl.agent.schedules import linear_schedule
+    from reservoir_rl.config import load_config
+    from reservoir_rl.env.gym_adapter import GymReservoirEnv
+    from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET
+
+    torch.set_num_threads(1)
+    config = load_config(config_path, [f"train.total_frames={frames}"])
+    train, agent = config.train, config.agent
+
+    def learning_rate(progress_remaining: float) -> float:  # SB3 passes 1 → 0 over the run
+        frame = round((1.0 - progress_remaining) * frames)
+        return train.lr if train.lr_end is None else linear_schedule(frame, train.lr, train.lr_end, train.lr_decay_frames)
+
+    every = round(1 / train.updates_per_frame)
+    env = GymReservoirEnv(config, split="train", seed=train.seed)
+    eval_env = Monitor(GymReservoirEnv(config, split="validation", seed=train.seed + EVAL_SEED_OFFSET))
+    model = DQN(
+        "MlpPolicy", env, learning_rate=learning_rate, buffer_size=train.buffer_size,
+        learning_starts=train.init_random_frames, batch_size=train.batch_size, gamma=agent.gamma,
+        train_freq=every, gradient_steps=1, target_update_interval=train.target_update_period * every,
+        exploration_fraction=train.eps_decay_frames / frames, exploration_initial_eps=train.eps_start,
+        exploration_final_eps=train.eps_end, max_grad_norm=train.grad_clip_norm,
+        policy_kwargs={"net_arch": list(agent.hidden_sizes), "activation_fn": torch.nn.ReLU}, seed=train.seed,
+        device="cpu", verbose=0,
+    )
+    callback = EvalCallback(eval_env, n_eval_episodes=train.eval_episodes, eval_freq=train.eval_every_frames,
+                            deterministic=True, best_model_save_path=out_dir, log_path=out_dir, verbose=0)
+    model.learn(total_timesteps=frames, callback=callback)
+    print(json.dumps({"evaluations": len(callback.evaluations_timesteps),
+                      "evaluated_at": [int(t) for t in callback.evaluations_timesteps]}))
+
+
+def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool) -> float:
+    """Wall seconds of one whole program, from its start to its exit."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "ours":
+            script = Path(sys.executable).with_name("reservoir-rl")
+            program = [str(script)] if script.exists() else [sys.executable, "-c", "from reservoir_rl.cli import main; main()"]
+            command = [*program, "train", config_path, "--set", f"train.total_frames={frames}",
+                       "--runs-dir", str(Path(tmp) / "runs"), *(["--quiet"] if quiet_view else [])]
+        else:
+            command = [sys.executable, __file__, "--sb3-program", "--config", config_path, "--frames", str(frames),
+                       "--out", tmp]
+        with open(Path(tmp) / "output.txt", "w") as output:
+            began = time.perf_counter()
+            code = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=env).returncode
+            seconds = time.perf_counter() - began
+        if code != 0:
+            raise SystemExit(f"{kind} failed ({code}): {(Path(tmp) / 'output.txt').read_text()[-2000:]}")
+    return seconds
+
+
+def whole_process_main(config_path: str, frames: int, repeats: int, quiet_view: bool) -> None:
+    seconds: dict[str, list[float]] = {"ours": [], "sb3": []}
+    print(f"whole processes, {frames:,} frames, config {config_path}; load average before: "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    for repeat in range(repeats):
+        for kind in (("ours", "sb3") if repeat % 2 == 0 else ("sb3", "ours")):
+            seconds[kind].append(_whole_process(kind, config_path, frames, quiet_view))
+            print(f"run {repeat + 1} {kind:>4}: {seconds[kind][-1]:6.1f} s (load average "
+                  f"{os.getloadavg()[0]:.2f})", flush=True)
+    median = {kind: statistics.median(values) for kind, values in seconds.items()}
+    print()
+    for kind, values in seconds.items():
+        print(f"{kind:>4}: median {median[kind]:.1f} s (min {min(values):.1f}, max {max(values):.1f}), "
+              f"{frames / median[kind]:,.0f} frames/s whole process")
+    print(f"whole-process speed ratio sb3/ours (medians): {median['sb3'] / median['ours']:.2f}")
+
+
 def time_to_quality(result: dict) -> float | None:
     for _, seconds, value in result["evals"]:
         if value > result["sop_return"]:
@@ -196,8 +292,21 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60_000)
     parser.add_argument("--eval-every", type=int, default=5_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time `reservoir-rl train CONFIG` and an SB3 program as whole processes")
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "base.yaml"),
+                        help="--whole-process: the config both programs read (default configs/base.yaml)")
+    parser.add_argument("--quiet-view", action="store_true", help="--whole-process: run ours with --quiet")
     parser.add_argument("--worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
+    parser.add_argument("--sb3-program", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sb3_program:
+        sb3_program(args.config, args.frames, args.out)
+        return
+    if args.whole_process:
+        whole_process_main(args.config, args.frames, args.repeats, args.quiet_view)
+        return
     if args.worker:
         import torch
 
