@@ -69,6 +69,27 @@ def test_tensorboard_figures_every_figure_every_frames_and_at_the_end(tmp_path: 
     assert [e.step for e in events.Images("figures/trajectory")] == [256]
 
 
+def test_a_second_run_of_a_config_reads_the_baselines_levels_the_first_computed(tmp_path: Path, monkeypatch) -> None:
+    """logging.baseline_levels: the baselines roll out once per config and runs folder; the next run (another
+    learning rate: the same reservoir, record and episodes) logs the same baselines/ values from the cache,
+    and a run whose validation episodes differ (another seed) computes its own."""
+    from reservoir_rl.training import trainer as trainer_module
+
+    calls = []
+    compute = trainer_module.baseline_returns
+    monkeypatch.setattr(trainer_module, "baseline_returns", lambda *args: calls.append(1) or compute(*args))
+    runs = tmp_path / "runs"
+    first = service.train(write_config(tmp_path, train={"total_frames": 256}), [], QuietView(), runs)
+    second = service.train(write_config(tmp_path, "b.yaml", train={"total_frames": 256, "lr": 5e-4}), [], QuietView(), runs)
+    assert len(calls) == 1
+    levels = [{tag: series for tag, series in scalar_series(s.run_dir / "tensorboard").items()
+               if tag.startswith("baselines/")} for s in (first, second)]
+    assert set(levels[0]) >= {"baselines/sop", "baselines/dp"} and levels[0] == levels[1]
+    assert len(list((runs / ".cache" / "baseline-levels").glob("*.json"))) == 1
+    service.train(write_config(tmp_path, "c.yaml", train={"total_frames": 256, "seed": 8}), [], QuietView(), runs)
+    assert len(calls) == 2
+
+
 def test_best_checkpoint_follows_the_held_out_evaluation(tmp_path: Path) -> None:
     """best.pt holds the weights of the evaluation with the highest held-out return (not a training
     episode's), and only what using the policy needs."""

@@ -20,6 +20,7 @@ from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.runs import checkpoint as ckpt
+from reservoir_rl.runs.baseline_cache import runs_folder
 from reservoir_rl.training.build import build_training, resolve_device
 from reservoir_rl.runs.folders import RunDir, create_run, find_run, git_state, package_versions, run_lock, write_run_file
 from reservoir_rl.runs.inflow_data import METADATA_KEY, check_inflow_unchanged, inflow_fingerprint
@@ -202,6 +203,7 @@ def _start_fresh(run: RunDir, parts: Any, view: Any, command: list[str], event: 
         logger.hyperparameters(flatten(config_to_dict(config)), HPARAM_METRICS)
         trainer = Trainer(parts, run, logger, view)
         trainer.on_evaluation = on_evaluation
+        trainer.baseline_cache_dir = runs_folder(run.path)  # later runs read the baselines' levels there
     except BaseException:
         logger.close()
         raise
@@ -332,6 +334,7 @@ def resume(
         # events the interrupted process wrote after this checkpoint are dropped: no duplicated steps
         logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
         trainer = Trainer(parts, run, logger, view)
+        trainer.baseline_cache_dir = runs_folder(run.path)
         trainer.load_state(payload)
         request.attach(trainer)
         write_run_file(run.config_path, dump_config(config))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -36,6 +37,7 @@ from reservoir_rl.env.safety import GUARD_OVERRIDE_KEY
 from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.logger import ReservoirLogger
 from reservoir_rl.runs import checkpoint as ckpt
+from reservoir_rl.runs.baseline_cache import cached_levels
 from reservoir_rl.training.build import TrainingParts, cpu_tree
 from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy
 from reservoir_rl.evaluation.figures import evaluation_figures
@@ -87,6 +89,8 @@ class Trainer:
         self.stop_requested: Optional[str] = None
         # after each evaluation: (frames, mean validation return) -> True to stop the run (`PRUNED`)
         self.on_evaluation: Optional[EvaluationHook] = None
+        # the runs folder whose cache keeps the baselines' levels for later runs (`runs.baseline_cache`); None: not kept
+        self.baseline_cache_dir: Optional[Path] = None
         self.accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config, parts.device)
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
         self.shaping = make_shaping(parts.env, self.config)  # None unless train.sdp_potential_weight > 0
@@ -283,11 +287,16 @@ class Trainer:
 
     def baseline_levels(self) -> dict[str, float]:
         """Mean return of every catalog baseline that optimises the raw return on the validation episodes the greedy agent is evaluated on
-        (TensorBoard ``baselines/<name>``, beside ``eval/return``); computed once per process. The baselines
-        are deterministic and reset the eval env with its own seed, so no training state changes."""
+        (TensorBoard ``baselines/<name>``, beside ``eval/return``); computed once per process, or read from
+        the cache of ``baseline_cache_dir`` when a run of the same reservoir, record, episodes and code
+        computed them before (`reservoir_rl.runs.baseline_cache`). The baselines are deterministic and reset
+        the eval env with its own seed, so no training state changes."""
         if self._baseline_levels is None:
             parts = self.parts
-            self._baseline_levels = baseline_returns(parts.eval_env, parts.config, parts.eval_seed)
+            self._baseline_levels = cached_levels(
+                self.baseline_cache_dir, parts.config, parts.inflow,
+                lambda: baseline_returns(parts.eval_env, parts.config, parts.eval_seed),
+            )
         return self._baseline_levels
 
     # ------------------------------------------------------------------ divergence
