@@ -183,3 +183,23 @@ def test_schedules_are_in_absolute_frames() -> None:
     assert updates_due(100, 100, 0.25) == 0
     assert updates_due(164, 100, 0.25) == 16
     assert updates_due(164, 100, 2.0) == 128  # several updates per frame
+
+
+def test_the_lean_greedy_policy_writes_what_the_q_value_actor_writes() -> None:
+    """`GreedyQPolicy` (the in-training evaluation's policy) equals TorchRL's `QValueActor` on the same
+    network, ties included, and draws no random numbers."""
+    from reservoir_rl.agent.dqn import GreedyQPolicy
+
+    agent = make_agent(13, Categorical(11), AgentConfig(hidden_sizes=[16]), TrainConfig())
+    observation = torch.randn(10, 13)
+    observation[3] = observation[2]  # two identical rows
+    with torch.no_grad():
+        expected = agent.actor(TensorDict({"observation": observation.clone()}, batch_size=[10]))
+        state = torch.get_rng_state()
+        got = GreedyQPolicy(agent.q_network)(TensorDict({"observation": observation.clone()}, batch_size=[10]))
+        assert torch.equal(torch.get_rng_state(), state)
+    for key in ("action", "action_value", "chosen_action_value"):
+        assert torch.equal(got[key], expected[key]), key
+    assert got["action"].dtype == torch.int64 and got["action"].shape == (10,)
+    tied = GreedyQPolicy(torch.nn.Identity())(TensorDict({"observation": torch.tensor([[1.0, 3.0, 3.0]])}, [1]))
+    assert tied["action"].tolist() == [1]  # the first of equal values, as argmax

@@ -66,6 +66,30 @@ class EpsilonGreedyQPolicy(TensorDictModuleBase):
         return tensordict
 
 
+class GreedyQPolicy(TensorDictModuleBase):
+    """The greedy policy of a Q-network in one TensorDict module, for evaluation rollouts.
+
+    Computes what ``QValueActor(q_network)`` computes — ``action`` (int64, (*batch,)), the argmax of
+    ``action_value`` ((*batch, n_actions)), and ``chosen_action_value`` ((*batch, 1)) — from ``observation``
+    without its module chain (about a quarter of its per-call cost on a 10-reservoir evaluation step).
+    Draws no random numbers."""
+
+    in_keys = ["observation"]
+    out_keys = ["action", "action_value", "chosen_action_value"]
+
+    def __init__(self, q_network: torch.nn.Module) -> None:
+        super().__init__()
+        self.q_network = q_network
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action_value = self.q_network(tensordict.get("observation"))
+        action = action_value.argmax(-1)
+        tensordict.set("action", action)
+        tensordict.set("action_value", action_value)
+        tensordict.set("chosen_action_value", action_value.gather(-1, action.unsqueeze(-1)))
+        return tensordict
+
+
 @dataclass
 class DQNAgent:
     """The pieces of a DQN agent. ``loss`` is TorchRL's `DQNLoss` (it owns the online and target parameters

@@ -120,6 +120,23 @@ class ReservoirPhysics:
         return cfg.supply_demand_cms * HM3_PER_CMS_DAY * (1.0 + cfg.supply_amplitude * torch.cos(phase))
 
     # ------------------------------------------------------------------ the step
+    def water_balance(
+        self, storage_hm3: torch.Tensor, inflow_hm3: torch.Tensor, action: torch.Tensor,
+        evaporation_depth_mm: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The day's water (hm³): (evaporation, release, spill, next storage), inputs broadcast together as in
+        `step` (which adds energy, supply and the failures to it); the release guard needs only this part."""
+        cfg = self.config
+        dead = cfg.dead_storage_hm3
+        target_hm3 = action.to(storage_hm3.dtype) * (self.release_capacity_hm3 / (self.n_release_levels - 1))
+        water_hm3 = storage_hm3 + inflow_hm3
+        evaporation_hm3 = (self.area_km2(storage_hm3) * evaporation_depth_mm * 1e-3).minimum(water_hm3 - dead)
+        available_hm3 = water_hm3 - evaporation_hm3
+        release_hm3 = target_hm3.minimum(available_hm3 - dead).clamp(min=0.0)
+        spill_hm3 = (available_hm3 - release_hm3 - cfg.capacity_hm3).clamp(min=0.0)
+        next_storage_hm3 = available_hm3 - release_hm3 - spill_hm3
+        return evaporation_hm3, release_hm3, spill_hm3, next_storage_hm3
+
     def step(
         self,
         storage_hm3: torch.Tensor,
@@ -142,13 +159,9 @@ class ReservoirPhysics:
             supply_demand_hm3 = self.supply_demand_hm3(day_of_year)
         if flood_zone_hm3 is None:
             flood_zone_hm3 = self.flood_zone_hm3(day_of_year)
-        target_hm3 = action.to(storage_hm3.dtype) * (self.release_capacity_hm3 / (self.n_release_levels - 1))
-        water_hm3 = storage_hm3 + inflow_hm3
-        evaporation_hm3 = (self.area_km2(storage_hm3) * evaporation_depth_mm * 1e-3).minimum(water_hm3 - dead)
-        available_hm3 = water_hm3 - evaporation_hm3
-        release_hm3 = target_hm3.minimum(available_hm3 - dead).clamp(min=0.0)
-        spill_hm3 = (available_hm3 - release_hm3 - cfg.capacity_hm3).clamp(min=0.0)
-        next_storage_hm3 = available_hm3 - release_hm3 - spill_hm3
+        evaporation_hm3, release_hm3, spill_hm3, next_storage_hm3 = self.water_balance(
+            storage_hm3, inflow_hm3, action, evaporation_depth_mm
+        )
 
         mean_storage_hm3 = 0.5 * (storage_hm3 + next_storage_hm3)
         turbine_cms = (release_hm3 / HM3_PER_CMS_DAY).clamp(max=cfg.turbine_capacity_cms)

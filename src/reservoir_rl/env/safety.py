@@ -153,23 +153,25 @@ class ReleaseGuard:
         inflow = forecast.unsqueeze(0) * tables["factors"].unsqueeze(1)
         levels = tables["levels"]
         n_levels = physics.n_release_levels
-        # today, every level, both scenarios: (2, B, A)
-        outcome = physics.step(storage.unsqueeze(-1), inflow[..., :1], levels, day.unsqueeze(-1),
-                               evaporation_depth_mm=tables["evaporation_depth_mm"][day].unsqueeze(-1),
-                               flood_zone_hm3=tables["no_zone"])
-        wet_storage, dry_storage = outcome.next_storage_hm3[0], outcome.next_storage_hm3[1]
+        # today, every level, both scenarios: (2, B, A); the water balance of `physics.step` (the guard needs
+        # only the next storage and whether the spill overtops)
+        _, _, spill, next_storage = physics.water_balance(
+            storage.unsqueeze(-1), inflow[..., :1], levels, tables["evaporation_depth_mm"][day].unsqueeze(-1)
+        )
+        wet_storage, dry_storage = next_storage[0], next_storage[1]
+        overtops = spill[0] > tables["spillway_hm3"]
         end_limit = self._reserve_limit_hm3(day, inflow.shape[-1], tables)
-        flood_safe = ~outcome.flood_failure[0] & (
-            wet_storage <= flood_safe_storage_hm3(physics, inflow[0], end_limit).unsqueeze(-1))
-        lowest = torch.where(flood_safe, levels, torch.full_like(levels, n_levels - 1)).amin(dim=-1)
+        flood_safe = ~overtops & (wet_storage <= flood_safe_storage_hm3(physics, inflow[0], end_limit).unsqueeze(-1))
+        lowest = torch.where(flood_safe, levels, n_levels - 1).amin(dim=-1)
 
         window = inflow.shape[-1]
-        evaporation = tables["full_lake_evaporation_hm3"][day.unsqueeze(-1) + torch.arange(1, window, device=device)]
-        above_floor = dry_storage > self.floor_hm3
-        drought_safe = above_floor & (dry_storage - drawdown_hm3(evaporation, inflow[1]).unsqueeze(-1) > self.floor_hm3)
-        highest = torch.where(drought_safe, levels, torch.zeros_like(levels)).amax(dim=-1)
+        evaporation = tables["full_lake_evaporation_hm3"][day.unsqueeze(-1) + tables["later_days"][: window - 1]]
+        floor = self.floor_hm3
+        above_floor = dry_storage > floor
+        drought_safe = above_floor & (dry_storage - drawdown_hm3(evaporation, inflow[1]).unsqueeze(-1) > floor)
+        highest = torch.where(drought_safe, levels, 0).amax(dim=-1)
         # the flood bound never takes the lake below the floor today (an empty lake is a drought failure)
-        lowest = lowest.minimum(torch.where(above_floor, levels, torch.zeros_like(levels)).amax(dim=-1))
+        lowest = lowest.minimum(torch.where(above_floor, levels, 0).amax(dim=-1))
         env_level = self.env_flow_level
         water_available = above_floor[:, env_level]
         highest = torch.where(water_available, highest.clamp(min=env_level), highest)
@@ -191,7 +193,8 @@ class ReleaseGuard:
     def _tables(self, device: torch.device) -> dict[str, torch.Tensor]:
         """What depends only on the settings, once per device: the quantile factors (2, L), the release
         levels (A,), the evaporation depth (mm) and the evaporation at full lake area (hm³) of every day of
-        year, the latter far enough past the year's end for a window starting on day 365."""
+        year, the latter far enough past the year's end for a window starting on day 365, the spillway's
+        daily volume (hm³) and the window's later days 1 … L − 1."""
         cache = self.__dict__.setdefault("_cache", {})
         key = str(device)
         if key not in cache:
@@ -205,8 +208,9 @@ class ReleaseGuard:
                 "levels": torch.arange(physics.n_release_levels, device=device),
                 "evaporation_depth_mm": physics.evaporation_depth_mm(days),
                 "full_lake_evaporation_hm3": full_area_km2 * depth_mm * 1e-3,
-                "no_zone": torch.zeros((), dtype=GUARD_DTYPE, device=device),  # the zone moves no water
                 "design_inflow_hm3": torch.tensor(self.design_inflow_hm3 or (0.0,), dtype=GUARD_DTYPE, device=device),
+                "spillway_hm3": physics.config.spillway_capacity_cms * HM3_PER_CMS_DAY,  # `physics.step`'s flood failure
+                "later_days": torch.arange(1, self.forecast.lead_days, device=device),  # days 1 … L − 1 of the window
             }
         return cache[key]
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torchrl.collectors import Collector
 
-from reservoir_rl.agent.dqn import DQNAgent, make_agent
+from reservoir_rl.agent.dqn import DQNAgent, GreedyQPolicy, make_agent
 from reservoir_rl.agent.replay import make_replay_buffer
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
@@ -97,7 +97,7 @@ class TrainingParts:
         """The greedy agent under the eval env's release guard (the in-training evaluation)."""
         policy = self.__dict__.get("_greedy_policy")
         if policy is None:
-            policy = self.__dict__["_greedy_policy"] = guarded(self.agent.actor, self.eval_env)
+            policy = self.__dict__["_greedy_policy"] = guarded(GreedyQPolicy(self.agent.q_network), self.eval_env)
         return policy
 
     @property
