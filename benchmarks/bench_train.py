@@ -38,6 +38,9 @@ checkpoints, TensorBoard, figures, exit):
   when its last frame is not an evaluation frame; at 40,000 frames with eval_every_frames 20,000 both
   evaluate at 20,000 and 40,000). Ours additionally writes checkpoints, TensorBoard events (scalars,
   histograms, figures, the baselines' levels) and its release guard runs every step; SB3 does none of that.
+Ours trains every run into one runs folder, as a user's ``runs/``: its first run computes the baselines'
+levels (TensorBoard ``baselines/``, ~11 s) and keeps them in the folder's cache, later runs of the config read
+them; the script says which run did what and prints both medians (``--cold``: a fresh folder every run).
 The two programs alternate (ours, SB3, SB3, ours, …), each on one CPU thread; medians and their ratio.
     python benchmarks/bench_train.py --whole-process --frames 40000 --repeats 3
 """
@@ -233,15 +236,15 @@ def sb3_program(config_path: str, frames: int, out_dir: str) -> None:
                       "evaluated_at": [int(t) for t in callback.evaluations_timesteps]}))
 
 
-def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool) -> float:
-    """Wall seconds of one whole program, from its start to its exit."""
+def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool, runs_dir: Path) -> float:
+    """Wall seconds of one whole program, from its start to its exit; ours trains into ``runs_dir``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         if kind == "ours":
             script = Path(sys.executable).with_name("reservoir-rl")
             program = [str(script)] if script.exists() else [sys.executable, "-c", "from reservoir_rl.cli import main; main()"]
             command = [*program, "train", config_path, "--set", f"train.total_frames={frames}",
-                       "--runs-dir", str(Path(tmp) / "runs"), *(["--quiet"] if quiet_view else [])]
+                       "--runs-dir", str(runs_dir), *(["--quiet"] if quiet_view else [])]
         else:
             command = [sys.executable, __file__, "--sb3-program", "--config", config_path, "--frames", str(frames),
                        "--out", tmp]
@@ -254,21 +257,39 @@ def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool) -
     return seconds
 
 
-def whole_process_main(config_path: str, frames: int, repeats: int, quiet_view: bool) -> None:
+def whole_process_main(config_path: str, frames: int, repeats: int, quiet_view: bool, cold: bool) -> None:
+    """Alternate the two programs; ours trains into one runs folder kept across its runs (as a user's
+    ``runs/``: the first run computes the baselines' levels, later ones read them from its cache), or a
+    fresh one every run with ``cold``."""
     seconds: dict[str, list[float]] = {"ours": [], "sb3": []}
+    computed: list[bool] = []  # per run of ours: did it compute the baselines' levels (cache miss)?
     print(f"whole processes, {frames:,} frames, config {config_path}; load average before: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    for repeat in range(repeats):
-        for kind in (("ours", "sb3") if repeat % 2 == 0 else ("sb3", "ours")):
-            seconds[kind].append(_whole_process(kind, config_path, frames, quiet_view))
-            print(f"run {repeat + 1} {kind:>4}: {seconds[kind][-1]:6.1f} s (load average "
-                  f"{os.getloadavg()[0]:.2f})", flush=True)
+    with tempfile.TemporaryDirectory() as shared:
+        for repeat in range(repeats):
+            for kind in (("ours", "sb3") if repeat % 2 == 0 else ("sb3", "ours")):
+                runs_dir = Path(tempfile.mkdtemp(dir=shared)) if cold else Path(shared) / "runs"
+                cache = runs_dir / ".cache" / "baseline-levels"
+                before = len(list(cache.glob("*.json"))) if cache.is_dir() else 0
+                seconds[kind].append(_whole_process(kind, config_path, frames, quiet_view, runs_dir))
+                note = ""
+                if kind == "ours":
+                    computed.append(len(list(cache.glob("*.json"))) > before)
+                    note = ", baselines' levels computed" if computed[-1] else ", baselines' levels from the cache"
+                print(f"run {repeat + 1} {kind:>4}: {seconds[kind][-1]:6.1f} s (load average "
+                      f"{os.getloadavg()[0]:.2f}{note})", flush=True)
     median = {kind: statistics.median(values) for kind, values in seconds.items()}
     print()
     for kind, values in seconds.items():
         print(f"{kind:>4}: median {median[kind]:.1f} s (min {min(values):.1f}, max {max(values):.1f}), "
               f"{frames / median[kind]:,.0f} frames/s whole process")
     print(f"whole-process speed ratio sb3/ours (medians): {median['sb3'] / median['ours']:.2f}")
+    warm = [s for s, c in zip(seconds["ours"], computed) if not c]
+    fresh = [s for s, c in zip(seconds["ours"], computed) if c]
+    if warm and fresh:
+        print(f"ours with the levels computed: median {statistics.median(fresh):.1f} s (ratio "
+              f"{median['sb3'] / statistics.median(fresh):.2f}); read from the cache: median "
+              f"{statistics.median(warm):.1f} s (ratio {median['sb3'] / statistics.median(warm):.2f})")
 
 
 def time_to_quality(result: dict) -> float | None:
@@ -297,6 +318,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "base.yaml"),
                         help="--whole-process: the config both programs read (default configs/base.yaml)")
     parser.add_argument("--quiet-view", action="store_true", help="--whole-process: run ours with --quiet")
+    parser.add_argument("--cold", action="store_true",
+                        help="--whole-process: a fresh runs folder for every run of ours (no cached baselines' levels)")
     parser.add_argument("--worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
     parser.add_argument("--sb3-program", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -305,7 +328,7 @@ def main() -> None:
         sb3_program(args.config, args.frames, args.out)
         return
     if args.whole_process:
-        whole_process_main(args.config, args.frames, args.repeats, args.quiet_view)
+        whole_process_main(args.config, args.frames, args.repeats, args.quiet_view, args.cold)
         return
     if args.worker:
         import torch
