@@ -172,6 +172,9 @@ def test_the_collector_stores_the_guarded_action_and_the_window_logs_its_share()
     parts.close()
 
     off = build_training(config_from_dict(tiny_config(env={"safety": {"enabled": False}})), torch.device("cpu"))
-    assert off.explore_policy is off.agent.explore_policy and off.greedy_policy is off.agent.actor
+    from reservoir_rl.agent.dqn import GreedyQPolicy
+
+    assert off.explore_policy is off.agent.explore_policy  # without the guard: the agent's policies themselves
+    assert isinstance(off.greedy_policy, GreedyQPolicy) and off.greedy_policy.q_network is off.agent.q_network
     assert GUARD_OVERRIDE_KEY not in next(iter(off.collector)).keys()
     off.close()

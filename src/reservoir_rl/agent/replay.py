@@ -9,7 +9,7 @@ exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import torch
 from tensordict import TensorDict
@@ -125,24 +125,26 @@ def make_replay_buffer(train_config: TrainConfig, device: torch.device | str = "
 
 
 def sample_transitions(
-    replay_buffer: TensorDictReplayBuffer,
+    replay_buffer: TensorDictReplayBuffer, keys: Optional[Sequence[Any]] = None,
 ) -> tuple[dict[Any, torch.Tensor], torch.Tensor, torch.Tensor | None]:
     """One training batch straight from the sampler and the storage (the data ``replay_buffer.sample()``
     returns, without its per-call TensorDict bookkeeping).
 
     Returns the transitions as plain tensors keyed like the stored TensorDict (``"observation"``,
-    ``("next", "reward")``, …; first dimension ``batch_size``), their storage indices (int64,
-    (batch_size,)) and, under prioritized replay, the importance weights (float32, (batch_size,)), else None.
+    ``("next", "reward")``, …; first dimension ``batch_size``) — every stored key, or those of ``keys`` the
+    buffer holds —, their storage indices (int64, (batch_size,)) and, under prioritized replay, the
+    importance weights (float32, (batch_size,)), else None.
     """
     storage = replay_buffer.storage
     index, info = replay_buffer.sampler.sample(storage, replay_buffer.batch_size)
     contents = getattr(storage, "_storage", None)  # LazyTensorStorage: one preallocated TensorDict
     if not (isinstance(contents, TensorDict) and contents.batch_dims == 1):
         contents = storage.get(index)
-        index_leaves = slice(None)
-    else:
-        index_leaves = index  # index each leaf directly: ~10× cheaper than indexing the TensorDict
-    sample = {key: value[index_leaves] for key, value in contents.items(True, True)}
+        leaves = contents.items(True, True) if keys is None else ((k, contents.get(k)) for k in keys if k in contents.keys(True, True))
+        return {key: value for key, value in leaves}, index, info.get("priority_weight")
+    # index each leaf directly: ~10× cheaper than indexing the TensorDict
+    leaves = contents.items(True, True) if keys is None else ((k, contents.get(k, None)) for k in keys)
+    sample = {key: value.index_select(0, index) for key, value in leaves if value is not None}
     return sample, index, info.get("priority_weight")
 
 

@@ -53,6 +53,11 @@ RESUME_KEYS = (
 )
 
 
+# what an update reads of a replay sample (`DQNAgent.gradient_step`; "steps_to_next_obs": n-step transitions only)
+SAMPLE_KEYS = ("observation", "action", ("next", "observation"), ("next", "reward"), ("next", "terminated"),
+               "steps_to_next_obs")
+
+
 # `Trainer.run`'s answer when an `on_evaluation` hook asked the run to stop (a tuning trial pruned)
 PRUNED = "pruned"
 
@@ -171,7 +176,7 @@ class Trainer:
         which computes TorchRL's `DQNLoss` — tested —, clipping, Adam, target update), then priorities."""
         parts = self.parts
         agent = parts.agent
-        sample, index, weights = sample_transitions(parts.replay_buffer)
+        sample, index, weights = sample_transitions(parts.replay_buffer, SAMPLE_KEYS)
         loss, grad_norm, td_error_squared = agent.gradient_step(
             sample["observation"], sample["action"], sample[("next", "observation")], sample[("next", "reward")],
             sample[("next", "terminated")], max_grad_norm=self.config.train.grad_clip_norm, weights=weights,
