@@ -294,3 +294,27 @@ def test_live_view_fits_the_guard_share_in_80_columns() -> None:
     lines = buf.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 80
     assert any("guard 4.6% of days" in line for line in lines)
+
+
+def test_the_episode_table_is_laid_out_once_per_change_of_its_rows(monkeypatch) -> None:
+    """Live redraws 4 times a second: the table of recent episodes is laid out again only when its rows (or
+    the width) change, and what it shows is what a freshly built table shows."""
+    from reservoir_rl.monitor import live
+
+    built = []
+    cells = live._cells
+    monkeypatch.setattr(live, "_cells", lambda columns, row: built.append(row) or cells(columns, row))
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, color_system="truecolor")
+    view = live.LiveView(console, episode_columns=LIVE_EPISODE_COLUMNS)
+    row = {"index": 1.0, "return": 51.5, "energy_gwh": 300.0, "spill_hm3": 0.0, "failures": 0.0,
+           "env_flow_deficit_days": 10.0, "length": 365.0}
+    view._record_episodes([row])
+    first = view._episode_table(100)
+    assert view._episode_table(100) is first and len(built) == 1  # redrawn without a new layout
+    view._record_episodes([{**row, "index": 2.0, "return": 77.25}])
+    again = view._episode_table(100)
+    assert again is not first and len(built) == 3  # both rows laid out anew
+    text = Console(file=io.StringIO(), width=100)
+    text.print(again)
+    assert "77.25" in text.file.getvalue() and "recent episodes (2 total)" in text.file.getvalue()
+    assert view._episode_table(60) is not again  # another width: laid out for it

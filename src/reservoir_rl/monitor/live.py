@@ -27,6 +27,7 @@ from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
+from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
@@ -290,7 +291,7 @@ class LiveView(_Tracker):
 
     def _locked_render(self) -> Group:
         with self._lock:
-            return self.render()
+            return self.render(laid_out_table=True)
 
     @staticmethod
     def _flowed(chunks: Sequence[tuple[str, str]], width: int) -> list[Text]:
@@ -305,8 +306,10 @@ class LiveView(_Tracker):
                 lines.append(Text(text, style=style))
         return lines
 
-    def render(self) -> Group:
-        """The current display (also usable without a running ``Live``)."""
+    def render(self, laid_out_table: bool = False) -> Group:
+        """The current display (also usable without a running ``Live``); its last part is the table of recent
+        episodes, a Rich ``Table`` or, with ``laid_out_table`` (what ``Live`` redraws), the same table already
+        laid out (`_episode_table`)."""
         width = max(20, self.console.width)
         frac = self.fraction()
         percent = f"{_fmt(None if frac is None else 100 * frac, '5.1f')}%"
@@ -339,6 +342,10 @@ class LiveView(_Tracker):
             evaluation = [(f"eval return (validation) {_fmt(self.stats.get('eval_return'), ',.2f')}", "magenta"),
                           (f"best {_fmt(self.stats.get('best_eval_return'), ',.2f')}", "magenta")]
             parts += self._flowed(evaluation, width)
+        parts.append(self._episode_table(width) if laid_out_table else self._episode_rich_table())
+        return Group(*parts)  # type: ignore[arg-type]
+
+    def _episode_rich_table(self) -> Table:
         table = Table(title=f"recent episodes ({self.n_episodes:,} total)", title_justify="left",
                       expand=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
         columns = self.episode_columns or _default_columns(list(self.episodes))
@@ -348,8 +355,19 @@ class LiveView(_Tracker):
             table.add_row(*_cells(columns, ep))
         if not self.episodes:
             table.add_row(*(DASH for _ in columns))
-        parts.append(table)
-        return Group(*parts)  # type: ignore[arg-type]
+        return table
+
+    def _episode_table(self, width: int) -> Segments:
+        """The table of recent episodes laid out (as segments) once per change of its rows or of the width:
+        laying a Rich table out costs tens of milliseconds, and ``Live`` redraws 4 times a second in a thread
+        that holds the interpreter while it renders (time the training loop would otherwise have)."""
+        key = (self.n_episodes, width, tuple(tuple(ep.items()) for ep in self.episodes))
+        cached = self.__dict__.get("_table_cache")
+        if cached is None or cached[0] != key:
+            lines = self.console.render_lines(self._episode_rich_table(), self.console.options.update_width(width),
+                                              pad=False, new_lines=True)
+            cached = self.__dict__["_table_cache"] = (key, Segments([segment for line in lines for segment in line]))
+        return cached[1]
 
     def start(self, total_frames: int, start_frame: int = 0) -> None:
         with self._lock:
