@@ -28,7 +28,8 @@ subprocess timed from its start to its exit (interpreter start, imports, set-up,
 checkpoints, TensorBoard, figures, exit):
 - ours: ``reservoir-rl train CONFIG --set train.total_frames=FRAMES --runs-dir TMP`` (default CONFIG
   configs/base.yaml; its output goes to a file, so the plain progress view prints — the view a user gets
-  when the output is not a terminal; ``--quiet-view`` passes ``--quiet``);
+  when the output is not a terminal; ``--terminal`` runs it in a pseudo-terminal instead, with the live Rich
+  view a user at a terminal sees; ``--quiet-view`` passes ``--quiet``);
 - Stable-Baselines3: a Python program that reads the same config, builds DQN with its settings (network,
   batch, buffer, warm-up, updates per frame, target period, ε schedule, learning-rate schedule, γ, Huber
   loss, gradient clip; SB3's DQN is plain, not double, DQN) on the project's gymnasium adapter (one
@@ -50,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -236,7 +238,8 @@ def sb3_program(config_path: str, frames: int, out_dir: str) -> None:
                       "evaluated_at": [int(t) for t in callback.evaluations_timesteps]}))
 
 
-def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool, runs_dir: Path) -> float:
+def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool, runs_dir: Path,
+                   terminal: bool = False) -> float:
     """Wall seconds of one whole program, from its start to its exit; ours trains into ``runs_dir``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,6 +248,8 @@ def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool, r
             program = [str(script)] if script.exists() else [sys.executable, "-c", "from reservoir_rl.cli import main; main()"]
             command = [*program, "train", config_path, "--set", f"train.total_frames={frames}",
                        "--runs-dir", str(runs_dir), *(["--quiet"] if quiet_view else [])]
+            if terminal:  # a pseudo-terminal: the live Rich view a user at a terminal sees
+                command = ["script", "-qefc", shlex.join(command), "/dev/null"]
         else:
             command = [sys.executable, __file__, "--sb3-program", "--config", config_path, "--frames", str(frames),
                        "--out", tmp]
@@ -257,7 +262,8 @@ def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool, r
     return seconds
 
 
-def whole_process_main(config_path: str, frames: int, repeats: int, quiet_view: bool, cold: bool) -> None:
+def whole_process_main(config_path: str, frames: int, repeats: int, quiet_view: bool, cold: bool,
+                       terminal: bool = False) -> None:
     """Alternate the two programs; ours trains into one runs folder kept across its runs (as a user's
     ``runs/``: the first run computes the baselines' levels, later ones read them from its cache), or a
     fresh one every run with ``cold``."""
@@ -271,7 +277,7 @@ def whole_process_main(config_path: str, frames: int, repeats: int, quiet_view: 
                 runs_dir = Path(tempfile.mkdtemp(dir=shared)) if cold else Path(shared) / "runs"
                 cache = runs_dir / ".cache" / "baseline-levels"
                 before = len(list(cache.glob("*.json"))) if cache.is_dir() else 0
-                seconds[kind].append(_whole_process(kind, config_path, frames, quiet_view, runs_dir))
+                seconds[kind].append(_whole_process(kind, config_path, frames, quiet_view, runs_dir, terminal))
                 note = ""
                 if kind == "ours":
                     computed.append(len(list(cache.glob("*.json"))) > before)
@@ -318,6 +324,8 @@ def main() -> None:
     parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "base.yaml"),
                         help="--whole-process: the config both programs read (default configs/base.yaml)")
     parser.add_argument("--quiet-view", action="store_true", help="--whole-process: run ours with --quiet")
+    parser.add_argument("--terminal", action="store_true",
+                        help="--whole-process: run ours in a pseudo-terminal (util-linux `script`): the live Rich view")
     parser.add_argument("--cold", action="store_true",
                         help="--whole-process: a fresh runs folder for every run of ours (no cached baselines' levels)")
     parser.add_argument("--worker", choices=["ours", "sb3"], help=argparse.SUPPRESS)
@@ -328,7 +336,7 @@ def main() -> None:
         sb3_program(args.config, args.frames, args.out)
         return
     if args.whole_process:
-        whole_process_main(args.config, args.frames, args.repeats, args.quiet_view, args.cold)
+        whole_process_main(args.config, args.frames, args.repeats, args.quiet_view, args.cold, args.terminal)
         return
     if args.worker:
         import torch
