@@ -257,8 +257,11 @@ def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool, r
             began = time.perf_counter()
             code = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=env).returncode
             seconds = time.perf_counter() - began
+        text = (Path(tmp) / "output.txt").read_text(errors="replace")
         if code != 0:
-            raise SystemExit(f"{kind} failed ({code}): {(Path(tmp) / 'output.txt').read_text()[-2000:]}")
+            raise SystemExit(f"{kind} failed ({code}): {text[-2000:]}")
+        if kind == "sb3":  # its last line: the frames at which EvalCallback evaluated
+            print(f"         sb3 evaluated at frames {json.loads(text.strip().splitlines()[-1])['evaluated_at']}")
     return seconds
 
 
