@@ -35,9 +35,9 @@ checkpoints, TensorBoard, figures, exit):
   loss, gradient clip; SB3's DQN is plain, not double, DQN) on the project's gymnasium adapter (one
   reservoir, training years) and trains for FRAMES frames with SB3's ``EvalCallback``: a greedy evaluation
   on ``train.eval_episodes`` validation episodes every ``train.eval_every_frames`` frames (best model
-  saved), the SAME evaluation count and episode count as ours (ours also evaluates at the end of the run
-  when its last frame is not an evaluation frame; at 40,000 frames with eval_every_frames 20,000 both
-  evaluate at 20,000 and 40,000). Ours additionally writes checkpoints, TensorBoard events (scalars,
+  saved), the SAME evaluation count and episode count as ours (a finished run of ours also evaluates at its
+  last frame when that is not an evaluation frame, and so does the SB3 program then; at 40,000 frames with
+  eval_every_frames 20,000 both evaluate at 20,000 and 40,000). Ours additionally writes checkpoints, TensorBoard events (scalars,
   histograms, figures, the baselines' levels) and its release guard runs every step; SB3 does none of that.
 Ours trains every run into one runs folder, as a user's ``runs/``: its first run computes the baselines'
 levels (TensorBoard ``baselines/``, ~11 s) and keeps them in the folder's cache, later runs of the config read
@@ -234,8 +234,13 @@ def sb3_program(config_path: str, frames: int, out_dir: str) -> None:
     callback = EvalCallback(eval_env, n_eval_episodes=train.eval_episodes, eval_freq=train.eval_every_frames,
                             deterministic=True, best_model_save_path=out_dir, log_path=out_dir, verbose=0)
     model.learn(total_timesteps=frames, callback=callback)
-    print(json.dumps({"evaluations": len(callback.evaluations_timesteps),
-                      "evaluated_at": [int(t) for t in callback.evaluations_timesteps]}))
+    evaluated_at = [int(t) for t in callback.evaluations_timesteps]
+    if not evaluated_at or evaluated_at[-1] != frames:  # as ours: a finished run is evaluated at its last frame
+        from stable_baselines3.common.evaluation import evaluate_policy
+
+        evaluate_policy(model, eval_env, n_eval_episodes=train.eval_episodes, deterministic=True)
+        evaluated_at.append(frames)
+    print(json.dumps({"evaluations": len(evaluated_at), "evaluated_at": evaluated_at}))
 
 
 def _whole_process(kind: str, config_path: str, frames: int, quiet_view: bool, runs_dir: Path,
