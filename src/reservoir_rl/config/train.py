@@ -108,5 +108,6 @@ class LoggingConfig(Section):
     histogram_every_frames: int = Field(10_000, ge=1)
     baseline_levels: bool = Field(
         True, description="log every baseline's mean return on the validation episodes (baselines/<name>), "
-        "computed once per process (about 11 s for configs/base.yaml on 2 cores, most of it MPC and DP)"
+        "computed once (about 11 s for configs/base.yaml on 2 cores, most of it MPC and DP), then read back from "
+        "the runs folder's .cache/baseline-levels by later runs of the same reservoir, record and episodes"
     )
