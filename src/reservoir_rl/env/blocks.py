@@ -6,7 +6,8 @@ k·n_envs … (k + 1)·n_envs − 1) is seed k's env: its episode starts, initia
 and forecast errors come from its own generator, drawn with exactly the calls a `DiscreteReservoirEnv` of
 n_envs reservoirs makes (same shapes, same order), so block k sees the numbers seed k's own env would see,
 whatever K and the other blocks are. A partial reset draws only for the blocks that have a reservoir to
-reset, as seed k's own env is reset only when one of its reservoirs is done.
+reset — and only those draw the forecast noise of the reset's observation — as seed k's own env is reset
+only when one of its reservoirs is done.
 
 The physics, reward and observation are element-wise per reservoir (row-independent), so a block's
 trajectory is that of the single env (`tests/env/test_blocks.py` checks it bitwise on this CPU).
@@ -41,6 +42,7 @@ class BlockedReservoirEnv(DiscreteReservoirEnv):
                              f"{len(seeds)} blocks of {block_size})")
         super().__init__(n_envs=block_size * len(seeds), seed=int(seeds[0]), **env_kwargs)
         self.block_size = int(block_size)
+        self._drawing: Optional[list[bool]] = None  # during a reset: which blocks draw (the others keep their episodes)
         self._generators = [self._generator]
         for seed in seeds[1:]:
             generator = torch.Generator(device=self.device)
@@ -58,10 +60,22 @@ class BlockedReservoirEnv(DiscreteReservoirEnv):
     # ------------------------------------------------------------------ random draws, block by block
     def _forecast_noise(self, shape: torch.Size) -> torch.Tensor:
         per_block = (self.block_size, *shape[1:])
-        return torch.cat([torch.randn(per_block, generator=g, device=self.device) for g in self._generators])
+        drawing = self._drawing or [True] * self.n_blocks
+        return torch.cat([
+            torch.randn(per_block, generator=g, device=self.device) if draw
+            else torch.zeros(per_block, device=self.device)  # a block not reset: its observation is not used
+            for g, draw in zip(self._generators, drawing)
+        ])
+
+    def _reset(self, tensordict=None, **kwargs: Any):
+        try:
+            return super()._reset(tensordict, **kwargs)
+        finally:
+            self._drawing = None
 
     def _reset_draws(self, mask: Optional[torch.Tensor]):
         wanted = [True] * self.n_blocks if mask is None else mask.reshape(self.n_blocks, self.block_size).any(1).tolist()
+        self._drawing = wanted  # the reset's observation draws forecast noise for these blocks only
         n = self.block_size
         parts = []
         for generator, draw in zip(self._generators, wanted):
@@ -69,7 +83,8 @@ class BlockedReservoirEnv(DiscreteReservoirEnv):
                 parts.append(self._draws_from(generator, n))
             else:  # nothing of this block is reset: no draw (its values are masked out)
                 ones = torch.ones(n, dtype=torch.float32, device=self.device)
-                parts.append((torch.zeros(n, dtype=torch.int64, device=self.device), ones, ones, ones))
+                parts.append((torch.zeros(n, dtype=torch.int64, device=self.device), ones,
+                              ones if self._scaled else None, ones if self._floods_scaled else None))
         return tuple(None if parts[0][i] is None else torch.cat([p[i] for p in parts]) for i in range(4))
 
     def _set_seed(self, seed: Optional[int]) -> None:
