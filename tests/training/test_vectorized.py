@@ -21,6 +21,7 @@ from reservoir_rl.commands.evaluate import evaluate
 from reservoir_rl.commands.inspect import inspect_checkpoint
 from reservoir_rl.commands.seeds import resume_seeds, train_seeds
 from reservoir_rl.commands.train import train
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.monitor.live import make_view
 from reservoir_rl.monitor.seed_figures import SeedCurves
 from reservoir_rl.runs.checkpoint import load_checkpoint
@@ -77,6 +78,12 @@ def assert_same_training_state(a: dict, b: dict) -> None:
     assert a["counters"] == b["counters"]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
     assert _same_numbers(a["last_eval"], b["last_eval"]) and a["best_eval_return"] == b["best_eval_return"]
+    # the in-flight episodes: the env's reservoirs and generator, the collector's carried tensordict
+    assert a["env_state"].keys() == b["env_state"].keys() and a["carrier"].keys() == b["carrier"].keys()
+    for name in a["env_state"]:
+        assert torch.equal(a["env_state"][name], b["env_state"][name]), name
+    for name in a["carrier"]:
+        assert torch.equal(a["carrier"][name], b["carrier"][name]), name
 
 
 def _same_numbers(a: dict, b: dict) -> bool:
@@ -116,6 +123,24 @@ def test_a_seed_does_not_depend_on_the_other_seeds(setup, plain, pair):
     assert_same_training_state(_last(trio.run_dir / "seed-7"), _last(plain[7]))
     weights = [_last(trio.run_dir / f"seed-{s}")["q_network"]["head.weight"] for s in (9, 7, 4)]
     assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_the_seeds_collect_in_one_env_of_k_blocks(setup, monkeypatch, tmp_path):
+    """Every training day of a K = 3 run is one step of one env of 3 × train.n_envs reservoirs, and every
+    day of its validation evaluations one step of one env of 3 × train.eval_episodes (the seeds' own envs
+    are never stepped)."""
+    _, config = setup
+    stepped = []
+    original = DiscreteReservoirEnv._step
+
+    def spy(self, tensordict):
+        stepped.append((type(self).__name__, self.n_envs))
+        return original(self, tensordict)
+
+    monkeypatch.setattr(DiscreteReservoirEnv, "_step", spy)
+    train_seeds(config, [1, 2, 3], ["train.total_frames=128"], tmp_path, "spy", command=["t"], vectorized=True)
+    assert set(stepped) == {("BlockedReservoirEnv", 24), ("BlockedReservoirEnv", 6)}
+    assert stepped.count(("BlockedReservoirEnv", 24)) == 128 // 8  # one env step per day for all three seeds
 
 
 def test_vectorized_seeds_equal_process_mode_seeds(setup, pair):

@@ -42,6 +42,7 @@ class BlockedReservoirEnv(DiscreteReservoirEnv):
                              f"{len(seeds)} blocks of {block_size})")
         super().__init__(n_envs=block_size * len(seeds), seed=int(seeds[0]), **env_kwargs)
         self.block_size = int(block_size)
+        self.block_seeds = [int(seed) for seed in seeds]
         self._drawing: Optional[list[bool]] = None  # during a reset: which blocks draw (the others keep their episodes)
         self._generators = [self._generator]
         for seed in seeds[1:]:
@@ -88,7 +89,12 @@ class BlockedReservoirEnv(DiscreteReservoirEnv):
         return tuple(None if parts[0][i] is None else torch.cat([p[i] for p in parts]) for i in range(4))
 
     def _set_seed(self, seed: Optional[int]) -> None:
-        raise NotImplementedError("a blocked env's generators are seeded per block at construction")
+        raise NotImplementedError("a blocked env's generators are seeded per block: use reseed()")
+
+    def reseed(self) -> None:
+        """Seed every block's generator again with its seed (as ``set_seed(seeds[k])`` on its own env)."""
+        for generator, seed in zip(self._generators, self.block_seeds):
+            generator.manual_seed(seed)
 
     # ------------------------------------------------------------------ one block's state (checkpoints)
     def block_state(self, k: int) -> dict[str, torch.Tensor]:
@@ -141,12 +147,16 @@ def make_blocked_env(
     seeds: Sequence[int],
     device: torch.device | str = "cpu",
     inflow: Optional[InflowRecord] = None,
+    split: str = "train",
+    block_size: Optional[int] = None,
+    scale_inflow: bool = True,
 ) -> BlockedReservoirEnv:
-    """The training env of K seeds of ``config``: K blocks of ``train.n_envs`` reservoirs, block k seeded as
-    `make_env` (``split="train"``, ``scale_inflow=True``) seeds seed k's own training env."""
-    single = make_env(config, "train", n_envs=1, device=device, seed=0, inflow=inflow, scale_inflow=True)
+    """K envs of ``config`` as one: block k is ``make_env(config, split, n_envs=block_size, seed=seeds[k],
+    scale_inflow=scale_inflow)`` (default: the training env of ``train.n_envs`` reservoirs of each seed)."""
+    single = make_env(config, split, n_envs=1, device=device, seed=0, inflow=inflow, scale_inflow=scale_inflow)
     return BlockedReservoirEnv(
-        config.train.n_envs, seeds, config=config.env, inflow=single.inflow, water_years=single.water_years,
+        config.train.n_envs if block_size is None else block_size, seeds, config=config.env, inflow=single.inflow,
+        water_years=single.water_years,
         device=device, inflow_scale_range=single.inflow_scale_range, flood_scale_range=single.flood_scale_range,
         flood_threshold_cms=config.inflow.flood_threshold_cms, training_water_years=single.training_water_years,
     )

@@ -38,6 +38,7 @@ from reservoir_rl.agent.batched import StackedDQNAgents, StackedExplorePolicy
 from reservoir_rl.env.blocks import make_blocked_env
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.errors import CheckpointError
+from reservoir_rl.evaluation.blocks import blocked_baseline_returns, evaluate_blocks
 from reservoir_rl.agent.replay import is_prioritized, sample_transitions, update_priorities
 from reservoir_rl.agent.schedules import updates_due
 from reservoir_rl.runs import checkpoint as ckpt
@@ -115,6 +116,7 @@ class SharedCollection:
             device=device,
             track_traj_ids=False,
             auto_register_policy_transforms=False,
+            trust_policy=True,  # the stacked policy's tensors live in the agents (on the collector's device)
         )
         self._batches = None
         for k, seed_parts in enumerate(parts):
@@ -186,6 +188,14 @@ class VectorizedTrainer:
         self.on_evaluation = on_evaluation
         self.stacked = StackedDQNAgents([t.parts.agent for t in self.trainers])
         self.collection = SharedCollection(self.trainers, self.stacked)
+        parts = self.trainers[0].parts
+        episodes = parts.config.train.eval_episodes
+        # every seed's validation env as one: block k is seed k's (its seed, its episodes)
+        self.eval_env = make_blocked_env(parts.config, [t.parts.eval_seed for t in self.trainers], parts.device,
+                                         inflow=parts.inflow, split="validation", block_size=episodes,
+                                         scale_inflow=False)
+        no_draws = [torch.Generator(device=parts.device) for _ in self.trainers]  # greedy: nothing is drawn
+        self.greedy_policy = guarded(StackedExplorePolicy(self.stacked, episodes, no_draws), self.eval_env)
         self.stop_requested: Optional[str] = None
 
     @property
@@ -230,6 +240,8 @@ class VectorizedTrainer:
                 target = updates_due(self.frames, train.init_random_frames, train.updates_per_frame)
                 while self.updates < target and all(len(t.parts.replay_buffer) for t in self.trainers):
                     self._update()
+                if crossed(before, self.frames, train.eval_every_frames):
+                    self._evaluate_together()
                 for k, trainer in self.each():
                     trainer.parts.agent.set_epsilon(trainer.epsilon_at(trainer.frames))
                     trainer.parts.agent.set_learning_rate(trainer.lr_at(trainer.frames))
@@ -242,6 +254,10 @@ class VectorizedTrainer:
         for _, trainer in self.each():
             trainer.check_finite()
         evaluated = False
+        if stopped_by == "done" and any(
+            t.last_eval is None or t.last_eval.get("frames") != t.frames for t in self.trainers
+        ):
+            self._evaluate_together()
         for _, trainer in self.each():
             if stopped_by == "done" and (trainer.last_eval is None or trainer.last_eval.get("frames") != trainer.frames):
                 trainer._evaluate()
@@ -254,6 +270,17 @@ class VectorizedTrainer:
         if evaluated and self.on_evaluation is not None:
             self._report_evaluation()
         return stopped_by
+
+    def _evaluate_together(self) -> None:
+        """Every seed's validation evaluation at this frame in one rollout (`evaluate_blocks`), handed to
+        each trainer for its `Trainer._evaluate` (logging, ``best.pt``); on the first evaluation of the
+        process, every seed's baseline levels likewise (`blocked_baseline_returns`)."""
+        config = self.trainers[0].config
+        if config.logging.baseline_levels and any(t._baseline_levels is None for t in self.trainers):
+            for trainer, levels in zip(self.trainers, blocked_baseline_returns(self.eval_env, config)):
+                trainer._baseline_levels = levels
+        for trainer, result in zip(self.trainers, evaluate_blocks(self.eval_env, self.greedy_policy)):
+            trainer.next_evaluation = (trainer.frames, result)
 
     def _report_evaluation(self) -> None:
         self.on_evaluation(self.frames, [
