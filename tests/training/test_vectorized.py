@@ -159,13 +159,25 @@ def test_vectorized_seeds_equal_process_mode_seeds(setup, pair):
     assert min(processes) <= min(vectorized) and max(vectorized) <= max(processes)
 
 
-def test_seeds_sharing_one_random_stream_are_caught(setup, plain, monkeypatch):
-    """The exactness checks can fail: with the stream swaps disabled, the seeds draw from one shared
-    stream and seed 8 of a K = 2 run is no longer the plain run of seed 8."""
+@pytest.mark.parametrize("shared", ["swaps", "collection"])
+def test_seeds_sharing_one_random_stream_are_caught(setup, plain, monkeypatch, shared):
+    """The exactness checks can fail: with the stream swaps disabled (the seeds draw from one shared
+    stream), or with every seed's ε-greedy draws of the collection made from seed 7's stream, seed 8 of a
+    K = 2 run is no longer the plain run of seed 8."""
     root, config = setup
-    monkeypatch.setattr(vectorized_training.SeedStreams, "use", lambda self, k: None)
-    monkeypatch.setattr(vectorized_training.SeedStreams, "use_torch", lambda self, k: None)
-    summary = train_seeds(config, [7, 8], [], root / "runs", "shared", command=["t"], vectorized=True)
+    if shared == "swaps":
+        monkeypatch.setattr(vectorized_training.SeedStreams, "use", lambda self, k: None)
+        monkeypatch.setattr(vectorized_training.SeedStreams, "use_torch", lambda self, k: None)
+    else:
+        lend = vectorized_training.SeedStreams.lend_torch
+
+        def lend_the_first(self, generators):
+            lend(self, generators)
+            for generator in generators[1:]:
+                generator.set_state(generators[0].get_state())
+
+        monkeypatch.setattr(vectorized_training.SeedStreams, "lend_torch", lend_the_first)
+    summary = train_seeds(config, [7, 8], [], root / "runs", f"shared-{shared}", command=["t"], vectorized=True)
     with pytest.raises(AssertionError):
         assert_same_training_state(_last(summary.run_dir / "seed-8"), _last(plain[8]))
 

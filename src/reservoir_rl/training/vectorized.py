@@ -230,8 +230,7 @@ class VectorizedTrainer:
             while True:
                 before = self.frames
                 batches = self.collection.next_batches(self.streams)
-                for k, trainer in self.each():
-                    batch = batches[k]
+                for trainer, batch in zip(self.trainers, batches):  # (draws nothing: no stream swaps)
                     trainer.frames += batch.numel()
                     transitions = trainer.nstep(batch)
                     if transitions.shape[0]:
