@@ -135,7 +135,7 @@ class SharedCollection:
             batch = next(self._batches)
         finally:
             streams.take_back_torch(self.generators)
-        return [batch[self.rows(k)] for k in range(len(self.generators))]
+        return list(batch.split(self.block_size, dim=0))  # block k: rows k·n_envs … (k + 1)·n_envs − 1
 
     def block_collection_state(self, k: int) -> dict[str, Any]:
         """Seed k's ``env_state`` and ``carrier`` checkpoint entries, as `TrainingParts.collection_state`
@@ -169,7 +169,9 @@ class SharedCollection:
 
 
 class VectorizedTrainer:
-    """Trains K `Trainer`s of one config in lock step with a batched update (see the module docstring).
+    """Trains K `Trainer`s of one config in lock step: one collection for all (`SharedCollection`), batched
+    updates, every seed's validation evaluation in one rollout of a blocked validation env (see the module
+    docstring).
 
     Args:
         trainers: one per seed, built from the same config except ``train.seed``, at the same frame.
@@ -237,7 +239,8 @@ class VectorizedTrainer:
                         trainer.parts.replay_buffer.extend(transitions)
                     trainer._observe_batch(batch)
                 target = updates_due(self.frames, train.init_random_frames, train.updates_per_frame)
-                while self.updates < target and all(len(t.parts.replay_buffer) for t in self.trainers):
+                ready = all(len(t.parts.replay_buffer) for t in self.trainers)  # (n-step: may still be empty)
+                while self.updates < target and ready:
                     self._update()
                 if crossed(before, self.frames, train.eval_every_frames):
                     self._evaluate_together()
