@@ -2,7 +2,7 @@
 evaluate both on held-out episodes, and print failures, avoidable failures, mean returns and the override share.
 
 Usage: python scripts/guard_check.py [--out-dir guard-check] [--seeds 0] [--episodes 50] [--frames 200000]
-       [--mean-cms 3.0] [--years 60] [--baselines all] [--summary FILE]
+       [--mean-cms 3.0] [--years 60] [--baselines all] [--summary FILE] [--variant NAME --set KEY=VALUE ...]
 
 The river: ``inflow.synthetic.kind: flashy`` (reservoir_rl.env.inflow.synthetic_flashy) with mean flow
 ``--mean-cms`` over ``--years`` years, the last 20 complete water years held out. The reservoir: configs/base.yaml
@@ -15,7 +15,8 @@ For each seed it trains two runs, ``flashy-guard-S`` (env.safety.enabled: true) 
 under OUT_DIR/runs, then evaluates each (``--baselines``, every baseline by default; the guarded run with
 --guard-baselines) on ``--episodes`` held-out episodes, writing OUT_DIR/<run>.json and .csv, and prints one summary
 table; ``--summary FILE`` writes that table as JSON too (scripts/results_report.py reads it). Avoidable failures
-need DP among the baselines. A run already finished in
+need DP among the baselines. ``--variant NAME --set KEY=VALUE …`` trains only guarded runs ``flashy-NAME-S`` with
+those overrides (e.g. ``--variant reserve --set env.safety.flood_reserve_days=1``). A run already finished in
 OUT_DIR/runs is evaluated again, not retrained; one stopped before its end is resumed first. Takes about as long as two default trainings per seed.
 """
 
@@ -80,17 +81,25 @@ def main() -> int:
     parser.add_argument("--years", type=int, default=60)
     parser.add_argument("--baselines", default="all", help="evaluate's --baselines (dp: needed for avoidable failures)")
     parser.add_argument("--summary", type=Path, default=None, help="write the summary table as JSON here")
+    parser.add_argument("--variant", default=None,
+                        help="train only guarded runs named flashy-VARIANT-S, with the --set overrides (a guard setting to measure)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override of every run trained (with --variant)")
     args = parser.parse_args()
+    if args.overrides and not args.variant:
+        parser.error("--set needs --variant: the runs it trains get their own names")
     out = args.out_dir.resolve()
     runs = out / "runs"
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        for guard in (True, False):
-            name = f"flashy-{'guard' if guard else 'noguard'}-{seed}"
+        for guard in ((True,) if args.variant else (True, False)):
+            name = f"flashy-{args.variant or ('guard' if guard else 'noguard')}-{seed}"
             config_path = out / f"{name}.yaml"
             config_path.write_text(yaml.safe_dump(flashy_config(args.mean_cms, args.years, guard), sort_keys=False))
             extra = ["--set", f"train.total_frames={args.frames}"] if args.frames else []
+            for override in args.overrides:
+                extra += ["--set", override]
             if not (runs / name).exists():
                 cli("train", str(config_path), "--runs-dir", str(runs), "--name", name, "--set", f"train.seed={seed}",
                     "--quiet", *extra)
@@ -121,7 +130,8 @@ def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
                         "failed_episodes": block["failed_episodes"], "failures_avoidable": block["failures_avoidable"],
                         "guard_override_fraction": summary.get("guard_override_fraction")})
     document = {"mean_inflow_cms": args.mean_cms, "years": args.years, "episodes": args.episodes,
-                "frames": args.frames, "seeds": [int(s) for s in args.seeds.split(",")], "rows": entries}
+                "frames": args.frames, "seeds": [int(s) for s in args.seeds.split(",")],
+                "variant": args.variant, "overrides": args.overrides, "rows": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1) + "\n")
 

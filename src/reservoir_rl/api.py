@@ -47,6 +47,8 @@ class Policy(TensorDictModuleBase):
         config: the checkpoint's whole `Config` (``make_env(policy.config, "heldout")`` builds its reservoir).
         checkpoint_path: the file loaded; params_sha256: the fingerprint of its Q-network (as inspect-checkpoint
             and an exported file show it).
+        reference_inflow_cms: the inflow (m³/s) the observation's forecast features are divided by, as the
+            checkpoint was trained (the training years' mean; the whole record's for older checkpoints).
 
     As a TorchRL policy (a `TensorDictModuleBase`): ``policy(td)`` reads ``observation`` (float32
     (..., obs_dim)) and writes ``action`` (int64 (...), the release level index the env expects) and
@@ -71,6 +73,8 @@ class Policy(TensorDictModuleBase):
     frames = property(lambda self: self._loaded.frames, doc="Frames the checkpoint was trained for.")
     obs_dim = property(lambda self: self._loaded.obs_dim, doc="Length of an observation.")
     n_release_levels = property(lambda self: self._loaded.n_release_levels, doc="Number of release levels.")
+    reference_inflow_cms = property(lambda self: self._loaded.reference_inflow_cms,
+                                    doc="The inflow (m³/s) the observation's forecast features are divided by.")
 
     @classmethod
     def load(cls, checkpoint: str | Path, runs_dir: str | Path = "runs") -> "Policy":

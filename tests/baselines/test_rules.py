@@ -154,9 +154,12 @@ def test_sop_and_hedging_target_defaults_to_the_firm_yield(probe_env):
     assert 0 < firm_yield < PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY
     assert make_baseline("sop", probe_env, Config(baselines=BaselinesConfig())).target_release_hm3 == firm_yield
     assert make_baseline("hedging", probe_env, Config(baselines=BaselinesConfig())).target_release_hm3 == firm_yield
-    # the other choices still work: the record's mean inflow, a release in m³/s
+    # the other choices still work: the training years' mean inflow (not the days outside them), a release in m³/s
     mean_inflow = make_baseline("sop", probe_env, Config(baselines=BaselinesConfig(target_release_cms="mean_inflow")))
-    assert mean_inflow.target_release_hm3 == pytest.approx(PROBE_RECORD_CMS.mean() * HM3_PER_CMS_DAY, rel=1e-6)
+    training_days = np.isin(probe_env.inflow.water_years, probe_env.training_water_years)
+    assert not training_days.all()  # the record's last days lie outside its complete water years
+    assert mean_inflow.target_release_hm3 == pytest.approx(
+        PROBE_RECORD_CMS[training_days].mean() * HM3_PER_CMS_DAY, rel=1e-6)
     number = make_baseline("hedging", probe_env, Config(baselines=BaselinesConfig(target_release_cms=TARGET_CMS)))
     assert number.target_release_hm3 == pytest.approx(TARGET_CMS * HM3_PER_CMS_DAY)
     with pytest.raises(ValueError, match="target_release_hm3"):

@@ -336,3 +336,56 @@ def test_guard_baselines_guards_every_baseline_but_dp(eval_run):
     # the guard only moves actions into the safe band: where it never acted, SOP's episode is unchanged
     untouched = ~report.results["sop"].trajectory.get("guard_override").any(-1)
     assert torch.equal(report.per_episode["sop"]["return"][untouched], plain.per_episode["sop"]["return"][untouched])
+
+
+def test_a_checkpoint_written_before_the_reference_inflow_evaluates_as_it_was_trained(tmp_path):
+    """Checkpoints written before ``env.forecast.reference_inflow_cms`` existed were trained with forecast
+    features divided by the whole record's mean inflow (held-out years included) and hold neither the key
+    nor the stored number: they still evaluate with that scale, reproducing their training's evaluation."""
+    import yaml
+
+    from reservoir_rl.commands.train import train
+    from reservoir_rl.env.reservoir_env import make_env
+    from reservoir_rl.monitor.live import make_view
+    from reservoir_rl.runs.checkpoint import REFERENCE_INFLOW_KEY, atomic_save
+    from reservoir_rl.runs.locate import read_checkpoint
+    from reservoir_rl.units import HM3_PER_CMS_DAY
+    from tiny_training import tiny_config
+
+    raw = tiny_config(env={"horizon_days": 60, "forecast": {"reference_inflow_cms": "whole_record"}},
+                      train={"total_frames": 512, "eval_every_frames": 256, "eval_episodes": 4})
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(raw))
+    summary = train(tmp_path / "old.yaml", [], make_view("quiet"), tmp_path / "runs", "old", command=["test"])
+    best = load_checkpoint(summary.run_dir / "checkpoints" / "best.pt")
+    # what a checkpoint of the version before looks like: no stored number, no key in its config
+    del best[REFERENCE_INFLOW_KEY]
+    del best["config"]["env"]["forecast"]["reference_inflow_cms"]
+    old_file = tmp_path / "old-best.pt"
+    atomic_save(best, old_file)
+    _, config = read_checkpoint(old_file)
+    assert config.env.forecast.reference_inflow_cms == "whole_record"
+    env = make_env(config, "validation")
+    assert env.mean_inflow_hm3 == pytest.approx(env.inflow.mean_inflow_cms * HM3_PER_CMS_DAY, rel=1e-12)
+    assert env.mean_inflow_hm3 != pytest.approx(env.training_mean_inflow_hm3, rel=1e-6)
+    report = evaluate(old_file, episodes=4, years="validation", baselines="none", runs_dir=tmp_path / "runs")
+    assert report.summary["agent"]["return"].value == pytest.approx(best["best_eval_return"], rel=1e-5)
+    from reservoir_rl.runs.policy import load_policy
+
+    assert load_policy(old_file).reference_inflow_cms == env.inflow.mean_inflow_cms  # what export writes
+
+
+def test_new_checkpoints_store_the_training_years_reference_inflow(eval_run):
+    from reservoir_rl.env.reservoir_env import make_env
+    from reservoir_rl.runs.checkpoint import REFERENCE_INFLOW_KEY
+    from reservoir_rl.runs.locate import read_checkpoint
+    from reservoir_rl.runs.policy import load_policy
+
+    _, run_dir = eval_run
+    for name in ("best.pt", "last.pt"):
+        payload, config = read_checkpoint(run_dir / "checkpoints" / name)
+        assert payload["config"]["env"]["forecast"]["reference_inflow_cms"] is None  # the run's config, as written
+        training_env = make_env(config, "train")
+        assert payload[REFERENCE_INFLOW_KEY] == training_env.training_mean_inflow_cms
+        assert config.env.forecast.reference_inflow_cms is None  # read back as written: the same mean again
+        assert make_env(config, "heldout").mean_inflow_hm3 == training_env.mean_inflow_hm3
+        assert load_policy(run_dir / "checkpoints" / name).reference_inflow_cms == payload[REFERENCE_INFLOW_KEY]

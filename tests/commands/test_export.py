@@ -73,6 +73,8 @@ def _expected_metadata(run_dir) -> dict:
         "obs_dim": 13, "release_levels_cms": [40.0 * k for k in range(11)], "n_release_levels": 11,
         "params_sha256": info["params_sha256"], "package_version": __version__, "run_name": "tiny",
         "frames": read_checkpoint(best)[0]["counters"]["frames"],
+        # the reference the forecast features are divided by: the training years' mean the checkpoint stored
+        "reference_inflow_cms": read_checkpoint(best)[0]["observation_reference_inflow_cms"],
     }
 
 

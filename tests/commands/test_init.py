@@ -141,3 +141,33 @@ def test_resume_and_evaluate_refuse_a_changed_record(tmp_path: Path) -> None:
     assert summary.frames == 1536
     # the resume recorded the record it went on with: the next check compares with that one
     evaluate("r", episodes=2, baselines="none", runs_dir=tmp_path / "runs")
+
+
+@pytest.mark.parametrize("n_training, expected", [(0, 0), (1, 0), (11, 0), (12, 2), (17, 2), (18, 3), (29, 4),
+                                                  (30, 5), (59, 5), (200, 5)])
+def test_validation_years_one_per_six_training_years_at_most_five_none_below_two(n_training, expected) -> None:
+    from reservoir_rl.commands.init import default_validation_years
+
+    assert default_validation_years(n_training) == expected
+
+
+@pytest.mark.parametrize("n_years", [10, 16, 30])  # 0, 2 and 3 validation years
+def test_init_keeps_validation_years_out_of_training_by_the_rule(tmp_path: Path, n_years: int) -> None:
+    from reservoir_rl.commands.init import default_validation_years
+    from reservoir_rl.env.reservoir_env import make_env
+
+    csv = write_csv(flashy_river(10.0, n_years=n_years), tmp_path / "r.csv")
+    result = init(csv, out=tmp_path / "r.yaml")
+    s = result.summary
+    n_validation = default_validation_years(len(s.train_years))
+    config = load_config(result.config_path)
+    assert config.inflow.validation_water_years == n_validation
+    assert s.validation_years == s.train_years[len(s.train_years) - n_validation:][:n_validation]
+    text = result.config_path.read_text()
+    line = next(line for line in text.splitlines() if line.strip().startswith("validation_water_years:"))
+    assert ("kept out of training" in line) == (n_validation > 0), line
+    env = make_env(config, "validation")
+    if n_validation:
+        assert env.water_years == s.validation_years
+        assert make_env(config, "train").water_years == s.train_years[:-n_validation]
+    assert make_env(config, "train").reference_inflow_cms == pytest.approx(s.reference_inflow_cms, rel=1e-12)

@@ -23,7 +23,9 @@ from tiny_training import scalar_series, write_config
 NOT_COMPARED = {"created", "run_name", "last_eval", "best_eval_return"}
 ALL_OPTIONS = {
     "agent": {"dueling": True, "double_dqn": False, "loss": "l2", "n_step": 3},
-    "train": {"prioritized_replay": True, "target_update": "soft", "tau": 0.05, "lr_end": 2e-4, "lr_decay_frames": 320},
+    "train": {"prioritized_replay": True, "target_update": "soft", "tau": 0.05, "lr_end": 2e-4, "lr_decay_frames": 320,
+              "sdp_potential_weight": 0.3},  # reward shaping with the SDP's value
+    "baselines": {"sdp": {"storage_levels": 40}},
 }
 
 
@@ -88,6 +90,25 @@ def test_train_to_n_then_resume_to_2n_equals_training_straight_to_2n(tmp_path: P
     assert (straight.updates, straight.episodes) == (resumed.updates, resumed.episodes)
     compare_final_states(straight.run_dir, resumed.run_dir)
     compare_curves(straight.run_dir, resumed.run_dir)
+
+
+def test_a_checkpoint_written_before_the_reference_inflow_resumes_as_it_was_trained(tmp_path: Path) -> None:
+    """Checkpoints written before the observation's reference inflow was stored trained on the whole record's
+    mean (held-out years included): resumed, they continue with it, exactly as an uninterrupted run would."""
+    config = write_config(tmp_path, env={"horizon_days": 60, "forecast": {"reference_inflow_cms": "whole_record"}},
+                          train={"total_frames": 384})
+    runs = tmp_path / "runs"
+    straight = service.train(config, [], QuietView(), runs, name="straight")
+    half = service.train(config, ["train.total_frames=192"], QuietView(), runs, name="split")
+    for path in half.run_dir.joinpath("checkpoints").glob("*.pt"):  # as the version before wrote them
+        payload = ckpt.load_checkpoint(path)
+        del payload[ckpt.REFERENCE_INFLOW_KEY]
+        del payload["config"]["env"]["forecast"]["reference_inflow_cms"]
+        path.unlink()  # (last.pt is a hard link to the newest frame file)
+        ckpt.atomic_save(payload, path)
+    resumed = service.resume("split", QuietView(), runs, total_frames=384)
+    assert resumed.frames == 384
+    compare_final_states(straight.run_dir, resumed.run_dir)
 
 
 class SignalAt(QuietView):

@@ -67,3 +67,21 @@ def test_rule_curve_is_kept_the_margin_under_the_zone_and_unchanged_where_it_alr
     days = [day for day, _ in lowered]
     assert days == [0, 91, 200, 273]
     assert dict(lowered)[91] == 0.35 and dict(lowered)[0] == 0.5
+
+
+def test_design_daily_inflow_is_the_largest_day_near_each_date_in_the_given_years():
+    from reservoir_rl.env.flood_zone import design_daily_inflow_cms
+
+    days = 3 * 366
+    dates = np.datetime64("1990-10-01") + np.arange(days)
+    flow = np.full(days, 2.0)
+    flow[100] = 50.0  # 1991-01-09: day of year 8
+    flow[366 + 200] = 900.0  # water year 1992
+    record = InflowRecord("design", dates, flow)
+    design = design_daily_inflow_cms(record, [1991], window_days=30)
+    assert design.shape == (366,)
+    assert design[8] == 50.0 and design[8 + 30] == 50.0 and design[8 + 31] == 2.0
+    assert design[365 - 21] == 50.0  # periodic: 30 days before day 8 is late December
+    assert design.max() == 50.0  # water year 1992's flood is not among the years asked for
+    with pytest.raises(ValueError, match="no day"):
+        design_daily_inflow_cms(record, [1800])

@@ -225,3 +225,41 @@ def test_guard_settings_are_validated():
     with pytest.raises(ValueError, match="dead_storage_margin_fraction"):
         EnvConfig(safety={"dead_storage_margin_fraction": 0.95})
     assert math.isclose(EnvConfig().safety.flood_quantile, 0.99) and EnvConfig().safety.enabled
+
+
+def test_the_flood_reserve_makes_room_beyond_the_window_for_the_training_years_design_day():
+    """A full lake and a dry forecast: without the reserve the guard lets the policy release nothing; with
+    ``flood_reserve_days: 1`` it asks for a release, because the training years brought a day after the window
+    that overtops a full lake. A larger flood in a year the env does not train on changes nothing."""
+    config = flashy_config(forecast={"lead_days": 5, "error_sigma": 0.0, "scale": "linear"}, horizon_days=30)
+    days = 4 * 366
+    flow = np.full(days, 1.0)
+    dates = np.datetime64("1990-10-01") + np.arange(days)
+    design_day = 120  # a flood on day 120 of the first water year (1991), larger than a full lake can pass
+    flow[design_day] = 250.0
+    flow[366 * 2 + design_day] = 900.0  # an even larger one in water year 1993, not a training year
+    record = InflowRecord("reserve", dates, flow)
+
+    def bounds(reserve_days: int, training_years=(1991, 1992)):
+        cfg = config.model_copy(update={"safety": config.safety.model_copy(update={"flood_reserve_days": reserve_days})})
+        env = DiscreteReservoirEnv(cfg, record, [1991, 1992], n_envs=1, seed=0, training_water_years=list(training_years))
+        guard = ReleaseGuard.for_env(env)
+        storage = torch.tensor([cfg.reservoir.capacity_hm3])
+        forecast = torch.full((1, cfg.forecast.lead_days), 1.0 * HM3_PER_CMS_DAY)  # a dry window
+        # the window ends the day before the design day's date: the design day comes right after it
+        day = torch.tensor([int(record.day_of_year[design_day]) - cfg.forecast.lead_days])
+        return guard, guard.bounds(storage, forecast, day)
+
+    _, (lowest, _) = bounds(0)
+    assert int(lowest) == 0
+    guard, (lowest, _) = bounds(1)
+    assert int(lowest) > 0
+    assert max(guard.design_inflow_hm3) == pytest.approx(250.0 * HM3_PER_CMS_DAY)  # 1993's 900 m³/s is not read
+    # the design day is only as large as the training years made it: with 1993 among them, more room is asked
+    _, (lowest_1993, _) = bounds(1, training_years=(1991, 1992, 1993))
+    assert int(lowest_1993) > int(lowest)
+
+
+def test_without_the_reserve_the_guard_reads_no_design_day(flashy_record):
+    env = DiscreteReservoirEnv(flashy_config(), flashy_record, flashy_record.complete_water_years(), n_envs=4, seed=0)
+    assert ReleaseGuard.for_env(env).design_inflow_hm3 == ()

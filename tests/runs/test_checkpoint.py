@@ -244,3 +244,18 @@ def test_a_folder_that_cannot_be_created_is_a_one_line_error(tmp_path: Path) -> 
     with pytest.raises(CheckpointError, match=r"file/last.pt: cannot write checkpoint \(") as error:
         ckpt.atomic_save(payload(), path)
     assert "\n" not in str(error.value)
+
+
+def test_stored_config_makes_the_observations_reference_inflow_explicit() -> None:
+    """A checkpoint that stored its reference inflow keeps its config as written (the config gives that
+    reference again); one written before the reference existed is read as trained: on the whole record."""
+    forecast = lambda config: config["env"]["forecast"]  # noqa: E731
+    old = payload(config={"train": {"seed": 1}, "env": {"forecast": {"lead_days": 5}}})
+    assert forecast(ckpt.stored_config(old)) == {"lead_days": 5, "reference_inflow_cms": "whole_record"}
+    assert old["config"]["env"]["forecast"] == {"lead_days": 5}  # the payload itself is left as it was
+    assert forecast(ckpt.stored_config(payload())) == {"reference_inflow_cms": "whole_record"}  # no env section
+    new = payload(config={"env": {"forecast": {"reference_inflow_cms": None}}}, **{ckpt.REFERENCE_INFLOW_KEY: 123.5})
+    assert ckpt.stored_config(new) is new["config"]  # null: the training years' mean, as trained
+    for explicit in (80.0, "whole_record"):
+        chosen = payload(config={"env": {"forecast": {"reference_inflow_cms": explicit}}})
+        assert forecast(ckpt.stored_config(chosen)) == {"reference_inflow_cms": explicit}

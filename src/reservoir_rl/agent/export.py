@@ -10,7 +10,8 @@ The exported model takes one input and gives two outputs, for any batch size B:
 Its metadata (one JSON document, `METADATA_FILE` in a TorchScript archive; one ``metadata_props`` entry per
 key in an ONNX model, each value JSON-encoded): ``format``, ``format_version``,
 ``observation_layout``, ``obs_dim``, ``release_levels_cms``, ``n_release_levels``, ``params_sha256``,
-``package_version`` and what the caller adds (the checkpoint's run name and frames).
+``package_version`` and what the caller adds (the checkpoint's run name and frames, and
+``reference_inflow_cms``: the inflow in m³/s the forecast features are divided by).
 
 The release guard (``env.safety``) is not part of the file: it needs the storage in hm³ and the day of year
 beside the observation (`reservoir_rl.env.safety`); the file is the agent's own greedy choice.

@@ -210,13 +210,14 @@ class RuleCurvePolicy:
 
 def target_release_hm3(env: DiscreteReservoirEnv, config: BaselinesConfig) -> float:
     """SOP / hedging target release, hm³/day, by ``config.target_release_cms``: ``firm_yield`` → the firm yield
-    of the env's training years (`training_firm_yield_hm3`), ``mean_inflow`` → the record's mean inflow
-    (``env.mean_inflow_hm3``, the whole record), a number of m³/s → that release."""
+    of the env's training years (`training_firm_yield_hm3`), ``mean_inflow`` → the mean inflow of the env's
+    training years (``env.training_mean_inflow_hm3``; never validation or held-out years), a number of m³/s →
+    that release."""
     choice = config.target_release_cms
     if choice == "firm_yield":
         return training_firm_yield_hm3(env)
     if choice == "mean_inflow":
-        return env.mean_inflow_hm3
+        return env.training_mean_inflow_hm3
     return float(choice) * HM3_PER_CMS_DAY
 
 
@@ -227,7 +228,7 @@ def target_warning(env: DiscreteReservoirEnv, config: BaselinesConfig) -> Option
     first_level_hm3 = env.physics.release_capacity_hm3 / (env.physics.n_release_levels - 1)
     if not 0 < target_hm3 < first_level_hm3 * (1 - 1e-6):
         return None
-    source = {"firm_yield": "the firm yield of the training years", "mean_inflow": "the record's mean inflow"}
+    source = {"firm_yield": "the firm yield of the training years", "mean_inflow": "the training years' mean inflow"}
     what = source.get(str(config.target_release_cms), "baselines.target_release_cms")
     return (f"SOP / hedging target {target_hm3 / HM3_PER_CMS_DAY:.3g} m³/s ({what}) is below the first release "
             f"level: they release {first_level_hm3 / HM3_PER_CMS_DAY:.3g} m³/s instead")

@@ -28,8 +28,9 @@ def render_init(result) -> None:
     facts = Table(box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
     facts.add_row("complete water years", _years(s.complete_years))
     facts.add_row("training / held-out", f"{_years(s.train_years)} / {_years(s.heldout_years)}")
-    facts.add_row("mean inflow", f"{s.mean_inflow_training_cms:,.4g} m³/s training years, "
-                                 f"{s.mean_inflow_cms:,.4g} m³/s whole record")
+    facts.add_row("validation (of training)", _years(s.validation_years))
+    facts.add_row("mean inflow", f"{s.mean_inflow_training_cms:,.4g} m³/s training years; "
+                                 f"{s.reference_inflow_cms:,.4g} m³/s without the validation years (scales the observation)")
     quantiles = ", ".join(f"Q{share * 100:g} {value:,.4g}" for share, value in s.exceeded_cms.items())
     facts.add_row("flow exceeded on x % of days", f"{quantiles} m³/s")
     facts.add_row("largest floods", ", ".join(f"{value:,.4g} ({day})" for day, value in s.largest_floods) + " m³/s")
@@ -69,7 +70,7 @@ def render_init(result) -> None:
 def render_flood_zone(result) -> None:
     """The zone's YAML lines, what they were sized on, and whether the config was rewritten."""
     years = result.fit_years
-    console.print(f"# {result.record_name}: training water years {years[0]}-{years[-1]}, flood volumes above "
+    console.print(f"# {result.record_name}: water years {years[0]}-{years[-1]} (all but the held-out ones), flood volumes above "
                   f"{result.release_capacity_cms:g} m³/s", highlight=False, soft_wrap=True)
     for line in result.yaml_lines:
         console.print(line, highlight=False, soft_wrap=True)

@@ -13,7 +13,7 @@ import torch
 from reservoir_rl import __version__
 from reservoir_rl.agent.export import FORMATS, exported_actions, export_metadata, onnx_bytes, torchscript_bytes
 from reservoir_rl.commands.evaluate import check_output_file
-from reservoir_rl.errors import UserError
+from reservoir_rl.errors import InflowDataError, UserError
 from reservoir_rl.files import atomic_open, os_error_text
 from reservoir_rl.runs.policy import CheckpointPolicy, load_policy
 
@@ -89,6 +89,15 @@ def check_observations(policy: CheckpointPolicy, n: int = CHECK_OBSERVATIONS, se
     return torch.stack(columns, dim=-1).to(torch.float32)
 
 
+def _reference_inflow_cms(policy: CheckpointPolicy) -> Optional[float]:
+    """The checkpoint's reference inflow (m³/s) for the metadata; None for a checkpoint written before it was
+    stored whose record can no longer be read (its whole-record mean cannot be computed)."""
+    try:
+        return policy.reference_inflow_cms
+    except InflowDataError:
+        return None
+
+
 def export(ckpt: str | Path, fmt: str, out: str | Path, force: bool = False, runs_dir: str | Path = "runs") -> ExportResult:
     """Write the greedy policy of ``ckpt`` (a checkpoint file, or a run → its best.pt) to ``out`` as
     ``fmt`` (torchscript or onnx).
@@ -102,7 +111,8 @@ def export(ckpt: str | Path, fmt: str, out: str | Path, force: bool = False, run
     assert out_path is not None
     policy = load_policy(ckpt, runs_dir)
     metadata = export_metadata(policy.observation_layout, policy.release_levels_cms.tolist(), policy.params_sha256,
-                               __version__, run_name=policy.run_name, frames=policy.frames)
+                               __version__, run_name=policy.run_name, frames=policy.frames,
+                               reference_inflow_cms=_reference_inflow_cms(policy))
     data = (torchscript_bytes if fmt == "torchscript" else onnx_bytes)(policy.q_network, metadata)
     observations = check_observations(policy)
     with torch.no_grad():

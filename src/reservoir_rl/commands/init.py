@@ -27,6 +27,12 @@ from reservoir_rl.files import write_text_atomic
 from reservoir_rl.units import HM3_PER_CMS_DAY
 
 MAX_DEFAULT_HELDOUT_YEARS = 20
+# validation water years init writes: one per TRAINING_YEARS_PER_VALIDATION_YEAR training years, at most
+# MAX_DEFAULT_VALIDATION_YEARS (5 of the bundled records' 59); none when that gives fewer than
+# MIN_VALIDATION_YEARS (an episode of 365 days and its 10-day forecast window span two water years)
+TRAINING_YEARS_PER_VALIDATION_YEAR = 6
+MAX_DEFAULT_VALIDATION_YEARS = 5
+MIN_VALIDATION_YEARS = 2
 
 
 @dataclass
@@ -44,6 +50,16 @@ class InitResult:
 def default_heldout_years(n_complete: int) -> int:
     """Held-out water years when none are asked for: a quarter of the complete years, 1 … 20."""
     return max(1, min(MAX_DEFAULT_HELDOUT_YEARS, n_complete // 4))
+
+
+def default_validation_years(n_training: int) -> int:
+    """Validation water years init writes for ``n_training`` training years (those left after the held-out
+    ones): one per `TRAINING_YEARS_PER_VALIDATION_YEAR`, at most `MAX_DEFAULT_VALIDATION_YEARS`; 0 when that
+    is below `MIN_VALIDATION_YEARS`, i.e. below 12 training years (too few to spare two consecutive years,
+    which one 365-day episode and its forecast window need: the in-training evaluation then runs on the
+    training years). At least five sixths of the training years are always left to train on."""
+    n_validation = min(MAX_DEFAULT_VALIDATION_YEARS, max(0, n_training) // TRAINING_YEARS_PER_VALIDATION_YEAR)
+    return n_validation if n_validation >= MIN_VALIDATION_YEARS else 0
 
 
 def read_record(
@@ -99,6 +115,9 @@ def init(
     if heldout < 1:
         raise UserError(f"--heldout-water-years {heldout}: must be at least 1")
     train_years, heldout_years = split_water_years(record, heldout)
+    n_validation = default_validation_years(len(train_years))
+    _, validation_years = split_validation(record, train_years, n_validation)
+    validation_years = validation_years if n_validation else []
     out_path = Path(out) if out is not None else Path(_stem(record_path) + ".yaml")
     if out_path.is_dir():
         raise UserError(f"--out {out_path}: is a folder, not a file")
@@ -115,15 +134,16 @@ def init(
         name=f"{record_path.name} ({record.dates[0]} .. {record.dates[-1]})",
     )
     span = _train_span(train_years)
-    text = config_text(design, source, heldout, span, firm_yield_cms=0.0)
+    validation = (n_validation, _train_span(validation_years) if validation_years else "")
+    text = config_text(design, source, heldout, span, firm_yield_cms=0.0, validation=validation)
     config = _validated(text, out_path, record_path)
     firm_yield_cms = training_firm_yield_hm3(make_env(config, "train", inflow=record)) / HM3_PER_CMS_DAY
-    text = config_text(design, source, heldout, span, firm_yield_cms=firm_yield_cms)
+    text = config_text(design, source, heldout, span, firm_yield_cms=firm_yield_cms, validation=validation)
     config = _validated(text, out_path, record_path)
     warnings = plausibility_warnings(config, record)
     raise_if_strict(warnings, strict)
     _write(out_path, text)
-    return InitResult(out_path, record_format, summarize(record, train_years, heldout_years), design, firm_yield_cms,
+    return InitResult(out_path, record_format, summarize(record, train_years, heldout_years, validation_years), design, firm_yield_cms,
                       warnings)
 
 
@@ -181,8 +201,8 @@ def flood_zone(
     margin_fraction: float = sizing.RULE_MARGIN,
     rule_curve: Optional[list[tuple[int, float]]] = None,
 ) -> FloodZoneResult:
-    """The seasonal flood-control zone of a config's reservoir sized on its training years
-    (`reservoir_rl.env.flood_zone.flood_zone_curve`), and ``rule_curve`` (default: `sizing.DEFAULT_RULE_CURVE`)
+    """The seasonal flood-control zone of a config's reservoir sized on its water years that are not held out
+    (validation years included, as `init` sizes the reservoir; `reservoir_rl.env.flood_zone.flood_zone_curve`), and ``rule_curve`` (default: `sizing.DEFAULT_RULE_CURVE`)
     kept ``margin_fraction`` of capacity under it; with ``write``, both replace the config file's
     ``flood_zone_hm3`` and ``rule_curve`` lines (comments and every other line kept)."""
     if volume_days < 1 or window_days < 0 or points < 1:
@@ -194,8 +214,9 @@ def flood_zone(
     config_path = Path(config_path)
     config = load_config(config_path)
     record = load_inflow(config.inflow)
-    train_years, _ = split_water_years(record, config.inflow.heldout_water_years)
-    fit_years, _ = split_validation(record, train_years, config.inflow.validation_water_years)
+    # the design years: every year not held out, validation years included, as `init` sizes the reservoir (the
+    # reservoir is the problem every policy is judged on, not a choice made on the validation years)
+    fit_years, _ = split_water_years(record, config.inflow.heldout_water_years)
     reservoir = config.env.reservoir
     zone = flood_zone_curve(
         record, fit_years, reservoir.capacity_hm3, reservoir.release_capacity_cms,

@@ -313,7 +313,7 @@ def resume(
         skipped: list[str] = []
         path, payload = latest_checkpoint(run, skipped)
         frames = int(payload["counters"]["frames"])
-        raw = payload["config"]
+        raw = ckpt.stored_config(payload)  # the observation's reference inflow as the checkpoint trained with
         if total_frames is not None:
             raw = {**raw, "train": {**raw["train"], "total_frames": total_frames}}
         config = config_from_dict(raw, source=f"{path} (config stored in the checkpoint)")

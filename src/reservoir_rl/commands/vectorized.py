@@ -211,7 +211,7 @@ def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[st
     frames = int(found[0][1]["counters"]["frames"])
     configs = []
     for (path, payload) in found:
-        raw = payload["config"]
+        raw = ckpt.stored_config(payload)  # the observation's reference inflow as the checkpoint trained with
         if total_frames is not None:
             raw = {**raw, "train": {**raw["train"], "total_frames": total_frames}}
         configs.append(config_from_dict(raw, source=f"{path} (config stored in the checkpoint)"))

@@ -49,7 +49,7 @@ class BaselinesConfig(Section):
     target_release_cms: Union[Literal["firm_yield", "mean_inflow"], float] = Field(
         "firm_yield",
         description="SOP / hedging target: firm_yield (the largest constant release the active storage sustains "
-        "through the training years), mean_inflow (the record's mean inflow) or a release in m³/s; "
+        "through the training years), mean_inflow (the training years' mean inflow) or a release in m³/s; "
         "null (the spelling of mean_inflow before firm_yield became the default) reads as mean_inflow",
     )
     hedging_start_fraction: float = Field(0.6, gt=0, le=1, description="hedging starts below this usable fraction")

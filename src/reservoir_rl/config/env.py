@@ -6,9 +6,10 @@ Units are part of every field name (``_hm3`` volumes in 10⁶ m³, ``_cms`` flow
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import math
+from typing import Any, Literal, Optional, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from reservoir_rl.config.section import DAYS_RANGE, Section, days_of_year_increasing
 
@@ -82,9 +83,25 @@ class ForecastConfig(Section):
     error_growth: float = Field(0.5, ge=0, le=2, description="spread at lead k = error_sigma * k ** error_growth")
     scale: Literal["linear", "log"] = Field(
         "log",
-        description="forecast features: linear = inflow / record mean; log = ln(1 + inflow / record mean), "
+        description="forecast features: linear = inflow / reference inflow; log = ln(1 + inflow / reference inflow), "
         "which keeps floods far beyond the training years within the range the network has seen",
     )
+    reference_inflow_cms: Union[None, Literal["whole_record"], float] = Field(
+        None,
+        description="the inflow the forecast features are divided by, m³/s: null = the mean of the training "
+        "water years (never validation or held-out years); whole_record = the mean of the whole record, "
+        "held-out years included (what checkpoints written before this key existed were trained with); "
+        "or a flow > 0",
+    )
+
+    @field_validator("reference_inflow_cms", mode="before")
+    @classmethod
+    def _reference_choice(cls, value: Any) -> Any:
+        if value is None or value == "whole_record":
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            return float(value)
+        raise ValueError("expected null (the training years' mean inflow), whole_record or a flow > 0 in m³/s")
 
 
 class RewardConfig(Section):
@@ -112,6 +129,11 @@ class SafetyConfig(Section):
     )
     dead_storage_margin_fraction: float = Field(
         0.02, ge=0, lt=1, description="the drought check keeps storage above dead storage + this fraction of capacity",
+    )
+    flood_reserve_days: int = Field(
+        0, ge=0, le=30,
+        description="the flood check also passes this many days after the forecast window, each bringing the design "
+        "inflow of its date (the largest daily inflow the training years brought within 30 days of it); 0 = the window only",
     )
 
 

@@ -47,6 +47,12 @@ class TrainConfig(Section):
     target_update_period: int = Field(500, ge=1, description="hard: updates between copies")
     tau: float = Field(0.005, gt=0, le=1, description="soft: Polyak rate per update")
     grad_clip_norm: float = Field(10.0, gt=0)
+    sdp_potential_weight: float = Field(
+        0.0, ge=0, allow_inf_nan=False,
+        description="potential-based reward shaping of the transitions the agent learns from: + w·(γ·V̄(s') − V̄(s)), "
+        "V̄ the stochastic DP's value of the training years (Φ(terminal) = 0); 0 = off. Reported and evaluated "
+        "returns stay unshaped (docs/training.md)",
+    )
     checkpoint_every_frames: int = Field(5_000, ge=1)
     keep_checkpoints: int = Field(5, ge=1)
     eval_every_frames: int = Field(20_000, ge=1)

@@ -40,6 +40,17 @@ def curve_text(curve: Sequence[tuple[int, float]], fraction: bool = False) -> st
     return "[" + ", ".join(f"[{int(d)}, {v:.3f}]" if fraction else f"[{int(d)}, {number(v)}]" for d, v in curve) + "]"
 
 
+def _validation_line(n_years: int, span: str) -> str:
+    """The ``validation_water_years`` line (two with its comment) for ``n_years`` validation years."""
+    rule = "init writes 1 per 6 training years, at most 5, none below 2"
+    if n_years == 0:
+        return (f"{_kv('validation_water_years', 0, 2)}# 0 = the in-training evaluation (picks best.pt) runs on the training years:\n"
+                f"                                  # too few to keep any out ({rule}); tune needs N > 0: the last N training years")
+    years = f"the last {n_years} training years ({span})"
+    return (f"{_kv('validation_water_years', n_years, 2)}# {years}, kept out of training: the in-training evaluation that picks\n"
+            f"                                  # best.pt and every choice `reservoir-rl tune` makes run on them, never on held-out years ({rule})")
+
+
 def _pct(share: float) -> str:
     return f"{share * 100:g} %"
 
@@ -50,9 +61,11 @@ def config_text(
     heldout_water_years: int,
     train_span: str,
     firm_yield_cms: float,
+    validation: tuple[int, str] = (0, ""),
 ) -> str:
     """The full config for ``design`` on ``record``; ``train_span`` names the training years ("1946–2004"),
-    ``firm_yield_cms`` is the SOP target the design gives (for its comment)."""
+    ``firm_yield_cms`` is the SOP target the design gives (for its comment), ``validation`` the number of
+    validation water years and their span ("2000–2004"; init's rule: `commands.init.default_validation_years`)."""
     d, s = design, sizing
     levels = 11
     step_cms = d.release_capacity_cms / (levels - 1)
@@ -104,7 +117,9 @@ env:
     lead_days: 10                 # inflow forecast in the observation, leads 1 (today) … 10
     error_sigma: 0.1              # log-normal error spread at lead 1
     error_growth: 0.5             # spread at lead k = error_sigma · k ^ error_growth
-    scale: log                    # forecast features: ln(1 + inflow / mean inflow), or linear: inflow / mean inflow
+    scale: log                    # forecast features: ln(1 + inflow / reference), or linear: inflow / reference
+    reference_inflow_cms: null    # the reference inflow, m³/s: null = the mean of the training years (never validation or
+                                  # held-out years), whole_record = the whole record's mean (older runs), or a flow
   reward:                         # reward = Σ weight × component (components are dimensionless)
     hydropower: 1.0               # energy / maximum daily energy, in [0, 1]
     flood: 1.0                    # −(encroachment into the flood zone) / (depth of the zone), in [−1, 0]
@@ -118,6 +133,8 @@ env:
     flood_quantile: 0.99          # overtopping check: each lead's inflow at this quantile of the forecast error model
     drought_quantile: 0.01        # dead-storage check: each lead's inflow at this quantile
     dead_storage_margin_fraction: 0.02  # the drought check keeps storage above dead storage + this share of capacity
+    flood_reserve_days: 0         # > 0: the flood check also makes room, beyond the forecast window, for this many days of the
+                                  # largest daily inflow the training years brought near that date (docs/safety.md); 0 = the window only
   {_kv("n_release_levels", levels, 2)}# discrete release levels 0, {step_cms:,.4g}, …, {number(d.release_capacity_cms)} m³/s
   horizon_days: 365               # episode length; reaching it is truncation (bootstrapping continues)
   terminate_on_failure: true      # end the episode on a catastrophic flood or drought
@@ -132,7 +149,7 @@ inflow:
   {_kv("flow_column", flow_column, 2)}# the flow column (null = the only one: csv, the other column; rdb, the <ts>_00060_00003 column)
   {_kv("units", record.units, 2)}# csv flow units: cms (m³/s), cfs (ft³/s) or hm3_per_day (rdb: always ft³/s)
   {_kv("heldout_water_years", heldout_water_years, 2)}# the last {heldout_water_years} complete water years are never trained on (nor used to size the reservoir)
-  validation_water_years: 0       # in-training evaluation (picks best.pt) on these years: 0 = training years, N = the last N training years kept out of training
+  {_validation_line(*validation)}
   train_inflow_scale: [1.0, 1.0]  # each training episode's inflow trace × a factor drawn log-uniformly in [low, high]; [1, 1] = the record as it is
   train_flood_scale: [1.0, {s.FLOOD_MARGIN:g}]   # each training episode's floods (inflow above flood_threshold_cms) × a factor drawn log-uniformly in [low, high]
   flood_threshold_cms: null       # where train_flood_scale starts acting; null = env.reservoir.release_capacity_cms
@@ -205,6 +222,8 @@ train:
   target_update_period: 500       # hard: gradient updates between target-network copies
   tau: 0.005                      # soft: Polyak rate per update
   grad_clip_norm: 10.0
+  sdp_potential_weight: 0.0       # reward shaping of what the agent learns from: + w·(γ·V̄_SDP(s') − V̄_SDP(s)); 0 = off.
+                                  # Leaves the optimal policy unchanged; reported and evaluated returns stay unshaped
   checkpoint_every_frames: 5000
   keep_checkpoints: 5             # periodic checkpoints kept (last.pt and best.pt are kept besides)
   eval_every_frames: 20000        # greedy evaluation on the validation episodes; picks best.pt

@@ -83,7 +83,7 @@ def plausibility_warnings(config: Config, record: InflowRecord) -> list[str]:
     if target:
         warnings.append(target)
 
-    warnings.extend(outlier_warnings(record))
+    warnings.extend(outlier_warnings(record, days))
 
     n_train = len(env.training_water_years)
     if n_train < MIN_TRAINING_YEARS:
@@ -94,8 +94,9 @@ def plausibility_warnings(config: Config, record: InflowRecord) -> list[str]:
     return warnings
 
 
-def outlier_warnings(record: InflowRecord) -> list[str]:
-    """One line when days of the record exceed ``OUTLIER_FACTOR`` × its ``OUTLIER_RANK``-th largest day."""
+def outlier_warnings(record: InflowRecord, training_days: np.ndarray) -> list[str]:
+    """One line when days of the record exceed ``OUTLIER_FACTOR`` × its ``OUTLIER_RANK``-th largest day; it says
+    how far those in the training days (bool (T,), ``training_days``) move the training years' mean inflow."""
     flow = record.inflow_cms
     if flow.size <= OUTLIER_RANK:
         return []
@@ -104,12 +105,16 @@ def outlier_warnings(record: InflowRecord) -> list[str]:
     if not outliers.size:
         return []
     top = int(outliers[np.argmax(flow[outliers])])
-    without = float(np.delete(flow, outliers).mean())
+    found = (f"{outliers.size} day(s) far above the rest of the record: {flow[top]:.4g} m³/s on {record.dates[top]} "
+             f"is {flow[top] / reference:.3g} × the {OUTLIER_RANK}th largest day ({reference:,.4g} m³/s)")
+    in_training = training_days.copy()
+    in_training[outliers] = False
+    if not training_days[outliers].any():
+        return [f"{found}; they lie outside the training years (the observation and the baselines never see "
+                "their mean): check the record"]
     return [
-        f"{outliers.size} day(s) far above the rest of the record: {flow[top]:.4g} m³/s on {record.dates[top]} is "
-        f"{flow[top] / reference:.3g} × the {OUTLIER_RANK}th largest day ({reference:,.4g} m³/s); they move the mean "
-        f"inflow, which scales the observation and the SOP target, from {without:,.4g} to {record.mean_inflow_cms:,.4g} "
-        "m³/s: check the record"
+        f"{found}; they move the training years' mean inflow, which scales the observation and the SOP target, from "
+        f"{float(flow[in_training].mean()):,.4g} to {float(flow[training_days].mean()):,.4g} m³/s: check the record"
     ]
 
 

@@ -26,7 +26,8 @@ class RecordSummary:
     complete_years: list[int]
     train_years: list[int]
     heldout_years: list[int]
-    mean_inflow_cms: float  # whole record (what scales the agent's observation)
+    validation_years: list[int]  # of train_years: kept out of training (inflow.validation_water_years)
+    reference_inflow_cms: float  # mean of the training years without the validation years: what scales the observation
     mean_inflow_training_cms: float
     exceeded_cms: dict[float, float]  # share of training days → flow exceeded on that share
     largest_floods: list[tuple[str, float]]  # (day, m³/s), the largest day of each distinct flood, training years
@@ -48,9 +49,12 @@ def largest_floods(dates: np.ndarray, inflow_cms: np.ndarray, count: int = 5) ->
     return [(str(dates[i]), float(inflow_cms[i])) for i in chosen]
 
 
-def summarize(record: InflowRecord, train_years: Sequence[int], heldout_years: Sequence[int]) -> RecordSummary:
-    """The facts of ``record`` with the given split of its complete water years."""
+def summarize(record: InflowRecord, train_years: Sequence[int], heldout_years: Sequence[int],
+              validation_years: Sequence[int] = ()) -> RecordSummary:
+    """The facts of ``record`` with the given split of its complete water years (``validation_years``: those
+    of ``train_years`` kept out of training)."""
     in_train = np.isin(record.water_years, np.asarray(list(train_years), dtype=np.int64))
+    fitted = in_train & ~np.isin(record.water_years, np.asarray(list(validation_years), dtype=np.int64))
     inflow, dates, years = record.inflow_cms[in_train], record.dates[in_train], record.water_years[in_train]
     year_means = {int(y): float(inflow[years == y].mean()) for y in train_years}
     driest_year = min(year_means.items(), key=lambda item: item[1])
@@ -68,7 +72,8 @@ def summarize(record: InflowRecord, train_years: Sequence[int], heldout_years: S
         complete_years=record.complete_water_years(),
         train_years=list(train_years),
         heldout_years=list(heldout_years),
-        mean_inflow_cms=record.mean_inflow_cms,
+        validation_years=list(validation_years),
+        reference_inflow_cms=float(record.inflow_cms[fitted].mean()),
         mean_inflow_training_cms=float(inflow.mean()),
         exceeded_cms={share: float(np.quantile(inflow, 1.0 - share)) for share in EXCEEDANCE_SHARES},
         largest_floods=largest_floods(dates, inflow),

@@ -4,8 +4,9 @@ Tensordict keys, all with batch shape ``(n_envs,)``:
 
 root (state before the decision)
     observation     float32 (n_envs, obs_dim): storage / capacity, sin and cos of 2π·day/365, the
-                    inflow forecast for leads 1 … L (lead 1 = today) divided by the record's mean daily
-                    inflow (``env.forecast.scale: log``: ln(1 + that ratio)), then any ``env.extra_features``
+                    inflow forecast for leads 1 … L (lead 1 = today) divided by the reference inflow
+                    (``mean_inflow_hm3``: by default the mean daily inflow of the training water years;
+                    ``env.forecast.scale: log``: ln(1 + that ratio)), then any ``env.extra_features``
     storage_hm3     float32: storage at the start of the day
     record_index    int64: position of today in the inflow record
     day_of_year     int64: 0-based calendar day of today
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
@@ -54,7 +56,7 @@ FORECAST_OFFSET = 3  # observation = [storage fraction, sin, cos, forecast leads
 def observation_names(config: EnvConfig) -> list[str]:
     """The name of each entry of the observation, in order (length ``obs_dim``): ``storage_fraction``
     (S / S_max), ``season_sin`` and ``season_cos`` (of 2π·day/365), one ``forecast_log_ratio_lead_K``
-    (ln(1 + forecast / mean daily inflow), ``env.forecast.scale: log``) or ``forecast_ratio_lead_K`` (linear)
+    (ln(1 + forecast / reference inflow), ``env.forecast.scale: log``) or ``forecast_ratio_lead_K`` (linear)
     per lead K = 1 … L (lead 1 = today), then ``env.extra_features`` by name."""
     forecast = "forecast_log_ratio" if config.forecast.scale == "log" else "forecast_ratio"
     return ["storage_fraction", "season_sin", "season_cos",
@@ -88,8 +90,13 @@ class DiscreteReservoirEnv(EnvBase):
         flood_threshold_cms: the flow above which ``flood_scale_range`` acts, m³/s; default: the reservoir's
             release capacity (flows the outlets cannot pass are those that fill the reservoir).
         training_water_years: the water years an agent on this record trains on, which anything estimated
-            from the record for this env (the baselines' firm yield) may use; default: ``water_years``.
-            `make_env` passes the split's training years whatever years the env itself covers.
+            from the record for this env (the baselines' firm yield, the mean inflow) may use; default:
+            ``water_years``. `make_env` passes the split's training years whatever years the env itself covers.
+
+    Attributes set from the record: ``training_mean_inflow_cms`` / ``training_mean_inflow_hm3``, the mean
+    inflow of the training water years (m³/s; hm³/day); ``reference_inflow_cms`` / ``mean_inflow_hm3``, the
+    reference inflow the observation's forecast features are divided by (m³/s; hm³/day): that mean unless
+    ``env.forecast.reference_inflow_cms`` sets it (`reference_inflow_cms`).
 
     A range or threshold the ``inflow`` section's rules refuse is a ValueError (`make_env` passes validated ones).
     """
@@ -145,7 +152,10 @@ class DiscreteReservoirEnv(EnvBase):
         self._flood_zone_hm3 = self.physics.flood_zone_hm3(self._day_of_year)
         angle = (2.0 * math.pi / DAYS_PER_YEAR) * self._day_of_year.to(torch.float32)
         self._season_features = torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1)
-        self.mean_inflow_hm3 = float(self.inflow.mean_inflow_cms * HM3_PER_CMS_DAY)
+        self.training_mean_inflow_cms = training_mean_inflow_cms(self.inflow, self.training_water_years)
+        self.training_mean_inflow_hm3 = self.training_mean_inflow_cms * HM3_PER_CMS_DAY
+        self.reference_inflow_cms = reference_inflow_cms(self.config.forecast, self.inflow, self.training_mean_inflow_cms)
+        self.mean_inflow_hm3 = self.reference_inflow_cms * HM3_PER_CMS_DAY
         sigma = self.config.forecast.error_sigma * torch.arange(1, lead + 1, dtype=torch.float32).pow(
             self.config.forecast.error_growth
         )
@@ -394,12 +404,35 @@ class DiscreteReservoirEnv(EnvBase):
         self._generator.set_state(state["generator"])
 
 
+def training_mean_inflow_cms(record: InflowRecord, training_water_years: Sequence[int]) -> float:
+    """Mean inflow of the days of ``record`` in ``training_water_years``, m³/s (float64): the reference the
+    observation's forecast features are divided by unless ``env.forecast.reference_inflow_cms`` says otherwise,
+    and the ``mean_inflow`` target of SOP / hedging. Validation and held-out years never enter it."""
+    days = np.isin(record.water_years, np.asarray(list(training_water_years), dtype=np.int64))
+    if not days.any():
+        raise ConfigError(f"env: no day of {record.name} lies in the training water years")
+    return float(record.inflow_cms[days].mean())
+
+
+def reference_inflow_cms(forecast: ForecastConfig, record: InflowRecord, training_mean_cms: float) -> float:
+    """The inflow the forecast features are divided by, m³/s, by ``env.forecast.reference_inflow_cms``:
+    null → ``training_mean_cms`` (the training years' mean); ``whole_record`` → the whole record's mean
+    (held-out years included: what checkpoints written before the key existed trained with); a number of
+    m³/s → that flow."""
+    reference = forecast.reference_inflow_cms
+    if reference is None:
+        return float(training_mean_cms)
+    if reference == "whole_record":
+        return record.mean_inflow_cms
+    return float(reference)
+
+
 def decode_forecast_hm3(env: DiscreteReservoirEnv, observation: torch.Tensor) -> torch.Tensor:
     """The inflow forecast in an observation of ``env``, hm³/day, float64 (n_envs, L), lead 1 (today) first.
 
     Inverts what the env writes (`DiscreteReservoirEnv` docstring): features ``FORECAST_OFFSET`` …
-    ``FORECAST_OFFSET + L − 1`` of ``observation`` (float32 (n_envs, obs_dim)) hold forecast / mean daily
-    inflow of the record, ``log1p``'d when ``env.forecast.scale`` is ``log``. Decoded in float64, so the
+    ``FORECAST_OFFSET + L − 1`` of ``observation`` (float32 (n_envs, obs_dim)) hold forecast / the env's
+    reference inflow (``env.mean_inflow_hm3``), ``log1p``'d when ``env.forecast.scale`` is ``log``. Decoded in float64, so the
     result differs from the env's float32 forecast only by the float32 rounding of the feature (a relative
     error of a few 1e-7).
     """
@@ -407,8 +440,8 @@ def decode_forecast_hm3(env: DiscreteReservoirEnv, observation: torch.Tensor) ->
 
 
 def forecast_from_observation(observation: torch.Tensor, forecast: ForecastConfig, mean_inflow_hm3: float) -> torch.Tensor:
-    """`decode_forecast_hm3` from plain settings: the ``env.forecast`` section and the record's mean daily
-    inflow (hm³/day) the features are divided by; float64 (n, L) hm³/day from float32 (n, obs_dim)."""
+    """`decode_forecast_hm3` from plain settings: the ``env.forecast`` section and the reference
+    inflow (hm³/day) the features are divided by (``env.mean_inflow_hm3``); float64 (n, L) hm³/day from float32 (n, obs_dim)."""
     lead = forecast.lead_days
     features = observation.reshape(-1, observation.shape[-1])[:, FORECAST_OFFSET:FORECAST_OFFSET + lead]
     ratio = features.to(torch.float64)

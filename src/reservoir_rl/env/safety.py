@@ -1,9 +1,10 @@
 """The release guard: each day, the chosen release level is moved into the band the observed forecast says is safe.
 
-A shield in the sense of Alshiekh et al. (2018), built on what the agent observes and nothing else: today's
+A shield in the sense of Alshiekh et al. (2018), built on what the agent observes (and, with the opt-in flood
+reserve below, the training years' largest daily inflows): today's
 storage, the calendar day and the inflow forecast of the observation (leads 1 … L, lead 1 = today, decoded
 from the observation as `decode_forecast_hm3` does), with the forecast's error model of ``env.forecast``.
-It never reads the inflow record.
+It never reads the inflow record beyond that reserve.
 
 **The error model's quantiles.** The env's forecast of lead k is F = I·exp(σ_k ε − σ_k²/2), ε ~ N(0, 1),
 σ_k = ``error_sigma``·k^``error_growth``. Read backwards, the inflow the forecast stands for has quantile q
@@ -22,6 +23,11 @@ at I_q = F·exp(σ_k z_q + σ_k²/2), z_q the standard normal quantile: the floo
   inflows and the most the lake can evaporate (`drawdown_hm3`). It is never below the level of the
   environmental flow (the smallest level releasing ``env_flow_cms``) while water is available, i.e. while
   releasing that level today keeps the lake above the same floor under the low inflows.
+
+**The flood reserve** (``env.safety.flood_reserve_days`` = H > 0, opt-in): the flood check's storage at the
+end of the window must also let the full release pass H more days, each at the design inflow of its date
+(the largest daily inflow the env's training years brought within 30 days of it, `design_daily_inflow_cms`,
+read once when the guard is built for an env) — the only use of the record, and of its training years only.
 
 The executed level is ``max(min(action, highest), lowest)``: where the two cannot both hold, flood safety
 wins. Each check assumes the least restrictive later releases (full release for floods, none for droughts),
@@ -46,6 +52,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 
 from reservoir_rl.config import ForecastConfig, SafetyConfig
+from reservoir_rl.env.flood_zone import design_daily_inflow_cms
 from reservoir_rl.env.physics import ReservoirPhysics
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, forecast_from_observation
 from reservoir_rl.units import HM3_PER_CMS_DAY
@@ -62,9 +69,12 @@ def forecast_quantile_factors(forecast: ForecastConfig, quantile: float) -> torc
     return torch.exp(sigma * z + 0.5 * sigma * sigma)
 
 
-def flood_safe_storage_hm3(physics: ReservoirPhysics, inflow_hm3: torch.Tensor) -> torch.Tensor:
+def flood_safe_storage_hm3(
+    physics: ReservoirPhysics, inflow_hm3: torch.Tensor, end_limit_hm3: torch.Tensor | None = None
+) -> torch.Tensor:
     """Largest storage at the start of day 1 from which releasing the full capacity on days 1 … L − 1
-    overtops on none of them, float64 (B,) (+inf: any storage); ``inflow_hm3`` (B, L) holds days 0 … L − 1.
+    overtops on none of them, float64 (B,) (+inf: any storage); ``inflow_hm3`` (B, L) holds days 0 … L − 1;
+    ``end_limit_hm3`` (B,), when given, bounds the storage at the start of day L too (the flood reserve).
 
     Backwards over the window, evaporation left out (more water: the safe side): on day k storage S must
     satisfy S + I_k − R − capacity ≤ W (the spill stays within the spillway) and, unless any storage is safe
@@ -75,6 +85,8 @@ def flood_safe_storage_hm3(physics: ReservoirPhysics, inflow_hm3: torch.Tensor) 
     top = capacity + spillway + (release - inflow_hm3)  # (B, L): day k's bound from its own spill
     room = release - inflow_hm3
     limit = torch.full(inflow_hm3.shape[:-1], math.inf, dtype=GUARD_DTYPE, device=inflow_hm3.device)
+    if end_limit_hm3 is not None:
+        limit = end_limit_hm3.to(GUARD_DTYPE).clone()
     for k in range(inflow_hm3.shape[-1] - 1, 0, -1):
         limit = torch.minimum(top[..., k], limit.masked_fill_(limit >= capacity, math.inf).add_(room[..., k]))
     return limit
@@ -94,16 +106,24 @@ def drawdown_hm3(evaporation_hm3: torch.Tensor, inflow_hm3: torch.Tensor) -> tor
 class ReleaseGuard:
     """The guard of one reservoir design: plain settings, no env (it pickles into collector workers).
 
-    ``mean_inflow_hm3`` is the record's mean daily inflow the observation's forecast is divided by."""
+    ``mean_inflow_hm3`` is the env's reference inflow (hm³/day) the observation's forecast is divided by
+    (``env.mean_inflow_hm3``: the training years' mean unless ``env.forecast.reference_inflow_cms`` sets it)."""
 
     physics: ReservoirPhysics
     forecast: ForecastConfig
     safety: SafetyConfig
     mean_inflow_hm3: float
+    design_inflow_hm3: tuple[float, ...] = ()  # per day of year 0 … 365: the flood reserve's design day (hm³/day)
 
     @classmethod
     def for_env(cls, env: DiscreteReservoirEnv) -> "ReleaseGuard":
-        return cls(env.physics, env.config.forecast, env.config.safety, env.mean_inflow_hm3)
+        """The guard of ``env``'s config; the flood reserve's design days (``env.safety.flood_reserve_days`` > 0)
+        come from the env's training water years (`design_daily_inflow_cms`), never its evaluation years."""
+        design: tuple[float, ...] = ()
+        if env.config.safety.flood_reserve_days > 0:
+            design_cms = design_daily_inflow_cms(env.inflow, env.training_water_years)
+            design = tuple(float(value) * HM3_PER_CMS_DAY for value in design_cms)
+        return cls(env.physics, env.config.forecast, env.config.safety, env.mean_inflow_hm3, design)
 
     @property
     def floor_hm3(self) -> float:
@@ -138,7 +158,9 @@ class ReleaseGuard:
                                evaporation_depth_mm=tables["evaporation_depth_mm"][day].unsqueeze(-1),
                                flood_zone_hm3=tables["no_zone"])
         wet_storage, dry_storage = outcome.next_storage_hm3[0], outcome.next_storage_hm3[1]
-        flood_safe = ~outcome.flood_failure[0] & (wet_storage <= flood_safe_storage_hm3(physics, inflow[0]).unsqueeze(-1))
+        end_limit = self._reserve_limit_hm3(day, inflow.shape[-1], tables)
+        flood_safe = ~outcome.flood_failure[0] & (
+            wet_storage <= flood_safe_storage_hm3(physics, inflow[0], end_limit).unsqueeze(-1))
         lowest = torch.where(flood_safe, levels, torch.full_like(levels, n_levels - 1)).amin(dim=-1)
 
         window = inflow.shape[-1]
@@ -152,6 +174,19 @@ class ReleaseGuard:
         water_available = above_floor[:, env_level]
         highest = torch.where(water_available, highest.clamp(min=env_level), highest)
         return lowest, highest
+
+    def _reserve_limit_hm3(self, day: torch.Tensor, window: int, tables: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The flood reserve: the largest storage at the end of the forecast window (start of day L) from
+        which the full release passes ``flood_reserve_days`` design days without overtopping, float64 (B,);
+        None without a reserve. Below the drought floor where no storage passes them: the flood bound then
+        asks for the full release, never for a day's release that takes the lake below the floor."""
+        reserve_days = self.safety.flood_reserve_days
+        if reserve_days == 0 or not self.design_inflow_hm3:
+            return None
+        after = day.unsqueeze(-1) + window + torch.arange(reserve_days, device=day.device)  # (B, H) days of year
+        design = tables["design_inflow_hm3"][after % 365]
+        # a day 0 of no inflow in front: the limit at the start of the first design day
+        return flood_safe_storage_hm3(self.physics, torch.cat([torch.zeros_like(design[:, :1]), design], dim=-1))
 
     def _tables(self, device: torch.device) -> dict[str, torch.Tensor]:
         """What depends only on the settings, once per device: the quantile factors (2, L), the release
@@ -171,6 +206,7 @@ class ReleaseGuard:
                 "evaporation_depth_mm": physics.evaporation_depth_mm(days),
                 "full_lake_evaporation_hm3": full_area_km2 * depth_mm * 1e-3,
                 "no_zone": torch.zeros((), dtype=GUARD_DTYPE, device=device),  # the zone moves no water
+                "design_inflow_hm3": torch.tensor(self.design_inflow_hm3 or (0.0,), dtype=GUARD_DTYPE, device=device),
             }
         return cache[key]
 

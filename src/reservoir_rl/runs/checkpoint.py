@@ -31,6 +31,28 @@ POLICY_KEYS = ("config", "counters", "q_network", "run_name", "created", "packag
 RESUME_KEYS = POLICY_KEYS + (
     "loss_module", "optimizer", "replay_buffer", "env_state", "carrier", "episode_accumulator", "rng",
 )
+# the reference inflow (m³/s) the run's observation divides its forecast features by (`DiscreteReservoirEnv`'s
+# ``reference_inflow_cms``); checkpoints written before it existed lack it (see `stored_config`)
+REFERENCE_INFLOW_KEY = "observation_reference_inflow_cms"
+
+
+def stored_config(payload: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's config as a plain dict, read so that every env built from it (evaluation, resume,
+    the public `Policy`) scales the observation's forecast as training did. A checkpoint that stored its
+    reference inflow (`REFERENCE_INFLOW_KEY`) was trained with the one its config gives (``null``: the
+    training years' mean, which the same config and record give again): its config is returned as it is. A
+    checkpoint written before the reference existed holds neither the number nor the key and was trained on
+    the whole record's mean, held-out years included: its config gets ``env.forecast.reference_inflow_cms:
+    whole_record`` (a copy; the payload is left as it was)."""
+    raw = payload["config"]
+    if REFERENCE_INFLOW_KEY in payload or not isinstance(raw, dict):
+        return raw  # (a config that is not a dict is refused, with its file named, by the caller's validation)
+    env = dict(raw.get("env") or {})
+    forecast = dict(env.get("forecast") or {})
+    if forecast.get("reference_inflow_cms") is None:
+        forecast["reference_inflow_cms"] = "whole_record"
+    env["forecast"] = forecast
+    return {**raw, "env": env}
 
 
 # what torch.save raises when the file system refuses its bytes (ENOSPC, a lost mount): its archive

@@ -11,7 +11,7 @@ import torch
 
 from reservoir_rl.config import Config, config_from_dict
 from reservoir_rl.errors import CheckpointError, UserError
-from reservoir_rl.runs.checkpoint import load_checkpoint
+from reservoir_rl.runs.checkpoint import load_checkpoint, stored_config
 from reservoir_rl.runs.folders import RunDir, find_run
 
 # Payload keys evaluate / plot / inspect read; a checkpoint without them is refused with one line.
@@ -83,5 +83,5 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], Config]:
         isinstance(v, torch.Tensor) for v in payload["q_network"].values()
     ):
         raise CheckpointError(f"{path}: checkpoint 'q_network' is not a dict of tensors")
-    config = config_from_dict(payload["config"], source=f"{path} (config stored in the checkpoint)")
+    config = config_from_dict(stored_config(payload), source=f"{path} (config stored in the checkpoint)")
     return payload, config

@@ -12,9 +12,10 @@ import torch
 
 from reservoir_rl.agent.qnet import QNetwork
 from reservoir_rl.config import Config
-from reservoir_rl.env.reservoir_env import observation_names, release_levels_cms
+from reservoir_rl.env.reservoir_env import make_env, observation_names, release_levels_cms
+from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError
-from reservoir_rl.runs.checkpoint import params_sha256
+from reservoir_rl.runs.checkpoint import REFERENCE_INFLOW_KEY, params_sha256
 from reservoir_rl.runs.groups import find_group
 from reservoir_rl.runs.locate import CheckpointSource, locate_checkpoint, read_checkpoint, require_finite_weights
 
@@ -50,6 +51,22 @@ class CheckpointPolicy:
     @property
     def frames(self) -> int:
         return int((self.payload.get("counters") or {}).get("frames", 0))
+
+    @property
+    def reference_inflow_cms(self) -> float:
+        """The inflow (m³/s) the observation's forecast features are divided by, as the checkpoint was trained:
+        the number it stored (`REFERENCE_INFLOW_KEY`), else its config's ``env.forecast.reference_inflow_cms``
+        — the whole record's mean inflow, read from the record, for a checkpoint written before either
+        existed (`reservoir_rl.runs.checkpoint.stored_config`)."""
+        stored = self.payload.get(REFERENCE_INFLOW_KEY)
+        if stored is not None:
+            return float(stored)
+        reference = self.config.env.forecast.reference_inflow_cms
+        if reference == "whole_record":
+            return load_inflow(self.config.inflow).mean_inflow_cms
+        if reference is None:  # (a hand-made payload: the training years' mean of its config)
+            return make_env(self.config, "train").reference_inflow_cms
+        return float(reference)
 
     @property
     def run_name(self) -> Optional[str]:

@@ -41,6 +41,7 @@ from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy
 from reservoir_rl.evaluation.figures import evaluation_figures
 from reservoir_rl.evaluation.validation import baseline_returns
 from reservoir_rl.runs.folders import RunDir, package_versions
+from reservoir_rl.training.shaping import make_shaping
 from reservoir_rl.training.statistics import RESERVOIR_GROUP, TrainingWindow
 
 # what a periodic checkpoint must hold to be resumed (see `Trainer.state_payload`)
@@ -91,6 +92,7 @@ class Trainer:
         self.next_evaluation: Optional[tuple[int, EvaluationResult]] = None
         self.accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config, parts.device)
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
+        self.shaping = make_shaping(parts.env, self.config)  # None unless train.sdp_potential_weight > 0
         self.window = TrainingWindow(parts.device)
         self._display: dict[str, float] = {}
         self._log_clock = (time.perf_counter(), 0)
@@ -132,7 +134,7 @@ class Trainer:
             for batch in parts.collector:
                 before = self.frames
                 self.frames += batch.numel()
-                transitions = self.nstep(batch)
+                transitions = self.replay_transitions(batch)
                 if transitions.shape[0]:  # (TensorDict.numel() of an empty batch is 1)
                     parts.replay_buffer.extend(transitions)
                 self._observe_batch(batch)
@@ -154,6 +156,14 @@ class Trainer:
         self.save_checkpoint()
         parts.close()  # process / ray: stop the workers (a later run() starts new ones that continue the episodes)
         return stopped_by
+
+    def replay_transitions(self, batch):
+        """What a collected batch adds to the replay buffer: its n-step transitions, their rewards shaped when
+        ``train.sdp_potential_weight`` is set (`reservoir_rl.training.shaping`; ``batch`` itself, which the
+        episode statistics read, keeps the env's rewards)."""
+        if self.shaping is not None:
+            batch = self.shaping(batch)
+        return self.nstep(batch)
 
     def _update(self) -> None:
         """One gradient step on a replay batch (`DQNAgent.gradient_step`: the fused plain-tensor DQN loss,
@@ -328,6 +338,7 @@ class Trainer:
             "run_name": self.run_dir.name,
             "package_versions": package_versions(),
             "config": config_to_dict(self.config),
+            ckpt.REFERENCE_INFLOW_KEY: float(parts.env.reference_inflow_cms),
             "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes},
             "epsilon": self.epsilon_at(self.frames),
             "learning_rate": self.lr_at(self.frames),

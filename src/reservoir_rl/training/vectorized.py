@@ -234,7 +234,7 @@ class VectorizedTrainer:
                 batches = self.collection.next_batches(self.streams)
                 for trainer, batch in zip(self.trainers, batches):  # (draws nothing: no stream swaps)
                     trainer.frames += batch.numel()
-                    transitions = trainer.nstep(batch)
+                    transitions = trainer.replay_transitions(batch)
                     if transitions.shape[0]:
                         trainer.parts.replay_buffer.extend(transitions)
                     trainer._observe_batch(batch)
