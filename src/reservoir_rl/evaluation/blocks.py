@@ -4,7 +4,7 @@ validation env, one policy call per day for all K × ``train.eval_episodes`` epi
 Block k's result is what `evaluate_policy` returns on seed k's own validation env: the env's blocks are
 reseeded as `evaluate_policy` seeds its env, and block k's trajectory is cut at the day its own episodes
 were all done (where the rollout of its own env stops), so its metrics are computed on the same numbers
-(`tests/evaluation/test_blocks.py` checks them bitwise).
+(`tests/evaluation/test_evaluate_blocks.py` checks them bitwise).
 """
 
 from __future__ import annotations
