@@ -6,7 +6,10 @@ import pytest
 import torch
 from torchrl.data import Categorical
 
-from reservoir_rl.agent.batched import StackedDQNAgents
+from tensordict import TensorDict
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from reservoir_rl.agent.batched import StackedDQNAgents, StackedExplorePolicy
 from reservoir_rl.agent.dqn import make_agent
 from reservoir_rl.config import AgentConfig, TrainConfig
 
@@ -106,3 +109,35 @@ def test_different_step_counts_cannot_be_stacked():
     agents[0].gradient_step(*args, max_grad_norm=1.0)
     with pytest.raises(ValueError, match="step counts differ"):
         StackedDQNAgents(agents)
+
+
+@pytest.mark.parametrize("options, block", [({}, 8), ({}, 1), ({"dueling": True}, 8)])
+def test_stacked_explore_policy_acts_as_each_agent_with_its_own_stream(options, block):
+    """Block k of the stacked policy's output is agent k's ε-greedy policy on block k's rows with the global
+    torch stream in the state of generator k, for several ε; the batched forward is used where it is
+    bitwise each network's own (`batched_forward`), the per-seed one otherwise (dueling networks)."""
+    seeds = (0, 1, 2)
+    agents = _agents(seeds, **options)
+    stacked = StackedDQNAgents(agents)
+    generators = [torch.Generator().manual_seed(50 + k) for k in range(len(seeds))]
+    policy = StackedExplorePolicy(stacked, block, generators)
+    if options.get("dueling"):
+        assert not policy.batched_forward
+    observations = torch.randn(len(seeds) * block, OBS, generator=torch.Generator().manual_seed(9))
+    for epsilon in (1.0, 0.5, 0.0):
+        for agent in agents:
+            agent.set_epsilon(epsilon)
+        states = [g.get_state() for g in generators]
+        out = policy(TensorDict({"observation": observations.clone()}, batch_size=[len(seeds) * block]))
+        for k, agent in enumerate(agents):
+            rows = slice(k * block, (k + 1) * block)
+            torch.set_rng_state(states[k])
+            own = agent.explore_policy(TensorDict({"observation": observations[rows].clone()}, batch_size=[block]))
+            for key in ("action", "action_value", "chosen_action_value"):
+                assert torch.equal(out[key][rows], own[key].detach()), (epsilon, k, key)
+            assert torch.equal(generators[k].get_state(), torch.get_rng_state())  # the same draws
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        greedy = policy(TensorDict({"observation": observations.clone()}, batch_size=[len(seeds) * block]))
+    assert torch.equal(greedy["action"], greedy["action_value"].argmax(-1))
+    with pytest.raises(ValueError, match="3 agents need 3 generators"):
+        StackedExplorePolicy(stacked, block, generators[:2])

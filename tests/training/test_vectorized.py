@@ -21,6 +21,7 @@ from reservoir_rl.commands.evaluate import evaluate
 from reservoir_rl.commands.inspect import inspect_checkpoint
 from reservoir_rl.commands.seeds import resume_seeds, train_seeds
 from reservoir_rl.commands.train import train
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.monitor.live import make_view
 from reservoir_rl.monitor.seed_figures import SeedCurves
 from reservoir_rl.runs.checkpoint import load_checkpoint
@@ -77,6 +78,12 @@ def assert_same_training_state(a: dict, b: dict) -> None:
     assert a["counters"] == b["counters"]
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
     assert _same_numbers(a["last_eval"], b["last_eval"]) and a["best_eval_return"] == b["best_eval_return"]
+    # the in-flight episodes: the env's reservoirs and generator, the collector's carried tensordict
+    assert a["env_state"].keys() == b["env_state"].keys() and a["carrier"].keys() == b["carrier"].keys()
+    for name in a["env_state"]:
+        assert torch.equal(a["env_state"][name], b["env_state"][name]), name
+    for name in a["carrier"]:
+        assert torch.equal(a["carrier"][name], b["carrier"][name]), name
 
 
 def _same_numbers(a: dict, b: dict) -> bool:
@@ -118,6 +125,24 @@ def test_a_seed_does_not_depend_on_the_other_seeds(setup, plain, pair):
     assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
 
 
+def test_the_seeds_collect_in_one_env_of_k_blocks(setup, monkeypatch, tmp_path):
+    """Every training day of a K = 3 run is one step of one env of 3 × train.n_envs reservoirs, and every
+    day of its validation evaluations one step of one env of 3 × train.eval_episodes (the seeds' own envs
+    are never stepped)."""
+    _, config = setup
+    stepped = []
+    original = DiscreteReservoirEnv._step
+
+    def spy(self, tensordict):
+        stepped.append((type(self).__name__, self.n_envs))
+        return original(self, tensordict)
+
+    monkeypatch.setattr(DiscreteReservoirEnv, "_step", spy)
+    train_seeds(config, [1, 2, 3], ["train.total_frames=128"], tmp_path, "spy", command=["t"], vectorized=True)
+    assert set(stepped) == {("BlockedReservoirEnv", 24), ("BlockedReservoirEnv", 6)}
+    assert stepped.count(("BlockedReservoirEnv", 24)) == 128 // 8  # one env step per day for all three seeds
+
+
 def test_vectorized_seeds_equal_process_mode_seeds(setup, pair):
     """The same config and seeds in process mode (one `seed_process` per seed): each seed's validation
     returns, networks and random streams are those of the vectorized run, bitwise — equivalence in the
@@ -134,13 +159,25 @@ def test_vectorized_seeds_equal_process_mode_seeds(setup, pair):
     assert min(processes) <= min(vectorized) and max(vectorized) <= max(processes)
 
 
-def test_seeds_sharing_one_random_stream_are_caught(setup, plain, monkeypatch):
-    """The exactness checks can fail: with the stream swaps disabled, the seeds draw from one shared
-    stream and seed 8 of a K = 2 run is no longer the plain run of seed 8."""
+@pytest.mark.parametrize("shared", ["swaps", "collection"])
+def test_seeds_sharing_one_random_stream_are_caught(setup, plain, monkeypatch, shared):
+    """The exactness checks can fail: with the stream swaps disabled (the seeds draw from one shared
+    stream), or with every seed's ε-greedy draws of the collection made from seed 7's stream, seed 8 of a
+    K = 2 run is no longer the plain run of seed 8."""
     root, config = setup
-    monkeypatch.setattr(vectorized_training.SeedStreams, "use", lambda self, k: None)
-    monkeypatch.setattr(vectorized_training.SeedStreams, "use_torch", lambda self, k: None)
-    summary = train_seeds(config, [7, 8], [], root / "runs", "shared", command=["t"], vectorized=True)
+    if shared == "swaps":
+        monkeypatch.setattr(vectorized_training.SeedStreams, "use", lambda self, k: None)
+        monkeypatch.setattr(vectorized_training.SeedStreams, "use_torch", lambda self, k: None)
+    else:
+        lend = vectorized_training.SeedStreams.lend_torch
+
+        def lend_the_first(self, generators):
+            lend(self, generators)
+            for generator in generators[1:]:
+                generator.set_state(generators[0].get_state())
+
+        monkeypatch.setattr(vectorized_training.SeedStreams, "lend_torch", lend_the_first)
+    summary = train_seeds(config, [7, 8], [], root / "runs", f"shared-{shared}", command=["t"], vectorized=True)
     with pytest.raises(AssertionError):
         assert_same_training_state(_last(summary.run_dir / "seed-8"), _last(plain[8]))
 

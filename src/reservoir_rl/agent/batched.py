@@ -25,6 +25,10 @@ from typing import Optional, Sequence
 
 import torch
 
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torchrl.envs.utils import ExplorationType, exploration_type
+
 from reservoir_rl.agent.dqn import DQNAgent
 
 
@@ -122,6 +126,12 @@ class StackedDQNAgents:
             [step for step in self.steps for _ in range(self.size)],
         )
         self._adam_stacked = True
+
+    def q_values(self, observation: torch.Tensor) -> torch.Tensor:
+        """Q-values (K, B, n_actions) of the K online networks on (K, B, obs_size) observations (ReLU MLPs
+        with manual gradients only: `batched`)."""
+        online = [(self.online[2 * i], self.online[2 * i + 1]) for i in range(len(self.online) // 2)]
+        return _batched_mlp_forward(online, observation)
 
     # ------------------------------------------------------------------ the update
     def gradient_step(
@@ -249,6 +259,71 @@ class StackedDQNAgents:
                     delta = torch.ops.aten.threshold_backward(torch.bmm(delta, weight), layer_input, 0.0)
             grads.reverse()
             return loss, diff * diff, grads
+
+
+class StackedExplorePolicy(TensorDictModuleBase):
+    """The ε-greedy policies of K stacked agents as one module over K blocks of ``block_size`` rows.
+
+    Reads ``observation`` (float32, (K·block_size, obs_size)): rows k·block_size … (k + 1)·block_size − 1
+    are seed k's. Writes what `EpsilonGreedyQPolicy` writes (``action``, ``action_value``,
+    ``chosen_action_value``), block k from agent k: its Q-values (one batched forward of the K networks),
+    its ε (``agents[k].explore_policy.eps``) and its random draws from ``generators[k]`` — the calls
+    `EpsilonGreedyQPolicy` makes on a batch of block_size rows, in the same order, so block k gets the
+    actions agent k's own policy would take with that generator as the global torch stream.
+
+    The batched forward (``baddbmm``) is used only when it gives, on this machine, bitwise the Q-values
+    of each network on its own for this block size (checked once, on a probe batch: BLAS picks its
+    kernel by shape, and for a few rows it picks one whose rounding differs); otherwise each seed's
+    network runs on its rows."""
+
+    in_keys = ["observation"]
+    out_keys = ["action", "action_value", "chosen_action_value"]
+
+    def __init__(self, stacked: "StackedDQNAgents", block_size: int, generators: Sequence[torch.Generator]) -> None:
+        super().__init__()
+        self.stacked = stacked
+        self.block_size = int(block_size)
+        self.generators = list(generators)
+        if len(self.generators) != stacked.size:
+            raise ValueError(f"{stacked.size} agents need {stacked.size} generators, got {len(self.generators)}")
+        self.n_actions = stacked.agents[0].explore_policy.n_actions
+        self.batched_forward = stacked.batched and self._batched_forward_is_exact()
+
+    def _batched_forward_is_exact(self) -> bool:
+        agents = self.stacked.agents
+        obs_size = self.stacked.online[0].shape[-1]
+        probe = torch.linspace(-2.0, 2.0, len(agents) * self.block_size * obs_size,
+                               device=self.stacked.online[0].device).reshape(len(agents), self.block_size, obs_size)
+        with torch.no_grad():
+            batched = self.stacked.q_values(probe)
+            return all(torch.equal(agent.q_network(probe[k]), batched[k]) for k, agent in enumerate(agents))
+
+    def q_values(self, observation: torch.Tensor) -> torch.Tensor:
+        """(K, block_size, n_actions) Q-values of (K, block_size, obs_size) observations."""
+        if self.batched_forward:
+            return self.stacked.q_values(observation)
+        return torch.stack([agent.q_network(observation[k]) for k, agent in enumerate(self.stacked.agents)])
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        observation = tensordict.get("observation")
+        k_seeds, n = self.stacked.size, self.block_size
+        with torch.no_grad():
+            action_value = self.q_values(observation.reshape(k_seeds, n, observation.shape[-1]))
+        action = action_value.argmax(-1)
+        if exploration_type() in (ExplorationType.RANDOM, None):
+            device = action.device
+            blocks = []
+            for k, (agent, generator) in enumerate(zip(self.stacked.agents, self.generators)):
+                explore = torch.rand((n,), generator=generator, device=device) < agent.explore_policy.eps
+                random_action = torch.randint(self.n_actions, (n,), generator=generator, device=device)
+                blocks.append(torch.where(explore, random_action, action[k]))
+            action = torch.stack(blocks)
+        action_value = action_value.reshape(k_seeds * n, -1)
+        action = action.reshape(k_seeds * n)
+        tensordict.set("action", action)
+        tensordict.set("action_value", action_value)
+        tensordict.set("chosen_action_value", action_value.gather(-1, action.unsqueeze(-1)))
+        return tensordict
 
 
 def _batched_mlp_forward(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:

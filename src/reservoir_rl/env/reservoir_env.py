@@ -218,7 +218,7 @@ class DiscreteReservoirEnv(EnvBase):
             window = grow_floods(window, self.flood_threshold_hm3, self._flood_scale.unsqueeze(-1))
         if self._scaled:
             window.mul_(self._inflow_scale.unsqueeze(-1))
-        noise = torch.randn(window.shape, generator=self._generator, device=self.device)
+        noise = self._forecast_noise(window.shape)
         # true inflow × exp(σ·ε − σ²/2), computed in place on the fresh tensors
         forecast = window.mul_(noise.mul_(self._forecast_sigma).sub_(self._forecast_half_variance).exp_())
         features = [
@@ -244,17 +244,12 @@ class DiscreteReservoirEnv(EnvBase):
         mask = None
         if tensordict is not None and "_reset" in tensordict.keys():
             mask = tensordict.get("_reset").reshape(n)
-        # Draw for every env whatever the mask, so the generator advances identically on any device.
-        pick = torch.randint(len(self._start_indices), (n,), generator=self._generator, device=self.device)
+        pick, u, scale, flood_scale = self._reset_draws(mask)
         low, high = self.config.initial_storage_fraction
-        u = torch.rand(n, generator=self._generator, device=self.device)
         storage = (low + (high - low) * u) * self.config.reservoir.capacity_hm3
         start = self._start_indices[pick]
-        # each factor is drawn only when its scaling is on, so an unscaled env keeps its random stream
-        scale = draw_log_uniform(self.inflow_scale_range, n, self._generator, self.device) if self._scaled \
-            else self._inflow_scale
-        flood_scale = draw_log_uniform(self.flood_scale_range, n, self._generator, self.device) \
-            if self._floods_scaled else self._flood_scale
+        scale = scale if self._scaled else self._inflow_scale
+        flood_scale = flood_scale if self._floods_scaled else self._flood_scale
         if mask is None:
             self._record_index = start
             self._storage_hm3 = storage
@@ -279,6 +274,30 @@ class DiscreteReservoirEnv(EnvBase):
         false = torch.zeros((*self.batch_size, 1), dtype=torch.bool, device=self.device)
         out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
         return TensorDict(out, batch_size=self.batch_size, device=self.device)
+
+    # ------------------------------------------------------------------ random draws (`BlockedReservoirEnv` splits them)
+    def _forecast_noise(self, shape: torch.Size) -> torch.Tensor:
+        """Standard normal forecast errors, float32 ``shape`` = (n_envs, lead), from the env's generator."""
+        return torch.randn(shape, generator=self._generator, device=self.device)
+
+    def _reset_draws(
+        self, mask: Optional[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """What a reset draws, each (n_envs,): the index of each episode's start among the start days
+        (int64), the uniform u of its initial storage, its inflow factor and its flood factor (None when that
+        scaling is off: nothing is drawn for it, so an unscaled env keeps its random stream). Drawn for every
+        env whatever ``mask``, so the generator advances identically on any device."""
+        return self._draws_from(self._generator, self.n_envs)
+
+    def _draws_from(
+        self, generator: torch.Generator, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        pick = torch.randint(len(self._start_indices), (n,), generator=generator, device=self.device)
+        u = torch.rand(n, generator=generator, device=self.device)
+        scale = draw_log_uniform(self.inflow_scale_range, n, generator, self.device) if self._scaled else None
+        flood_scale = draw_log_uniform(self.flood_scale_range, n, generator, self.device) \
+            if self._floods_scaled else None
+        return pick, u, scale, flood_scale
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict.get("action").reshape(self.n_envs)

@@ -13,7 +13,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from reservoir_rl.agent.dqn import make_agent
 from reservoir_rl.baselines.rollout import run_episodes
-from reservoir_rl.config import Config
+from reservoir_rl.config import Config, EnvConfig
 from reservoir_rl.env.metrics import episode_metrics, first_done_mask
 from reservoir_rl.env.safety import GUARD_OVERRIDE_KEY
 from reservoir_rl.evaluation.failures import guard_override_fraction
@@ -56,9 +56,15 @@ def evaluate_policy(env: DiscreteReservoirEnv, policy, seed: int) -> EvaluationR
     env.set_seed(seed)
     with set_exploration_type(ExplorationType.DETERMINISTIC):
         trajectory = run_episodes(env, policy)
-    metrics = episode_metrics(trajectory, env.config)
+    return evaluation_result(trajectory, env.config)
+
+
+def evaluation_result(trajectory: TensorDictBase, config: EnvConfig) -> EvaluationResult:
+    """The metrics `evaluate_policy` reports for a (n_envs, T) trajectory of one episode per env of an env
+    of the ``env`` section ``config``."""
+    metrics = episode_metrics(trajectory, config)
     valid = first_done_mask(trajectory.get(("next", "done")))
-    has_demand = env.config.reservoir.supply_demand_cms > 0
+    has_demand = config.reservoir.supply_demand_cms > 0
     metrics.update(hashimoto_metrics(trajectory.get(("next", "supply_deficit_hm3")), valid, has_demand))
     metrics["guard_override_fraction"] = guard_override_fraction(trajectory, GUARD_OVERRIDE_KEY)
     return EvaluationResult(metrics, trajectory)

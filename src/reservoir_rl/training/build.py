@@ -81,6 +81,9 @@ class TrainingParts:
     _start_frames: int = 0
     _starts: int = 0
     _stop_workers: Optional[weakref.finalize] = field(default=None, repr=False)
+    # (shared collection, block): a vectorized run's seed collects in block k of one env shared by the seeds
+    # (`reservoir_rl.training.vectorized.SharedCollection`), which then holds its in-flight episodes
+    _shared: Optional[tuple[Any, int]] = field(default=None, repr=False)
 
     @property
     def explore_policy(self) -> Any:
@@ -126,7 +129,11 @@ class TrainingParts:
     def collection_state(self) -> dict[str, Any]:
         """The in-flight episodes, as the ``env_state`` and ``carrier`` entries of a checkpoint:
         the envs' reservoirs and generators, and the collector's carried tensordict (each env's
-        current observation). ``process`` / ``ray``: one of each per worker, under ``"workers"``."""
+        current observation). ``process`` / ``ray``: one of each per worker, under ``"workers"``. A seed of a
+        vectorized run: its block of the shared env and collector, in the format of a run of its own."""
+        if self._shared is not None:
+            shared, block = self._shared
+            return shared.block_collection_state(block)
         if self.backend != "sync":
             return collection.worker_states(self.collector)
         carrier = self.collector._carrier  # the collector's in-flight root tensordict (each env's current state)
@@ -141,6 +148,10 @@ class TrainingParts:
         ``sync``: exactly. ``process`` / ``ray``: each worker gets its reservoirs, generator and carried
         tensordict back when it starts; its exploration draws restart from a seed derived from the
         checkpoint's frame count (not the stream an uninterrupted run would have continued)."""
+        if self._shared is not None:
+            shared, block = self._shared
+            shared.load_block_collection_state(block, payload)
+            return
         if self.backend != "sync":
             workers = self.config.train.collector.workers
             collection.check_worker_states(payload, workers)

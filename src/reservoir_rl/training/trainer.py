@@ -96,6 +96,9 @@ class Trainer:
         self.on_evaluation: Optional[EvaluationHook] = None
         # the runs folder whose cache keeps the baselines' levels for later runs (`runs.baseline_cache`); None: not kept
         self.baseline_cache_dir: Optional[Path] = None
+        # (frame, result) of a validation evaluation computed elsewhere for this frame (a vectorized run
+        # evaluates all its seeds in one rollout); `_evaluate` at that frame uses it instead of rolling out
+        self.next_evaluation: Optional[tuple[int, EvaluationResult]] = None
         self.accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config, parts.device)
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
         self.shaping = make_shaping(parts.env, self.config)  # None unless train.sdp_potential_weight > 0
@@ -273,7 +276,11 @@ class Trainer:
         """Greedy policy on the validation episodes (``make_env(config, "validation")``: training years unless
         ``inflow.validation_water_years`` is set; the same traces every time); ``best.pt`` follows its return."""
         parts = self.parts
-        result = evaluate_policy(parts.eval_env, parts.greedy_policy, parts.eval_seed)
+        if self.next_evaluation is not None and self.next_evaluation[0] == self.frames:
+            result = self.next_evaluation[1]
+        else:
+            result = evaluate_policy(parts.eval_env, parts.greedy_policy, parts.eval_seed)
+        self.next_evaluation = None
         summary = result.summary()
         summary["frames"] = self.frames
         self.last_eval = summary
