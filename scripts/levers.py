@@ -35,7 +35,7 @@ LEVERS: dict[str, tuple[list[str], str]] = {
     "zone-feature": (["env.extra_features=[flood_zone_fraction]"],
                      "storage relative to the flood zone's bottom in the observation"),
     "wide-256": (["agent.hidden_sizes=[256, 256]"], "a wider network (256-256)"),
-    "gamma-0.995": (["agent.gamma=0.995"], "a longer horizon of the discounted return"),
+    "gamma-0.995": (["agent.gamma=0.995"], "a longer horizon of the discounted return (SDP's discount follows it)"),
     "sdp-potential": (["train.sdp_potential_weight=1.0"], "potential-based shaping with the SDP value function"),
 }
 BASELINES = "sdp,mpc"
