@@ -35,6 +35,8 @@ LEVERS: dict[str, tuple[list[str], str]] = {
     "zone-feature": (["env.extra_features=[flood_zone_fraction]"],
                      "storage relative to the flood zone's bottom in the observation"),
     "wide-256": (["agent.hidden_sizes=[256, 256]"], "a wider network (256-256)"),
+    "dueling-400k": (["agent.dueling=true", "train.total_frames=400000", "train.lr_decay_frames=400000"],
+                     "dueling heads and twice the frames"),
     "gamma-0.995": (["agent.gamma=0.995"], "a longer horizon of the discounted return (SDP's discount follows it)"),
     "sdp-potential": (["train.sdp_potential_weight=1.0"], "potential-based shaping with the SDP value function"),
 }
