@@ -89,7 +89,7 @@ class BlockedReservoirEnv(DiscreteReservoirEnv):
         return tuple(None if parts[0][i] is None else torch.cat([p[i] for p in parts]) for i in range(4))
 
     def _set_seed(self, seed: Optional[int]) -> None:
-        raise NotImplementedError("a blocked env's generators are seeded per block: use reseed()")
+        raise ValueError("a blocked env's generators are seeded per block (block_seeds): call reseed()")
 
     def reseed(self) -> None:
         """Seed every block's generator again with its seed (as ``set_seed(seeds[k])`` on its own env)."""

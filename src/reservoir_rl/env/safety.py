@@ -160,7 +160,7 @@ class ReleaseGuard:
         )
         wet_storage, dry_storage = next_storage[0], next_storage[1]
         overtops = spill[0] > tables["spillway_hm3"]
-        end_limit = self._reserve_limit_hm3(day, inflow.shape[-1], tables)
+        end_limit = self._reserve_limit_hm3(day, tables)
         flood_safe = ~overtops & (wet_storage <= flood_safe_storage_hm3(physics, inflow[0], end_limit).unsqueeze(-1))
         lowest = torch.where(flood_safe, levels, n_levels - 1).amin(dim=-1)
 
@@ -177,24 +177,31 @@ class ReleaseGuard:
         highest = torch.where(water_available, highest.clamp(min=env_level), highest)
         return lowest, highest
 
-    def _reserve_limit_hm3(self, day: torch.Tensor, window: int, tables: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The flood reserve: the largest storage at the end of the forecast window (start of day L) from
-        which the full release passes ``flood_reserve_days`` design days without overtopping, float64 (B,);
-        None without a reserve. Below the drought floor where no storage passes them: the flood bound then
+    def _reserve_limit_hm3(self, day: torch.Tensor, tables: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The flood reserve's bound on the storage at the end of the forecast window for today's day of year
+        (B,), float64 (B,) — a lookup into ``tables["reserve_limit_hm3"]`` (`_reserve_limits_hm3`); None
+        without a reserve."""
+        limits = tables["reserve_limit_hm3"]
+        return None if limits is None else limits[day]
+
+    def _reserve_limits_hm3(self, device: torch.device) -> torch.Tensor:
+        """For each day of year 0 … 365 as today, float64 (366,): the largest storage at the end of the
+        forecast window (start of day L) from which the full release passes ``flood_reserve_days`` design
+        days without overtopping. Below the drought floor where no storage passes them: the flood bound then
         asks for the full release, never for a day's release that takes the lake below the floor."""
-        reserve_days = self.safety.flood_reserve_days
-        if reserve_days == 0 or not self.design_inflow_hm3:
-            return None
-        after = day.unsqueeze(-1) + window + torch.arange(reserve_days, device=day.device)  # (B, H) days of year
-        design = tables["design_inflow_hm3"][after % 365]
+        design_table = torch.tensor(self.design_inflow_hm3, dtype=GUARD_DTYPE, device=device)
+        today = torch.arange(366, device=device).unsqueeze(-1)
+        after = today + self.forecast.lead_days + torch.arange(self.safety.flood_reserve_days, device=device)
+        design = design_table[after % 365]  # (366, H) hm³/day
         # a day 0 of no inflow in front: the limit at the start of the first design day
         return flood_safe_storage_hm3(self.physics, torch.cat([torch.zeros_like(design[:, :1]), design], dim=-1))
 
-    def _tables(self, device: torch.device) -> dict[str, torch.Tensor]:
+    def _tables(self, device: torch.device) -> dict[str, Any]:
         """What depends only on the settings, once per device: the quantile factors (2, L), the release
         levels (A,), the evaporation depth (mm) and the evaporation at full lake area (hm³) of every day of
-        year, the latter far enough past the year's end for a window starting on day 365, the spillway's
-        daily volume (hm³) and the window's later days 1 … L − 1."""
+        year, the latter far enough past the year's end for a window starting on day 365, the flood reserve's
+        bound for every day of year (None without a reserve), the spillway's daily volume (hm³) and the
+        window's later days 1 … L − 1."""
         cache = self.__dict__.setdefault("_cache", {})
         key = str(device)
         if key not in cache:
@@ -208,7 +215,8 @@ class ReleaseGuard:
                 "levels": torch.arange(physics.n_release_levels, device=device),
                 "evaporation_depth_mm": physics.evaporation_depth_mm(days),
                 "full_lake_evaporation_hm3": full_area_km2 * depth_mm * 1e-3,
-                "design_inflow_hm3": torch.tensor(self.design_inflow_hm3 or (0.0,), dtype=GUARD_DTYPE, device=device),
+                "reserve_limit_hm3": (self._reserve_limits_hm3(device)
+                                      if self.safety.flood_reserve_days and self.design_inflow_hm3 else None),
                 "spillway_hm3": physics.config.spillway_capacity_cms * HM3_PER_CMS_DAY,  # `physics.step`'s flood failure
                 "later_days": torch.arange(1, self.forecast.lead_days, device=device),  # days 1 … L − 1 of the window
             }
