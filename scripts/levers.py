@@ -1,7 +1,8 @@
 """Levers of the default recipe, measured on validation years only (issue 18's protocol).
 
 Each lever is a set of config overrides of ``--config`` (configs/base.yaml by default). For every lever it trains
-``--seeds`` (one run group, process mode), evaluates the group's best.pt of every seed on ``--episodes``
+``--seeds`` (one run group; a process per seed, or all in one with ``--vectorized``), evaluates the group's
+best.pt of every seed on ``--episodes``
 **validation** episodes (``inflow.validation_water_years`` of the config, at least ``--validation-years``)
 against SDP and MPC (the strongest baselines that do not know the future) and writes OUT_DIR/<lever>.json
 (`reservoir-rl evaluate`'s JSON). ``--summary FILE`` collects, per lever: its overrides, the agent's mean
@@ -94,6 +95,8 @@ def main() -> int:
                         help="inflow.validation_water_years when the config has none")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/levers"))
     parser.add_argument("--summary", type=Path, default=None)
+    parser.add_argument("--vectorized", action="store_true",
+                        help="train each lever's seeds in one process, their updates batched (train --vectorized)")
     parser.add_argument("--set", dest="extra", action="append", default=[], help="more overrides for every lever")
     args = parser.parse_args()
     names = [name.strip() for name in args.levers.split(",") if name.strip()]
@@ -120,7 +123,7 @@ def main() -> int:
         seconds = None
         if not trained(group, seeds):
             command = ["train", args.config, "--seeds", ",".join(map(str, seeds)), "--runs-dir", str(runs),
-                       "--name", name, "--quiet"]
+                       "--name", name, "--quiet"] + (["--vectorized"] if args.vectorized else [])
             if group.exists():
                 command = ["resume", name, "--runs-dir", str(runs), "--quiet"]
             else:
