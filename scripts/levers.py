@@ -40,6 +40,7 @@ LEVERS: dict[str, tuple[list[str], str]] = {
                      "dueling heads and twice the frames"),
     "gamma-0.995": (["agent.gamma=0.995"], "a longer horizon of the discounted return (SDP's discount follows it)"),
     "sdp-potential": (["train.sdp_potential_weight=1.0"], "potential-based shaping with the SDP value function"),
+    "munchausen": (["agent.munchausen_alpha=0.9"], "Munchausen DQN (α 0.9, τ 0.03, clip −1)"),
 }
 BASELINES = "sdp,mpc"
 

@@ -48,7 +48,8 @@ def _params(agent):
 @pytest.mark.parametrize(
     "options",
     [{}, {"double_dqn": False, "loss": "l2"}, {"weights": True, "n_step": True}, {"target_update": "soft"},
-     {"dueling": True}, {"activation": "tanh"}],
+     {"dueling": True}, {"activation": "tanh"}, {"munchausen_alpha": 0.9, "n_step": True},
+     {"munchausen_alpha": 0.9, "dueling": True}],
 )
 def test_batched_update_equals_one_agent_at_a_time(options):
     weights, n_step = options.pop("weights", False), options.pop("n_step", False)

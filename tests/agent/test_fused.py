@@ -35,12 +35,13 @@ def _sample(seed: int, weights: bool) -> TensorDict:
     return td
 
 
-def _agent(double_dqn: bool, loss: str, dueling: bool = False, hidden_sizes=(128, 128), activation: str = "relu"):
+def _agent(double_dqn: bool, loss: str, dueling: bool = False, hidden_sizes=(128, 128), activation: str = "relu",
+           munchausen_alpha: float = 0.0):
     torch.manual_seed(0)
     agent = make_agent(
         OBS, Categorical(ACTIONS),
         AgentConfig(double_dqn=double_dqn, loss=loss, dueling=dueling, gamma=0.97, hidden_sizes=list(hidden_sizes),
-                    activation=activation),
+                    activation=activation, munchausen_alpha=munchausen_alpha),
         TrainConfig(), device="cpu",
     )
     # make the target net differ from the online net, as it does between hard updates
@@ -183,3 +184,69 @@ def test_gradient_step_equals_dqnloss_clip_adam_and_target_update(max_grad_norm,
         torch.testing.assert_close(my_norm, norm, rtol=1e-5, atol=1e-6)
     for name, value in reference.loss.state_dict().items():
         torch.testing.assert_close(agent.loss.state_dict()[name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+# ---------------------------------------------------------------- Munchausen DQN
+
+
+def _munchausen_by_hand(q_s, q_next, action, reward, terminated, discount, alpha, tau, clip):
+    """The M-DQN target written out per sample, from log-softmax (an independent route)."""
+    targets = []
+    for i in range(q_s.shape[0]):
+        log_pi = torch.log_softmax(q_s[i].double() / tau, -1)
+        log_pi_next = torch.log_softmax(q_next[i].double() / tau, -1)
+        bonus = alpha * min(max(tau * log_pi[action[i]].item(), clip), 0.0)
+        soft = sum(log_pi_next[a].exp().item() * (q_next[i, a].item() - tau * log_pi_next[a].item())
+                   for a in range(q_next.shape[1]))
+        targets.append(reward[i].item() + bonus + (0.0 if terminated[i] else discount * soft))
+    return torch.tensor(targets, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("weights", [False, True])
+def test_munchausen_loss_has_the_m_dqn_target(weights):
+    agent = _agent(True, "l2", munchausen_alpha=0.9)
+    fused = agent.fused_loss
+    assert fused.munchausen == (0.9, 0.03, -1.0)
+    sample = _sample(7, weights)
+    loss, td_error = fused(*_args(sample), weights=sample.get("priority_weight", None))
+    with torch.no_grad():
+        q_s = fused.target_network(sample["observation"])
+        q_next = fused.target_network(sample["next", "observation"])
+        chosen = agent.q_network(sample["observation"]).gather(-1, sample["action"].unsqueeze(-1)).squeeze(-1)
+    target = _munchausen_by_hand(q_s, q_next, sample["action"], sample["next", "reward"].squeeze(-1),
+                                 sample["next", "terminated"].squeeze(-1), 0.97, 0.9, 0.03, -1.0)
+    torch.testing.assert_close(td_error.double(), (chosen.double() - target) ** 2, rtol=1e-4, atol=1e-5)
+    # the target differs from the DQN one: the bonus and the soft value act
+    plain = _agent(True, "l2")
+    _, plain_td = plain.fused_loss(*_args(sample))
+    assert not torch.allclose(td_error, plain_td)
+
+
+def test_munchausen_soft_value_tends_to_the_max_and_the_bonus_is_clipped():
+    g = torch.Generator().manual_seed(8)
+    q_s, q_next = torch.randn(64, ACTIONS, generator=g) * 5, torch.randn(64, ACTIONS, generator=g) * 5
+    action = torch.randint(0, ACTIONS, (64,), generator=g)
+    zeros, alive = torch.zeros(64), torch.zeros(64, dtype=torch.bool)
+    from reservoir_rl.agent.fused import munchausen_target
+
+    # τ → 0: no bonus beyond the clip, soft value = max_a' q(s', a') (the DQN target without double DQN)
+    sharp = munchausen_target(q_s, q_next, action, zeros, alive, 0.9, 0.0, 1e-4, -1.0)
+    torch.testing.assert_close(sharp, 0.9 * q_next.max(-1).values, rtol=1e-4, atol=1e-3)
+    bonus = munchausen_target(q_s, q_next, action, zeros, torch.ones(64, dtype=torch.bool), 0.0, 0.9, 10.0, -1.0)
+    assert bool((bonus <= 0).all()) and bool((bonus >= -0.9 - 1e-6).all())  # α·clip(τ log π, −1, 0)
+    assert bool((bonus < -0.5).any())  # the clip is reached for unlikely actions
+
+
+@pytest.mark.parametrize("loss_name", ["smooth_l1", "l2"])
+def test_munchausen_manual_gradients_equal_autograd(loss_name):
+    agent = _agent(True, loss_name, munchausen_alpha=0.9)
+    fused = agent.fused_loss
+    params = list(agent.q_network.parameters())
+    sample = _sample(9, True)
+    loss, td_error = fused(*_args(sample), weights=sample["priority_weight"])
+    reference_grads = torch.autograd.grad(loss, params)
+    manual_loss, manual_td, grads = fused.loss_and_gradients(*_args(sample), weights=sample["priority_weight"])
+    torch.testing.assert_close(manual_loss, loss.detach(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(manual_td, td_error, rtol=1e-5, atol=1e-7)
+    for mine, theirs in zip(grads, reference_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)

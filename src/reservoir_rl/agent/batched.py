@@ -30,6 +30,7 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from reservoir_rl.agent.dqn import DQNAgent
+from reservoir_rl.agent.fused import munchausen_target
 
 
 def _rebind(tensors: Sequence[torch.Tensor], aliases: Sequence[dict[int, list[torch.Tensor]]] = ()) -> torch.Tensor:
@@ -228,12 +229,18 @@ class StackedDQNAgents:
             q_all = torch.baddbmm(online[-1][1].unsqueeze(1), x, online[-1][0].transpose(1, 2))
             action_column = action.reshape(k_seeds, -1, 1)
             chosen = q_all[:, :n].gather(-1, action_column).squeeze(-1)
-            target_q = _batched_mlp_forward(target_layers, next_observation)
-            greedy_q = q_all[:, n:] if fused.double_dqn else target_q
-            next_value = target_q.gather(-1, greedy_q.argmax(-1, keepdim=True)).squeeze(-1)
             discount = fused.gamma if steps_to_next_obs is None else fused.gamma ** steps_to_next_obs.reshape(k_seeds, -1)
-            not_terminated = (~terminated.reshape(k_seeds, -1)).to(next_value.dtype)
-            target = reward.reshape(k_seeds, -1) + discount * not_terminated * next_value
+            if fused.munchausen is not None:
+                target_both = _batched_mlp_forward(target_layers, torch.cat([observation, next_observation], dim=1))
+                target = munchausen_target(target_both[:, :n], target_both[:, n:], action.reshape(k_seeds, -1),
+                                           reward.reshape(k_seeds, -1), terminated.reshape(k_seeds, -1), discount,
+                                           *fused.munchausen)
+            else:
+                target_q = _batched_mlp_forward(target_layers, next_observation)
+                greedy_q = q_all[:, n:] if fused.double_dqn else target_q
+                next_value = target_q.gather(-1, greedy_q.argmax(-1, keepdim=True)).squeeze(-1)
+                not_terminated = (~terminated.reshape(k_seeds, -1)).to(next_value.dtype)
+                target = reward.reshape(k_seeds, -1) + discount * not_terminated * next_value
             diff = chosen - target
             if fused.loss_function == "smooth_l1":
                 slope = diff.clamp(-1.0, 1.0)

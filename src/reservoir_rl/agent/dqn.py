@@ -254,7 +254,8 @@ def make_agent(
         actor=actor,
         explore_policy=EpsilonGreedyQPolicy(q_network, n_actions, eps=train_config.eps_start).to(device),
         loss=loss,
-        fused_loss=FusedDQNLoss(loss, q_network, agent_config.gamma),
+        fused_loss=FusedDQNLoss(loss, q_network, agent_config.gamma, munchausen=(
+            agent_config.munchausen_alpha, agent_config.munchausen_tau, agent_config.munchausen_clip)),
         target_updater=target_updater,
         optimizer=optimizer,
     )

@@ -12,6 +12,15 @@ computes the same loss from plain tensors:
                      the importance-weighted mean Σ wℓ / Σ w, as `DQNLoss` does
     td_error         (q(s, a) − y)², the priority `DQNLoss` writes
 
+With Munchausen DQN (``munchausen_alpha`` α > 0; Vieillard, Pietquin & Geist 2020) the target is soft and
+rewards the agent for the action it took in proportion to how much its target policy already preferred it:
+
+    π(·|s)           softmax(q_target(s, ·) / τ)
+    y                r + α·clip(τ·log π(a|s), l0, 0)
+                       + γ^k · (1 − terminated) · Σ_a' π(a'|s') · (q_target(s', a') − τ·log π(a'|s'))
+
+(`munchausen_target`; double DQN has no role there, the soft value replaces the max).
+
 Shapes: observation (B, obs_size) float32, action (B,) int64, reward / terminated (B, 1) or (B,).
 
 For the plain ReLU MLP (the default network) `FusedDQNLoss.loss_and_gradients` also writes the
@@ -23,7 +32,7 @@ forward + ``backward()``, the same gradients (tested against autograd and `DQNLo
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -37,12 +46,15 @@ class FusedDQNLoss:
         loss: the `DQNLoss` whose parameters, γ, loss function and double-DQN flag are used.
         q_network: the plain ``nn.Module`` inside the loss's value network (observation → Q-values).
         gamma: discount per step.
+        munchausen: (α, τ, l0) of Munchausen DQN, or None for the DQN target (α = 0 is None).
     """
 
-    def __init__(self, loss: DQNLoss, q_network: torch.nn.Module, gamma: float) -> None:
+    def __init__(self, loss: DQNLoss, q_network: torch.nn.Module, gamma: float,
+                 munchausen: Optional[tuple[float, float, float]] = None) -> None:
         if loss.loss_function not in ("smooth_l1", "l2"):
             raise ValueError(f"unsupported loss function {loss.loss_function!r}")
         self.gamma = float(gamma)
+        self.munchausen = munchausen if munchausen is not None and munchausen[0] > 0 else None
         self.double_dqn = bool(loss.double_dqn)
         self.loss_function = loss.loss_function
         # The online network's parameters are the loss's ``value_network_params`` (the same tensors), so
@@ -83,9 +95,13 @@ class FusedDQNLoss:
             q_values = self.q_network(observation)
         chosen = q_values.gather(-1, action.reshape(-1, 1)).squeeze(-1)
         with torch.no_grad():
-            target_q = self.target_network(next_observation)
-            target = self._target(target_q, online_next if self.double_dqn else target_q, reward, terminated,
-                                  steps_to_next_obs)
+            if self.munchausen is not None:
+                target = self._munchausen_target(self.target_network, observation, next_observation, action, reward,
+                                                 terminated, steps_to_next_obs)
+            else:
+                target_q = self.target_network(next_observation)
+                target = self._target(target_q, online_next if self.double_dqn else target_q, reward, terminated,
+                                      steps_to_next_obs)
         if self.loss_function == "smooth_l1":
             elementwise = F.smooth_l1_loss(chosen, target, reduction="none")
         else:
@@ -111,6 +127,23 @@ class FusedDQNLoss:
         discount = self.gamma if steps_to_next_obs is None else self.gamma ** steps_to_next_obs.reshape(-1)
         not_terminated = (~terminated.reshape(-1)).to(next_value.dtype)
         return reward.reshape(-1) + discount * not_terminated * next_value
+
+    def _munchausen_target(
+        self,
+        target_network: Callable[[torch.Tensor], torch.Tensor],
+        observation: torch.Tensor,
+        next_observation: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        steps_to_next_obs: Optional[torch.Tensor],
+    ) -> torch.Tensor:
+        """Munchausen target (B,) from one target-network forward over s and s'."""
+        n = observation.shape[0]
+        target_both = target_network(torch.cat([observation, next_observation]))
+        discount = self.gamma if steps_to_next_obs is None else self.gamma ** steps_to_next_obs.reshape(-1)
+        return munchausen_target(target_both[:n], target_both[n:], action.reshape(-1), reward.reshape(-1),
+                                 terminated.reshape(-1), discount, *self.munchausen)
 
     def loss_and_gradients(
         self,
@@ -142,9 +175,13 @@ class FusedDQNLoss:
             q_all = torch.addmm(layers[-1][1], x, layers[-1][0].t())
             action_column = action.reshape(-1, 1)
             chosen = q_all[:n].gather(-1, action_column).squeeze(-1)
-            target_q = _mlp_forward(self._target_layers, next_observation)
-            target = self._target(target_q, q_all[n:] if self.double_dqn else target_q, reward, terminated,
-                                  steps_to_next_obs)
+            if self.munchausen is not None:
+                target = self._munchausen_target(lambda x: _mlp_forward(self._target_layers, x), observation,
+                                                 next_observation, action, reward, terminated, steps_to_next_obs)
+            else:
+                target_q = _mlp_forward(self._target_layers, next_observation)
+                target = self._target(target_q, q_all[n:] if self.double_dqn else target_q, reward, terminated,
+                                      steps_to_next_obs)
             diff = chosen - target
             if self.loss_function == "smooth_l1":  # Huber with δ = 1: ½d² inside |d| < 1, |d| − ½ outside
                 slope = diff.clamp(-1.0, 1.0)
@@ -166,6 +203,28 @@ class FusedDQNLoss:
                     delta = torch.ops.aten.threshold_backward(delta.mm(weight), layer_input, 0.0)
             grads.reverse()  # weight, bias of the first layer first: the parameters() order
             return loss, diff * diff, grads
+
+
+def munchausen_target(
+    target_q: torch.Tensor,
+    target_q_next: torch.Tensor,
+    action: torch.Tensor,
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    discount: float | torch.Tensor,
+    alpha: float,
+    tau: float,
+    clip: float,
+) -> torch.Tensor:
+    """The Munchausen DQN target (see the module) for any leading shape (*lead,): ``target_q`` and
+    ``target_q_next`` (*lead, n_actions) the target network's Q(s, ·) and Q(s', ·); ``action`` int64, ``reward``,
+    ``terminated`` (bool) and a tensor ``discount`` of shape (*lead,). τ·log π = q − τ·logsumexp(q / τ)."""
+    tau_log_pi = target_q - tau * torch.logsumexp(target_q / tau, dim=-1, keepdim=True)
+    bonus = alpha * tau_log_pi.gather(-1, action.unsqueeze(-1)).squeeze(-1).clamp(min=clip, max=0.0)
+    tau_log_pi_next = target_q_next - tau * torch.logsumexp(target_q_next / tau, dim=-1, keepdim=True)
+    soft_value = (torch.softmax(target_q_next / tau, dim=-1) * (target_q_next - tau_log_pi_next)).sum(-1)
+    not_terminated = (~terminated).to(soft_value.dtype)
+    return reward + bonus + discount * not_terminated * soft_value
 
 
 def _relu_mlp_layers(network: torch.nn.Module) -> Optional[list[tuple[torch.Tensor, torch.Tensor]]]:

@@ -19,6 +19,11 @@ class AgentConfig(Section):
     loss: Literal["smooth_l1", "l2"] = "smooth_l1"
     gamma: float = Field(0.99, gt=0, le=1)
     n_step: int = Field(1, ge=1, le=20)
+    # Munchausen DQN (Vieillard, Pietquin & Geist 2020): soft targets of the policy softmax(q_target / τ) plus
+    # α·clip(τ·log π(a|s), clip, 0) added to the reward; α = 0 is plain (double) DQN
+    munchausen_alpha: float = Field(0.0, ge=0, le=1)
+    munchausen_tau: float = Field(0.03, gt=0)
+    munchausen_clip: float = Field(-1.0, lt=0)
 
     @model_validator(mode="after")
     def _sizes(self) -> "AgentConfig":
