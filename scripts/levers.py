@@ -146,7 +146,8 @@ def main() -> int:
             previous = json.loads(args.summary.read_text())["rows"] if args.summary.exists() else []
             kept = [r for r in previous if r["lever"] not in {x["lever"] for x in rows}]
             args.summary.parent.mkdir(parents=True, exist_ok=True)
-            args.summary.write_text(json.dumps({"config": args.config, "rows": kept + rows}, indent=1))
+            args.summary.write_text(json.dumps({"config": args.config, "vectorized": args.vectorized,
+                                                "rows": kept + rows}, indent=1))
     return 0
 
 

@@ -75,11 +75,12 @@ def river_section(folder: Path, river: str) -> list[str]:
                          + f", failures per episode {estimate(fails, '{:.2f}')}")
     lines += verdict_lines(data)
     training = folder / f"{river}-training.txt"
-    if training.exists():  # written by scripts/results.sh: `train --seeds 0,1,2 --quiet`, as printed
+    if training.exists():  # written by scripts/results.sh: `train --seeds … --vectorized --quiet`, as printed
         summary = [line.rstrip() for line in training.read_text().splitlines()]
         start = next((i for i, line in enumerate(summary) if line.startswith("Run ")), 0)
-        lines += ["", "Training (`reservoir-rl train CONFIG --seeds 0,1,2`, two seeds at a time on the 2-core machine, "
-                      "one thread each; the wall times count whatever else the machine ran meanwhile — "
+        lines += ["", f"Training (`reservoir-rl train {CONFIGS.get(river, 'CONFIG')} --seeds "
+                      f"{','.join(map(str, data['seeds']))} --vectorized`: every seed in one process, one thread, on one "
+                      "core of the 2-core machine while the other river trained on the other — "
                       "benchmarks/README.md has the speed measured side by side):", "", "```",
                   *[line for line in summary[start:] if line], "```"]
     lines += failure_lines(data, river)
@@ -351,16 +352,20 @@ def kept(row: dict, default: dict | None) -> str:
 def lever_lines(folder: Path) -> list[str]:
     """The levers of the recipe measured on validation years (scripts/levers.py --summary levers-RIVER.json)."""
     lines: list[str] = []
-    for path in sorted(folder.glob("levers-*.json")):
+    # levers-RIVER.json first, then levers-screen-RIVER.json (an earlier screen with fewer seeds)
+    paths = sorted(folder.glob("levers-*.json"), key=lambda p: (p.stem.startswith("levers-screen-"), p.stem))
+    for path in paths:
         data = json.loads(path.read_text())
         rows = data["rows"]
         if not rows:
             continue
         first = rows[0]
-        river = path.stem.removeprefix("levers-")
-        lines += [f"### {RIVERS.get(river, river)}: levers on validation years", "",
+        river = path.stem.removeprefix("levers-").removeprefix("screen-")
+        kind = "a first screen, " if path.stem.startswith("levers-screen-") else ""
+        lines += [f"### {RIVERS.get(river, river)}: levers on validation years ({kind}{len(first['seeds'])} seeds)", "",
                   f"`python scripts/levers.py --config {data['config']} --seeds "
-                  f"{','.join(map(str, first['seeds']))} --episodes {first['episodes']}`: each lever trained with seeds "
+                  f"{','.join(map(str, first['seeds']))} --episodes {first['episodes']}"
+                  f"{' --vectorized' if data.get('vectorized') else ''}`: each lever trained with seeds "
                   f"{', '.join(map(str, first['seeds']))}, its best.pt of every seed evaluated on {first['episodes']} "
                   f"episodes of the validation water years {first['water_years'][0]}–{first['water_years'][-1]} "
                   "(never trained on, never held out) against SDP and MPC, paired by episode; intervals are 95 % "
@@ -396,6 +401,20 @@ def lever_lines(folder: Path) -> list[str]:
     return lines
 
 
+def timing_lines(path: Path) -> list[str]:
+    """How long scripts/results.sh took, step by step (its timings file: "label<TAB>seconds" per line)."""
+    if not path.exists():
+        return []
+    steps = [line.split("\t") for line in path.read_text().splitlines() if "\t" in line]
+    if not steps:
+        return []
+    lines = ["## How long it took", "",
+             "`bash scripts/results.sh` on the 2-core machine; the two rivers ran side by side, one core each, then the "
+             "flashy river's check (wall seconds per step):", "", "| step | wall time (s) |", "|---|---|"]
+    lines += [f"| {label} | {int(seconds):,} |" for label, seconds in steps]
+    return lines + [""]
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     lines = [
@@ -408,6 +427,7 @@ def main() -> None:
 
     for river in sys.argv[2:]:
         lines += river_section(folder, river)
+    lines += timing_lines(folder / "timings.txt")
     lines += flashy_lines(folder / "flashy-guard.json")
     lines += flashy_variant_lines(folder / "flashy-reserve.json", folder / "flashy-guard.json")
     lines += lever_lines(folder)
