@@ -56,7 +56,7 @@ def test_batched_update_equals_one_agent_at_a_time(options):
     seeds = (0, 1, 2)
     reference, batched = _agents(seeds, **options), _agents(seeds, **options)
     stacked = StackedDQNAgents(batched)
-    assert stacked.batched == (not options.get("dueling") and options.get("activation", "relu") == "relu")
+    assert stacked.batched == (options.get("activation", "relu") == "relu")
     for step in range(7):  # the first step creates Adam's state; hard target copies every 3 updates
         data = _batches(step, len(seeds), weights, n_step)
         loss, grad_norm, td = stacked.gradient_step(

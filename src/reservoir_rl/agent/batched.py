@@ -15,7 +15,7 @@ computes for one (`FusedDQNLoss.loss_and_gradients`, clipping, fused Adam, targe
 a leading dimension, so seed k's numbers do not depend on the other seeds; `tests/agent/test_batched.py`
 checks them bitwise against K single-agent updates (CPU float32).
 
-Networks without manual gradients (dueling, tanh / elu) are updated seed by seed with
+Networks without manual gradients (tanh / elu) are updated seed by seed with
 `DQNAgent.gradient_step` (the same results, without the batching gain).
 """
 
@@ -30,7 +30,7 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from reservoir_rl.agent.dqn import DQNAgent
-from reservoir_rl.agent.fused import munchausen_target
+from reservoir_rl.agent.fused import dueling_head_gradients, effective_layers, munchausen_target
 
 
 def _rebind(tensors: Sequence[torch.Tensor], aliases: Sequence[dict[int, list[torch.Tensor]]] = ()) -> torch.Tensor:
@@ -132,7 +132,7 @@ class StackedDQNAgents:
         """Q-values (K, B, n_actions) of the K online networks on (K, B, obs_size) observations (ReLU MLPs
         with manual gradients only: `batched`)."""
         online = [(self.online[2 * i], self.online[2 * i + 1]) for i in range(len(self.online) // 2)]
-        return _batched_mlp_forward(online, observation)
+        return _batched_mlp_forward(effective_layers(online, self.agents[0].fused_loss.dueling_head), observation)
 
     # ------------------------------------------------------------------ the update
     def gradient_step(
@@ -218,9 +218,11 @@ class StackedDQNAgents:
         the stacked gradients in the order of `online`."""
         fused = self.agents[0].fused_loss
         k_seeds, n = observation.shape[0], observation.shape[1]
-        online = [(self.online[2 * i], self.online[2 * i + 1]) for i in range(len(self.online) // 2)]
-        target_layers = [(self.target[2 * i], self.target[2 * i + 1]) for i in range(len(self.target) // 2)]
         with torch.no_grad():
+            online = effective_layers([(self.online[2 * i], self.online[2 * i + 1]) for i in range(len(self.online) // 2)],
+                                      fused.dueling_head)
+            target_layers = effective_layers(
+                [(self.target[2 * i], self.target[2 * i + 1]) for i in range(len(self.target) // 2)], fused.dueling_head)
             x = torch.cat([observation, next_observation], dim=1) if fused.double_dqn else observation
             activations = [x]
             for weight, bias in online[:-1]:
@@ -265,6 +267,8 @@ class StackedDQNAgents:
                 if index:
                     delta = torch.ops.aten.threshold_backward(torch.bmm(delta, weight), layer_input, 0.0)
             grads.reverse()
+            if fused.dueling_head:
+                grads[-2:] = dueling_head_gradients(grads[-2], grads[-1])
             return loss, diff * diff, grads
 
 

@@ -23,10 +23,13 @@ rewards the agent for the action it took in proportion to how much its target po
 
 Shapes: observation (B, obs_size) float32, action (B,) int64, reward / terminated (B, 1) or (B,).
 
-For the plain ReLU MLP (the default network) `FusedDQNLoss.loss_and_gradients` also writes the
+For a ReLU MLP (the default network, plain or dueling) `FusedDQNLoss.loss_and_gradients` also writes the
 gradients itself — the forward pass keeps its activations, the backward pass is four matrix products
 and two ReLU masks — instead of recording an autograd graph: about a third of the tensor operations of
-forward + ``backward()``, the same gradients (tested against autograd and `DQNLoss`).
+forward + ``backward()``, the same gradients (tested against autograd and `DQNLoss`). A dueling head
+Q = V + A − mean(A) is linear in the last hidden layer h: Q = h·W_effᵀ + b_eff with W_eff = W_A − mean_rows(W_A)
++ W_V and b_eff = b_A − mean(b_A) + b_V, so it runs as one more layer; its gradient G goes back to the heads as
+∂L/∂W_A = G − mean_rows(G), ∂L/∂W_V = Σ_rows G (and likewise for the biases).
 """
 
 from __future__ import annotations
@@ -68,12 +71,14 @@ class FusedDQNLoss:
         bound = loss.value_network_params["module", "0", "module"].flatten_keys(".")
         if any(online[name] is not tensor for name, tensor in bound.items()):
             raise ValueError("q_network is not the network whose parameters the loss optimises")
+        self.dueling_head = bool(getattr(q_network, "dueling", False))
         self._online_layers = _relu_mlp_layers(q_network)
         self._target_layers = _relu_mlp_layers(self.target_network)
 
     @property
     def has_manual_gradients(self) -> bool:
-        """True when the network is a plain ReLU MLP, whose gradients `loss_and_gradients` writes itself."""
+        """True when the network is a ReLU MLP (plain or dueling), whose gradients `loss_and_gradients` writes
+        itself."""
         return self._online_layers is not None
 
     def __call__(
@@ -162,11 +167,12 @@ class FusedDQNLoss:
         layers): ∂L/∂q is zero except at the stored action, where it is ℓ'(q(s, a) − y) · w_i / Σw (w = 1
         without importance weights); ∂L/∂W_l = δ_lᵀ a_{l-1}, ∂L/∂b_l = Σ_i δ_l, δ_{l-1} = (δ_l W_l) ⊙ [a_{l-1} > 0].
         Only the rows of s carry gradient (the rows of s' feed the double-DQN argmax)."""
-        layers = self._online_layers
-        if layers is None:
-            raise ValueError("manual gradients need a plain ReLU MLP Q-network")
+        if self._online_layers is None:
+            raise ValueError("manual gradients need a ReLU MLP Q-network")
         n = observation.shape[0]
         with torch.no_grad():
+            layers = effective_layers(self._online_layers, self.dueling_head)
+            target_layers = effective_layers(self._target_layers, self.dueling_head)
             x = torch.cat([observation, next_observation]) if self.double_dqn else observation
             activations = [x]
             for weight, bias in layers[:-1]:
@@ -176,10 +182,10 @@ class FusedDQNLoss:
             action_column = action.reshape(-1, 1)
             chosen = q_all[:n].gather(-1, action_column).squeeze(-1)
             if self.munchausen is not None:
-                target = self._munchausen_target(lambda x: _mlp_forward(self._target_layers, x), observation,
+                target = self._munchausen_target(lambda x: _mlp_forward(target_layers, x), observation,
                                                  next_observation, action, reward, terminated, steps_to_next_obs)
             else:
-                target_q = _mlp_forward(self._target_layers, next_observation)
+                target_q = _mlp_forward(target_layers, next_observation)
                 target = self._target(target_q, q_all[n:] if self.double_dqn else target_q, reward, terminated,
                                       steps_to_next_obs)
             diff = chosen - target
@@ -202,6 +208,8 @@ class FusedDQNLoss:
                 if index:  # through the ReLU: zero where its output was 0 (autograd's own rule)
                     delta = torch.ops.aten.threshold_backward(delta.mm(weight), layer_input, 0.0)
             grads.reverse()  # weight, bias of the first layer first: the parameters() order
+            if self.dueling_head:
+                grads[-2:] = dueling_head_gradients(grads[-2], grads[-1])
             return loss, diff * diff, grads
 
 
@@ -228,9 +236,15 @@ def munchausen_target(
 
 
 def _relu_mlp_layers(network: torch.nn.Module) -> Optional[list[tuple[torch.Tensor, torch.Tensor]]]:
-    """[(weight, bias), ...] of a non-dueling `QNetwork` whose body is Linear / ReLU pairs, else None."""
-    body, head = getattr(network, "body", None), getattr(network, "head", None)
-    if getattr(network, "dueling", True) or not isinstance(body, torch.nn.Sequential) or not isinstance(head, torch.nn.Linear):
+    """[(weight, bias), ...] of a `QNetwork` whose body is Linear / ReLU pairs, in ``parameters()`` order (a
+    dueling network ends with its value head, then its advantage head), else None."""
+    body = getattr(network, "body", None)
+    dueling = getattr(network, "dueling", None)
+    heads = ([getattr(network, "value_head", None), getattr(network, "advantage_head", None)] if dueling
+             else [getattr(network, "head", None)])
+    if dueling is None or not isinstance(body, torch.nn.Sequential) or not all(
+        isinstance(head, torch.nn.Linear) for head in heads
+    ):
         return None
     modules = list(body)
     linears = modules[0::2]
@@ -238,10 +252,29 @@ def _relu_mlp_layers(network: torch.nn.Module) -> Optional[list[tuple[torch.Tens
         isinstance(m, torch.nn.ReLU) for m in modules[1::2]
     ):
         return None
-    layers = [(m.weight, m.bias) for m in [*linears, head]]
+    layers = [(m.weight, m.bias) for m in [*linears, *heads]]
     if any(bias is None for _, bias in layers):
         return None
     return layers
+
+
+def effective_layers(layers: list[tuple[torch.Tensor, torch.Tensor]], dueling: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The layers as a plain MLP: a dueling network's value and advantage heads (the last two) merged into the
+    one linear layer they make, W_eff = W_A − mean_rows(W_A) + W_V, b_eff = b_A − mean(b_A) + b_V (module
+    docstring). Works on stacked (K, …) tensors too."""
+    if not dueling:
+        return layers
+    (value_weight, value_bias), (advantage_weight, advantage_bias) = layers[-2], layers[-1]
+    weight = advantage_weight - advantage_weight.mean(dim=-2, keepdim=True) + value_weight
+    bias = advantage_bias - advantage_bias.mean(dim=-1, keepdim=True) + value_bias
+    return [*layers[:-2], (weight, bias)]
+
+
+def dueling_head_gradients(weight_grad: torch.Tensor, bias_grad: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of the value and advantage heads (weight, bias each, ``parameters()`` order) from the gradient
+    of the merged head layer (`effective_layers`): Σ_rows G for V, G − mean_rows(G) for A (stacked (K, …) too)."""
+    return [weight_grad.sum(dim=-2, keepdim=True), bias_grad.sum(dim=-1, keepdim=True),
+            weight_grad - weight_grad.mean(dim=-2, keepdim=True), bias_grad - bias_grad.mean(dim=-1, keepdim=True)]
 
 
 def _mlp_forward(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
