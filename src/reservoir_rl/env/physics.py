@@ -97,7 +97,7 @@ class ReservoirPhysics:
         cfg = self.config
         if cfg.level_table is None:
             fraction = (storage_hm3 / cfg.capacity_hm3).clamp(min=0.0)
-            return cfg.max_head_m * fraction.pow(cfg.level_exponent)
+            return cfg.max_head_m * _pow(fraction, cfg.level_exponent)
         key = (storage_hm3.dtype, storage_hm3.device)
         columns = self._level_columns.get(key)
         if columns is None:
@@ -107,7 +107,7 @@ class ReservoirPhysics:
 
     def area_km2(self, storage_hm3: torch.Tensor) -> torch.Tensor:
         fraction = (storage_hm3 / self.config.capacity_hm3).clamp(min=0.0)
-        return self.config.area_at_capacity_km2 * fraction.pow(self.config.area_exponent)
+        return self.config.area_at_capacity_km2 * _pow(fraction, self.config.area_exponent)
 
     def evaporation_depth_mm(self, day_of_year: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -215,3 +215,17 @@ def interpolate(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Te
     lower = upper - 1
     weight = (x_clamped - xp[lower]) / (xp[upper] - xp[lower])
     return fp[lower] + weight * (fp[upper] - fp[lower])
+
+
+def _pow(base: torch.Tensor, exponent: float) -> torch.Tensor:
+    """``base ** exponent`` whose bits do not depend on where an element sits in the tensor.
+
+    On some CPUs torch's float32 ``pow`` takes a SIMD path for the elements that fill whole vectors and a
+    scalar path for the rest, and the two can differ in the last bit: a reservoir's evaporation would then
+    depend on how many reservoirs the env steps beside it (vectorized seeds promise each seed the numbers it
+    gets alone). float32 is therefore raised in float64, whose two paths agree to far below float32's
+    rounding, and rounded back; other dtypes as they are."""
+    if base.dtype == torch.float32:
+        return base.double().pow(exponent).float()
+    return base.pow(exponent)
+
