@@ -170,7 +170,8 @@ def test_the_vectorized_seeds_blocks_observe_the_feature_of_their_own_envs():
     single = make_env(config, "train", n_envs=4, seed=6, inflow=record, release_feature=feature, scale_inflow=True)
     td, own = blocked.reset(), single.reset()
     for _ in range(20):
-        assert torch.equal(td["observation"][4:], own["observation"])
+        # (the physics agree to float32 rounding across batch sizes, not always bitwise: tests/env/test_blocks.py)
+        torch.testing.assert_close(td["observation"][4:], own["observation"], rtol=1e-5, atol=1e-6)
         action = torch.randint(0, config.env.n_release_levels, (4,), generator=torch.Generator().manual_seed(3))
         td["action"] = torch.cat([action, action])
         own["action"] = action
