@@ -56,3 +56,13 @@ def test_vectorized_seeds_train_with_the_feature(tmp_path):
         payload = ckpt.load_checkpoint(summary.run_dir / f"seed-{seed}" / "checkpoints" / "last.pt")
         assert payload["counters"]["frames"] == 256
         assert next(iter(payload["q_network"].values())).shape[-1] == 14
+
+
+def test_worker_processes_build_their_envs_with_the_feature(tmp_path):
+    """The ``process`` backend's workers build their own envs from the config: they observe the feature too."""
+    config = write_config(tmp_path, **SECTIONS, train={"total_frames": 256,
+                                                       "collector": {"backend": "process", "workers": 2}})
+    summary = service.train(config, [], QuietView(), tmp_path / "runs", name="workers")
+    assert (summary.frames, summary.stopped_by) == (256, "done")
+    payload = ckpt.load_checkpoint(summary.run_dir / "checkpoints" / "last.pt")
+    assert next(iter(payload["q_network"].values())).shape[-1] == 14
