@@ -10,9 +10,10 @@ rollout   ``env.rollout(steps, policy)``, which also stacks the trajectory
 
 Usage:  python benchmarks/bench_env.py [--envs 1 64 4096] [--steps 200] [--repeats 7] [--config CONFIG]
 
-``--config`` times the env a training run of that config collects from (``make_env(config, "train",
-scale_inflow=True)``: its reservoir, flood-control zone, forecast and training inflow scaling) instead of
-the default ``DiscreteReservoirEnv``; both on the bundled Montague record unless the config says otherwise.
+``--config`` times the env a training run of that config collects from (``build_env(config, "train",
+scale_inflow=True)``: its reservoir, flood-control zone, forecast, extra observation features — the SDP's
+release included — and training inflow scaling) instead of the default ``DiscreteReservoirEnv``; both on
+the bundled Montague record unless the config says otherwise.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import torch
 from torchrl.envs.utils import step_mdp
 
 import reservoir_rl
-from reservoir_rl.env import DiscreteReservoirEnv, make_env
+from reservoir_rl.baselines.features import build_env
+from reservoir_rl.env import DiscreteReservoirEnv
 from reservoir_rl.env.reward import reward_components, weighted_reward
 
 
@@ -115,7 +117,7 @@ def main() -> None:
         if config is None:
             env = DiscreteReservoirEnv(n_envs=n_envs, seed=0)
         else:
-            env = make_env(config, "train", n_envs=n_envs, seed=0, scale_inflow=True)
+            env = build_env(config, "train", n_envs=n_envs, seed=0, scale_inflow=True)
         if args.steps > env.config.horizon_days:
             parser.error(f"--steps must be <= the horizon ({env.config.horizon_days} days)")
         rates = [bench(env, args.steps, args.repeats) for bench in (bench_physics, bench_step, bench_rollout)]

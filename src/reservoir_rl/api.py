@@ -26,7 +26,7 @@ from reservoir_rl.commands import evaluate as evaluate_command
 from reservoir_rl.commands import train as train_command
 from reservoir_rl.config import Config, apply_overrides, check_seed, check_total_frames, config_from_dict, load_config
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
-from reservoir_rl.env.reservoir_env import make_env as _make_env
+from reservoir_rl.baselines.features import build_env as _make_env
 from reservoir_rl.env.safety import guarded as _guarded
 from reservoir_rl.errors import CheckpointError, ConfigError, InflowDataError, UserError
 from reservoir_rl.evaluation.report import EvaluationReport

@@ -49,7 +49,7 @@ from reservoir_rl.baselines.dp import (
     transition,
 )
 from reservoir_rl.baselines.inflow_classes import CALENDAR_DAYS, YEAR_DAYS, InflowClasses, estimate_inflow_classes
-from reservoir_rl.config import Config, RewardConfig
+from reservoir_rl.config import Config, EnvConfig, RewardConfig
 from reservoir_rl.env.inflow import InflowRecord, split_validation, split_water_years
 from reservoir_rl.env.physics import ReservoirPhysics
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
@@ -308,15 +308,19 @@ def solution_key(env: DiscreteReservoirEnv, config: Config) -> str:
     """sha256 of what the solution depends on: the env's reservoir, reward weights, release levels and
     failure termination, ``baselines.sdp``, the discount, and the training days' inflows and calendar days
     (not the env's horizon, forecast or water years: envs of any split share one solution)."""
-    mask = training_mask(env.inflow, config)
+    return _solution_key(env.config, env.inflow, config)
+
+
+def _solution_key(env_config: EnvConfig, record: InflowRecord, config: Config) -> str:
+    mask = training_mask(record, config)
     digest = hashlib.sha256()
     digest.update(json.dumps({
-        "env": env.config.model_dump(mode="json", include={"reservoir", "reward", "n_release_levels",
-                                                            "terminate_on_failure"}),
+        "env": env_config.model_dump(mode="json", include={"reservoir", "reward", "n_release_levels",
+                                                           "terminate_on_failure"}),
         "sdp": config.baselines.sdp.model_dump(mode="json"),
         "discount": sdp_discount(config),
     }, sort_keys=True).encode())
-    for array in (np.flatnonzero(mask), env.inflow.inflow_hm3()[mask], env.inflow.day_of_year[mask]):
+    for array in (np.flatnonzero(mask), record.inflow_hm3()[mask], record.day_of_year[mask]):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
@@ -325,16 +329,27 @@ def sdp_solution(env: DiscreteReservoirEnv, config: Config) -> SDPSolution:
     """The SDP of ``env``'s reservoir and record under ``config`` (``baselines.sdp``, the discount and the
     training years of ``inflow``), solved once per process: later calls with the same inputs (see
     `solution_key`) return the same object. A setting the record cannot support is a `ConfigError`."""
-    key = solution_key(env, config)
+    return _cached_solution(env.physics, env.config, env.inflow, config)
+
+
+def sdp_solution_of(config: Config, record: InflowRecord) -> SDPSolution:
+    """`sdp_solution` of the env ``config`` builds on ``record`` (``config.env``), without building one: the
+    same cached object (the observation feature ``sdp_release_fraction`` is made before its env)."""
+    return _cached_solution(ReservoirPhysics(config.env.reservoir, config.env.n_release_levels), config.env,
+                            record, config)
+
+
+def _cached_solution(physics: ReservoirPhysics, env_config: EnvConfig, record: InflowRecord,
+                     config: Config) -> SDPSolution:
+    key = _solution_key(env_config, record, config)
     solution = _SOLUTIONS.pop(key, None)
     if solution is None:
         sdp = config.baselines.sdp
-        record = env.inflow
         try:
             solution = solve_sdp(
-                env.physics, env.config.reward, record.inflow_hm3(), record.day_of_year, training_mask(record, config),
+                physics, env_config.reward, record.inflow_hm3(), record.day_of_year, training_mask(record, config),
                 n_classes=sdp.inflow_classes, period_days=sdp.period_days, n_storage=sdp.storage_levels,
-                gamma=sdp_discount(config), terminate_on_failure=env.config.terminate_on_failure,
+                gamma=sdp_discount(config), terminate_on_failure=env_config.terminate_on_failure,
                 tolerance=sdp.tolerance, max_sweeps=sdp.max_sweeps,
             )
         except ValueError as error:
@@ -348,6 +363,34 @@ def sdp_solution(env: DiscreteReservoirEnv, config: Config) -> SDPSolution:
 def clear_sdp_cache() -> None:
     """Forget every solved SDP (benchmarks time the solve with it)."""
     _SOLUTIONS.clear()
+
+
+def greedy_action_values(
+    solution: SDPSolution,
+    env_config: EnvConfig,
+    day_of_year: torch.Tensor,
+    next_day_of_year: torch.Tensor,
+    storage_hm3: torch.Tensor,
+    inflow_hm3: torch.Tensor,
+) -> torch.Tensor:
+    """What the SDP's policy maximises, for every release level: r(S, I, a, d) + γ·[not failed]·
+    Σ_{c'} P[p(d), c(I), c'] V[d', c', S'] with today's class c(I) from the inflow I itself, at the exact
+    storage S; (n, A) float64.
+
+    ``day_of_year`` d and ``next_day_of_year`` d' int64 (n,) (d' the record's next calendar day);
+    ``storage_hm3`` (n,) hm³; ``inflow_hm3`` (n,) hm³/day: today's true inflow for `StochasticDPPolicy`,
+    the observed lead-1 forecast for the observation feature (`reservoir_rl.baselines.features`).
+    ``env_config``: the reward weights and failure termination of the env the solution was solved for.
+    """
+    inflow = inflow_hm3.reshape(-1).to(VALUE_DTYPE)
+    day = day_of_year.reshape(-1)
+    continuation = solution.continuation_on_grid(day, solution.classify(day, inflow), next_day_of_year.reshape(-1))
+    reward, next_storage, alive = transition(
+        solution.physics, env_config.reward, storage_hm3.reshape(-1, 1).to(VALUE_DTYPE), inflow.reshape(-1, 1),
+        day.reshape(-1, 1), env_config.terminate_on_failure,
+    )  # (n, A)
+    future = interpolate_on_grid(continuation.to(next_storage.device), next_storage, solution.physics)
+    return reward + solution.gamma * torch.where(alive, future, torch.zeros_like(future))
 
 
 class StochasticDPPolicy:
@@ -367,18 +410,12 @@ class StochasticDPPolicy:
 
     def action_values(self, tensordict: TensorDictBase) -> torch.Tensor:
         """r(S, I, a, d) + γ·[not failed]·E[V[d + 1](S')] of every release level: (n_envs, A) float64."""
-        env, solution = self.env, self.solution
+        env = self.env
         record_index = tensordict.get("record_index").reshape(-1)
-        day = tensordict.get("day_of_year").reshape(-1)
-        inflow = env.inflow_hm3_at(record_index).to(VALUE_DTYPE)
+        inflow = env.inflow_hm3_at(record_index)
         tomorrow = env.day_of_year_trace((record_index + 1).clamp(max=self._last_index), 1).reshape(-1)
-        continuation = solution.continuation_on_grid(day, solution.classify(day, inflow), tomorrow)  # (n, G)
-        reward, next_storage, alive = transition(
-            env.physics, env.config.reward, tensordict.get("storage_hm3").reshape(-1, 1).to(VALUE_DTYPE),
-            inflow.reshape(-1, 1), day.reshape(-1, 1), env.config.terminate_on_failure,
-        )  # (n, A)
-        future = interpolate_on_grid(continuation.to(next_storage.device), next_storage, env.physics)
-        return reward + solution.gamma * torch.where(alive, future, torch.zeros_like(future))
+        return greedy_action_values(self.solution, env.config, tensordict.get("day_of_year").reshape(-1), tomorrow,
+                                    tensordict.get("storage_hm3").reshape(-1), inflow)
 
     def __call__(self, tensordict: TensorDictBase) -> TensorDictBase:
         tensordict.set("action", self.action_values(tensordict).argmax(dim=-1).reshape(tensordict.batch_size))

@@ -19,7 +19,7 @@ from reservoir_rl.baselines.rules import target_warning
 from reservoir_rl.catalog import AGENT, BASELINE_NAMES, IMPLEMENTABLE_BASELINES, make_baseline, parse_baselines
 from reservoir_rl.config import Config, check_seed, config_to_dict
 from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
-from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.baselines.features import build_env
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
@@ -216,7 +216,7 @@ def evaluate(
     if seed is None:
         seed = config.train.seed + EVAL_SEED_OFFSET
     seed_everything(seed)
-    env = make_env(config, years, n_envs=episodes, seed=seed, inflow=record)
+    env = build_env(config, years, n_envs=episodes, seed=seed, inflow=record)
     traced = select_episodes(env, seed, dates, years) if trace_path is not None else []
     policies: dict[str, Any] = {f"{AGENT}:{a.seed}": guarded(greedy_actor(a.payload, a.config, env, a.source.path), env)
                                 for a in agents}

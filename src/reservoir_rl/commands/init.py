@@ -20,7 +20,7 @@ from reservoir_rl.design.summary import RecordSummary, summarize
 from reservoir_rl.env.flood_zone import flood_zone_curve, rule_curve_below_flood_zone
 from reservoir_rl.env.inflow import UNITS_TO_CMS, InflowRecord, load_csv, split_validation, split_water_years
 from reservoir_rl.env.rdb import is_rdb, load_rdb
-from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.baselines.features import build_env
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
 from reservoir_rl.files import write_text_atomic
@@ -137,7 +137,7 @@ def init(
     validation = (n_validation, _train_span(validation_years) if validation_years else "")
     text = config_text(design, source, heldout, span, firm_yield_cms=0.0, validation=validation)
     config = _validated(text, out_path, record_path)
-    firm_yield_cms = training_firm_yield_hm3(make_env(config, "train", inflow=record)) / HM3_PER_CMS_DAY
+    firm_yield_cms = training_firm_yield_hm3(build_env(config, "train", inflow=record)) / HM3_PER_CMS_DAY
     text = config_text(design, source, heldout, span, firm_yield_cms=firm_yield_cms, validation=validation)
     config = _validated(text, out_path, record_path)
     warnings = plausibility_warnings(config, record)

@@ -61,6 +61,7 @@ def config_summary(config: Config) -> dict[str, Any]:
             "horizon_days": env.horizon_days,
             "forecast_lead_days": env.forecast.lead_days,
             "forecast_scale": env.forecast.scale,
+            "extra_features": list(env.extra_features),
             "supply_demand_cms": reservoir.supply_demand_cms,
             "terminate_on_failure": env.terminate_on_failure,
         },

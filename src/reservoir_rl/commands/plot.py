@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from reservoir_rl.catalog import YEARS_LABELS, make_baseline, policy_label
 from reservoir_rl.config import load_config
 from reservoir_rl.env.sources import load_inflow
-from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.baselines.features import build_env
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.errors import UserError
 from reservoir_rl.files import atomic_open, os_error_text
@@ -120,7 +120,7 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date:
                             "episodes; `reservoir-rl evaluate` writes a new one") from None
     inflow = load_inflow(config.inflow)
     seed_everything(seed)
-    env = make_env(config, years, n_envs=n_episodes, seed=seed, inflow=inflow)
+    env = build_env(config, years, n_envs=n_episodes, seed=seed, inflow=inflow)
     actor = greedy_actor(payload, config, env, source.path)
     if start_date is None:  # the agent under its release guard, as `evaluate` runs it
         agent = evaluate_policy(env, guarded(actor, env), seed)

@@ -150,8 +150,11 @@ class EnvConfig(Section):
     initial_storage_fraction: tuple[float, float] = Field(
         (0.4, 0.85), description="initial storage drawn uniformly in this range of capacity"
     )
-    extra_features: list[Literal["flood_zone_fraction", "day_fraction"]] = Field(
-        default_factory=list, description="optional observation features appended after the forecast"
+    extra_features: list[Literal["flood_zone_fraction", "day_fraction", "sdp_release_fraction"]] = Field(
+        default_factory=list,
+        description="optional observation features appended after the forecast: storage / the day's flood-zone "
+                    "bottom, days into the episode / horizon, the stochastic DP's release today / release capacity "
+                    "(today's inflow class from the observed lead-1 forecast)",
     )
 
     @model_validator(mode="after")

@@ -139,7 +139,8 @@ env:
   horizon_days: 365               # episode length; reaching it is truncation (bootstrapping continues)
   terminate_on_failure: true      # end the episode on a catastrophic flood or drought
   initial_storage_fraction: [0.4, 0.85]  # initial storage drawn uniformly in this range of capacity
-  extra_features: []              # optional observation features: flood_zone_fraction, day_fraction
+  extra_features: []              # optional observation features: flood_zone_fraction, day_fraction, sdp_release_fraction
+                                  # (the SDP policy's release today / release capacity, docs/reservoir.md#observation)
 
 inflow:
   {_kv("source", record.source, 2)}# bundled | csv | rdb (USGS NWIS daily values, ft³/s) | synthetic

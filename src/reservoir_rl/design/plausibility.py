@@ -26,7 +26,7 @@ from reservoir_rl.baselines.rules import target_warning
 from reservoir_rl.config import Config
 from reservoir_rl.design.sizing import DAYS_PER_MEAN_YEAR
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.reservoir_env import make_env
+from reservoir_rl.baselines.features import build_env
 from reservoir_rl.errors import UserError
 from reservoir_rl.units import HM3_PER_CMS_DAY
 
@@ -42,7 +42,7 @@ class PlausibilityError(UserError):
 
 def plausibility_warnings(config: Config, record: InflowRecord) -> list[str]:
     """One line per plausibility finding of ``config`` on ``record`` (empty when the design fits the river)."""
-    env = make_env(config, "train", n_envs=1, inflow=record)
+    env = build_env(config, "train", n_envs=1, inflow=record)
     reservoir = config.env.reservoir
     days = np.isin(record.water_years, np.asarray(env.training_water_years, dtype=np.int64))
     inflow, dates = record.inflow_cms[days], record.dates[days]

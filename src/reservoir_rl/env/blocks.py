@@ -23,6 +23,7 @@ import torch
 
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
+from reservoir_rl.env.release_feature import ReleaseFeature
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
 from reservoir_rl.errors import ConfigError
 
@@ -150,13 +151,18 @@ def make_blocked_env(
     split: str = "train",
     block_size: Optional[int] = None,
     scale_inflow: bool = True,
+    release_feature: Optional[ReleaseFeature] = None,
 ) -> BlockedReservoirEnv:
     """K envs of ``config`` as one: block k is ``make_env(config, split, n_envs=block_size, seed=seeds[k],
-    scale_inflow=scale_inflow)`` (default: the training env of ``train.n_envs`` reservoirs of each seed)."""
-    single = make_env(config, split, n_envs=1, device=device, seed=0, inflow=inflow, scale_inflow=scale_inflow)
+    scale_inflow=scale_inflow, release_feature=release_feature)`` (default: the training env of
+    ``train.n_envs`` reservoirs of each seed). ``release_feature``: required when ``env.extra_features`` holds
+    ``sdp_release_fraction`` (``reservoir_rl.baselines.features.release_feature``), as for `make_env`."""
+    single = make_env(config, split, n_envs=1, device=device, seed=0, inflow=inflow, scale_inflow=scale_inflow,
+                      release_feature=release_feature)
     return BlockedReservoirEnv(
         config.train.n_envs if block_size is None else block_size, seeds, config=config.env, inflow=single.inflow,
         water_years=single.water_years,
         device=device, inflow_scale_range=single.inflow_scale_range, flood_scale_range=single.flood_scale_range,
         flood_threshold_cms=config.inflow.flood_threshold_cms, training_water_years=single.training_water_years,
+        release_feature=single.release_feature,
     )

@@ -26,6 +26,7 @@ import torch
 from tensordict import TensorDict
 
 from reservoir_rl.config import Config, config_from_dict, load_config
+from reservoir_rl.env.release_feature import ReleaseFeature
 from reservoir_rl.env.reservoir_env import FAILURE_FLAGS, STEP_QUANTITIES, make_env
 from reservoir_rl.env.reward import COMPONENTS
 
@@ -50,16 +51,20 @@ class GymReservoirEnv(gym.Env):
         split: water years episodes use: "train", "heldout" or "all".
         seed: seed of the env's generator (episode starts, initial storage, forecast errors);
             ``reset(seed=...)`` reseeds it.
+        release_feature: required when ``env.extra_features`` holds ``sdp_release_fraction`` (the env layer
+            cannot solve the SDP): ``reservoir_rl.baselines.features.release_feature(config, record)``;
+            without it such a config is refused with one line (a `ConfigError`).
     """
 
     metadata = {"render_modes": []}
 
     def __init__(
-        self, config: Config | dict | str | Path | None = None, split: str = "train", seed: Optional[int] = None
+        self, config: Config | dict | str | Path | None = None, split: str = "train", seed: Optional[int] = None,
+        release_feature: Optional[ReleaseFeature] = None,
     ) -> None:
         super().__init__()
         self.config = _as_config(config)
-        self._env = make_env(self.config, split, n_envs=1, seed=seed)
+        self._env = make_env(self.config, split, n_envs=1, seed=seed, release_feature=release_feature)
         size = self._env.observation_size
         low = np.full(size, -np.inf, dtype=np.float32)
         high = np.full(size, np.inf, dtype=np.float32)

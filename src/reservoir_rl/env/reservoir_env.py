@@ -42,6 +42,7 @@ from reservoir_rl.env.inflow import (
     split_water_years,
 )
 from reservoir_rl.env.physics import ReservoirPhysics
+from reservoir_rl.env.release_feature import ReleaseFeature, missing_release_feature, needs_release_feature
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.env.reward import COMPONENTS, reward_components, weighted_reward
 from reservoir_rl.errors import ConfigError
@@ -92,6 +93,8 @@ class DiscreteReservoirEnv(EnvBase):
         training_water_years: the water years an agent on this record trains on, which anything estimated
             from the record for this env (the baselines' firm yield, the mean inflow) may use; default:
             ``water_years``. `make_env` passes the split's training years whatever years the env itself covers.
+        release_feature: the ``sdp_release_fraction`` feature (`reservoir_rl.env.release_feature`), required
+            when ``config.extra_features`` names it (a `ConfigError` otherwise), ignored when it does not.
 
     Attributes set from the record: ``training_mean_inflow_cms`` / ``training_mean_inflow_hm3``, the mean
     inflow of the training water years (m³/s; hm³/day); ``reference_inflow_cms`` / ``mean_inflow_hm3``, the
@@ -115,6 +118,7 @@ class DiscreteReservoirEnv(EnvBase):
         flood_scale_range: tuple[float, float] = (1.0, 1.0),
         flood_threshold_cms: Optional[float] = None,
         training_water_years: Optional[Sequence[int]] = None,
+        release_feature: Optional[ReleaseFeature] = None,
     ) -> None:
         super().__init__(device=device, batch_size=torch.Size([n_envs]))
         self.inflow_scale_range = check_scale_range("inflow_scale_range", inflow_scale_range, at_least_one=False)
@@ -122,6 +126,9 @@ class DiscreteReservoirEnv(EnvBase):
         self._scaled = self.inflow_scale_range != (1.0, 1.0)  # checked every step
         self._floods_scaled = self.flood_scale_range != (1.0, 1.0)
         self.config = config if config is not None else EnvConfig()
+        if needs_release_feature(self.config) and release_feature is None:
+            raise missing_release_feature()
+        self.release_feature = release_feature if needs_release_feature(self.config) else None
         if flood_threshold_cms is None:
             flood_threshold_cms = self.config.reservoir.release_capacity_cms
         if not flood_threshold_cms > 0:  # inflow.flood_threshold_cms is checked with the config
@@ -221,6 +228,10 @@ class DiscreteReservoirEnv(EnvBase):
         noise = self._forecast_noise(window.shape)
         # true inflow × exp(σ·ε − σ²/2), computed in place on the fresh tensors
         forecast = window.mul_(noise.mul_(self._forecast_sigma).sub_(self._forecast_half_variance).exp_())
+        release = None
+        if self.release_feature is not None:  # before the forecast is divided in place: lead 1 in hm³/day
+            tomorrow = self._day_of_year[(index + 1).clamp(max=len(self._day_of_year) - 1)]
+            release = self.release_feature(day, tomorrow, self._storage_hm3, forecast[:, 0].clone())
         features = [
             (self._storage_hm3 / self.config.reservoir.capacity_hm3).unsqueeze(-1),
             self._season_features.index_select(0, index),  # sin, cos of 2π·day/365
@@ -231,6 +242,8 @@ class DiscreteReservoirEnv(EnvBase):
                 features.append((self._storage_hm3 / self._flood_zone_hm3[index]).unsqueeze(-1))
             elif name == "day_fraction":
                 features.append((self._steps.to(torch.float32) / self.config.horizon_days).unsqueeze(-1))
+            elif name == "sdp_release_fraction":
+                features.append(release.to(torch.float32).unsqueeze(-1))
         return {
             "observation": torch.cat(features, dim=-1),
             "storage_hm3": self._storage_hm3.clone(),
@@ -458,6 +471,7 @@ def make_env(
     seed: Optional[int] = None,
     inflow: Optional[InflowRecord] = None,
     scale_inflow: bool = False,
+    release_feature: Optional[ReleaseFeature] = None,
 ) -> DiscreteReservoirEnv:
     """Build the env of a full config on its training, validation, held-out or all water years.
 
@@ -467,6 +481,10 @@ def make_env(
     the years of the in-training evaluation (the training years themselves when
     ``inflow.validation_water_years`` is 0); ``all`` is every complete water year. Whatever its years, the
     env's ``training_water_years`` are those of ``train`` (what the baselines may estimate from).
+
+    ``release_feature``: required when ``env.extra_features`` holds ``sdp_release_fraction`` (a `ConfigError`
+    otherwise); ``reservoir_rl.baselines.features.build_env`` — what the commands, training and
+    ``reservoir_rl.make_env`` use — builds it from the SDP of the config's training years.
     """
     record = inflow if inflow is not None else load_inflow(config.inflow)
     train_years, heldout_years = split_water_years(record, config.inflow.heldout_water_years)
@@ -485,6 +503,7 @@ def make_env(
         inflow_scale_range=tuple(config.inflow.train_inflow_scale) if augment else (1.0, 1.0),
         flood_scale_range=tuple(config.inflow.train_flood_scale) if augment else (1.0, 1.0),
         flood_threshold_cms=config.inflow.flood_threshold_cms, training_water_years=fit_years,
+        release_feature=release_feature,
     )
 
 

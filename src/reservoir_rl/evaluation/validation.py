@@ -8,7 +8,8 @@ from typing import Optional, Sequence
 from reservoir_rl.catalog import IMPLEMENTABLE_BASELINES, RAW_RETURN_BASELINES, make_baseline
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
+from reservoir_rl.baselines.features import build_env
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
 
 
@@ -23,7 +24,7 @@ def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str
     """Mean return of each baseline of ``names`` on the ``train.eval_episodes`` validation episodes of the
     in-training evaluations (the same env, reset with ``train.seed + EVAL_SEED_OFFSET``)."""
     seed = config.train.seed + EVAL_SEED_OFFSET
-    env = make_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
+    env = build_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
     return baseline_returns(env, config, seed, names)
 
 

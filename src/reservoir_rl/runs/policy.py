@@ -12,7 +12,8 @@ import torch
 
 from reservoir_rl.agent.qnet import QNetwork
 from reservoir_rl.config import Config
-from reservoir_rl.env.reservoir_env import make_env, observation_names, release_levels_cms
+from reservoir_rl.baselines.features import build_env
+from reservoir_rl.env.reservoir_env import observation_names, release_levels_cms
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError
 from reservoir_rl.runs.checkpoint import REFERENCE_INFLOW_KEY, params_sha256
@@ -65,7 +66,7 @@ class CheckpointPolicy:
         if reference == "whole_record":
             return load_inflow(self.config.inflow).mean_inflow_cms
         if reference is None:  # (a hand-made payload: the training years' mean of its config)
-            return make_env(self.config, "train").reference_inflow_cms
+            return build_env(self.config, "train").reference_inflow_cms
         return float(reference)
 
     @property

@@ -16,7 +16,8 @@ from reservoir_rl.agent.dqn import DQNAgent, GreedyQPolicy, make_agent
 from reservoir_rl.agent.replay import make_replay_buffer
 from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
+from reservoir_rl.baselines.features import build_env
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
@@ -200,10 +201,10 @@ def build_training(config: Config, device: torch.device, inflow: Optional[Inflow
         torch.set_num_threads(train.torch_threads)
     seed_everything(train.seed)
     inflow = load_inflow(config.inflow) if inflow is None else inflow
-    env = make_env(
+    env = build_env(
         config, "train", n_envs=train.n_envs, device=device, seed=train.seed, inflow=inflow, scale_inflow=True
     )
-    eval_env = make_env(
+    eval_env = build_env(
         config, "validation", n_envs=train.eval_episodes, device=device, seed=train.seed + EVAL_SEED_OFFSET, inflow=inflow
     )
     agent = make_agent(env.observation_size, env.action_spec, config.agent, train, device=device)

@@ -31,7 +31,8 @@ from tensordict.nn import TensorDictModuleBase
 
 from reservoir_rl.config import Config, config_from_dict, config_to_dict
 from reservoir_rl.env.inflow import InflowRecord
-from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv, make_env
+from reservoir_rl.baselines.features import build_env
+from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import CheckpointError, UserError
 
 # (no square brackets: the CLI renders error lines with Rich markup, which would swallow "[ray]")
@@ -71,7 +72,7 @@ def make_worker_env(
     random.seed(exploration_seed)
     np.random.seed(exploration_seed)
     torch.manual_seed(exploration_seed)
-    return make_env(config, "train", n_envs=n_envs, device=device, seed=env_seed, inflow=inflow, scale_inflow=True)
+    return build_env(config, "train", n_envs=n_envs, device=device, seed=env_seed, inflow=inflow, scale_inflow=True)
 
 
 def ignore_interrupts() -> None:

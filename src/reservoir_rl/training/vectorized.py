@@ -105,7 +105,9 @@ class SharedCollection:
         train = config.train
         device = parts[0].device
         self.block_size = train.n_envs
-        self.env = make_blocked_env(config, [p.config.train.seed for p in parts], device, inflow=parts[0].inflow)
+        # every seed observes the same features: the first seed's (the SDP's release, when configured)
+        self.env = make_blocked_env(config, [p.config.train.seed for p in parts], device, inflow=parts[0].inflow,
+                                    release_feature=parts[0].env.release_feature)
         self.generators = [torch.Generator(device=device) for _ in parts]
         self.policy = StackedExplorePolicy(stacked, self.block_size, self.generators)
         self.collector = Collector(
@@ -195,7 +197,7 @@ class VectorizedTrainer:
         # every seed's validation env as one: block k is seed k's (its seed, its episodes)
         self.eval_env = make_blocked_env(parts.config, [t.parts.eval_seed for t in self.trainers], parts.device,
                                          inflow=parts.inflow, split="validation", block_size=episodes,
-                                         scale_inflow=False)
+                                         scale_inflow=False, release_feature=parts.eval_env.release_feature)
         no_draws = [torch.Generator(device=parts.device) for _ in self.trainers]  # greedy: nothing is drawn
         self.greedy_policy = guarded(StackedExplorePolicy(self.stacked, episodes, no_draws), self.eval_env)
         self.stop_requested: Optional[str] = None
