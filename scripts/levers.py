@@ -41,6 +41,9 @@ LEVERS: dict[str, tuple[list[str], str]] = {
     "gamma-0.995": (["agent.gamma=0.995"], "a longer horizon of the discounted return (SDP's discount follows it)"),
     "sdp-potential": (["train.sdp_potential_weight=1.0"], "potential-based shaping with the SDP value function"),
     "munchausen": (["agent.munchausen_alpha=0.9"], "Munchausen DQN (α 0.9, τ 0.03, clip −1)"),
+    # the best of 10 trials of `reservoir-rl tune configs/base.yaml --space scripts/tune_lr_schedule.yaml` (validation years)
+    "lr-tuned": (["train.lr=0.0006541", "train.lr_end=0.0006075", "train.lr_decay_frames=194540"],
+                 "the learning-rate schedule tune chose (10 trials, validation years)"),
     "sdp-feature": (["env.extra_features=[sdp_release_fraction]"], "the SDP policy's release today in the observation"),
 }
 BASELINES = "sdp,mpc"
