@@ -414,8 +414,13 @@ def lever_lines(folder: Path) -> list[str]:
                  "horizon is a truncation the targets bootstrap through, and the observation holds no days "
                  "remaining: `env.extra_features: day_fraction` would add them), and evaluate's "
                  "`return_end_valued` values the storage every policy leaves at the end with the SDP's value "
-                 "function. Not tried yet: demonstrations from MPC or SDP in the replay buffer (DQfD), "
-                 "distributional, ensemble or Munchausen heads, and a learning-rate schedule from `tune`.", ""] + lines
+                 "function. Forecast uncertainty has no row either: the forecast's error spread is fixed per lead by "
+                 "`env.forecast` (error_sigma · lead^error_growth), the same every day, so as a feature it would be "
+                 "a constant. The learning-rate schedule of `lr-tuned` is the best of 10 trials of "
+                 "`reservoir-rl tune configs/base.yaml --space scripts/tune_lr_schedule.yaml` (lr, lr_end and the "
+                 "decay's length; single seeds, validation years). Not tried yet: demonstrations from MPC or SDP "
+                 "in the replay buffer (DQfD), distributional and ensemble heads, and the other levers on top of "
+                 "Munchausen DQN (each row below is one change from the former default).", ""] + lines
     return lines
 
 
