@@ -129,7 +129,8 @@ def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
                         "episode_returns": block["episodes"]["return"],
                         "failed_episodes": block["failed_episodes"], "failures_avoidable": block["failures_avoidable"],
                         "guard_override_fraction": summary.get("guard_override_fraction")})
-    document = {"mean_inflow_cms": args.mean_cms, "years": args.years, "episodes": args.episodes,
+    document = {"agent": yaml.safe_load(BASE.read_text())["agent"],  # the recipe the runs trained with
+                "mean_inflow_cms": args.mean_cms, "years": args.years, "episodes": args.episodes,
                 "frames": args.frames, "seeds": [int(s) for s in args.seeds.split(",")],
                 "variant": args.variant, "overrides": args.overrides, "rows": entries}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -285,7 +285,7 @@ def flashy_lines(path: Path) -> list[str]:
              "its mean flow as a new user would scale it (`scripts/guard_check.py`); agent, training and guard "
              f"settings are base.yaml's. {'Seeds' if len(data['seeds']) > 1 else 'Seed'} "
              f"{', '.join(map(str, data['seeds']))}, {'each ' if len(data['seeds']) > 1 else ''}trained with the guard and without it; {data['episodes']} "
-             "held-out episodes per seed." + dp_failure_sentence(rows, data['episodes']), "",
+             "held-out episodes per seed." + dp_failure_sentence(rows, data['episodes']) + recipe_sentence(data), "",
              "| seed | guard | policy | return | failed episodes | avoidable | guard's share of days |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -312,6 +312,18 @@ def flashy_lines(path: Path) -> list[str]:
                       f"{100 * cost['mean'] / abs(off.mean()):.1f} % of the unguarded agent's {off.mean():.1f}"
                       + (" (negative: the guarded agent scored higher)." if cost["mean"] < 0 else ".")]
     return lines + [""]
+
+
+def recipe_sentence(data: dict) -> str:
+    """Which agent recipe the flashy runs trained with: guard_check.py records base.yaml's ``agent`` section;
+    a summary without it was written before the Munchausen default, by the double DQN of that time."""
+    agent = data.get("agent")
+    if agent is None:
+        return (" **These runs predate the Munchausen default**: their agent is the former default recipe (double "
+                "DQN, `agent.munchausen_alpha: 0`); the river sections above use the current one. "
+                "`bash scripts/results.sh` reruns them with it (here about an hour, most of it the perfect-foresight "
+                "DP of 6 × 500 episodes).")
+    return f" Agent: `agent.munchausen_alpha: {agent.get('munchausen_alpha', 0.0)}`, as in base.yaml."
 
 
 def flashy_variant_lines(path: Path, default_path: Path) -> list[str]:
