@@ -494,7 +494,8 @@ def timing_lines(path: Path) -> list[str]:
         return []
     lines = ["## How long it took", "",
              "`bash scripts/results.sh` on the 2-core machine; the two rivers ran side by side, one core each, then the "
-             "flashy river's check (wall seconds per step):", "", "| step | wall time (s) |", "|---|---|"]
+             "flashy river's check (wall seconds per step as measured, whatever else the machine ran meanwhile; "
+             "a step missing here did not run):", "", "| step | wall time (s) |", "|---|---|"]
     lines += [f"| {label} | {int(seconds):,} |" for label, seconds in steps]
     return lines + [""]
 
