@@ -10,6 +10,8 @@ held back until it does (tested on small scripts, `test_a_signal_waits_until_the
 
 from __future__ import annotations
 
+import math
+
 import json
 import os
 import signal
@@ -338,6 +340,25 @@ def test_plot_draws_every_seed_with_their_mean(resumed, evaluated, tmp_path: Pat
     np.testing.assert_allclose(curves.high, table.max(axis=0))
     bad = runner.invoke(app, ["plot", "run-1", "--runs-dir", str(runs), "--seed", "7"])
     assert bad.exit_code == 2 and "--seed 7" in bad.output and "has seeds 3, 4, 5" in bad.output
+
+
+def test_plot_takes_every_seed_s_baseline_levels_from_the_runs_cache(resumed, evaluated, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """A second plot of a multi-seed run computes no baseline on the validation episodes: the first kept each
+    seed's levels in RUNS/.cache (the trainer's cache), and the references drawn are those numbers."""
+    import reservoir_rl.commands.plot as plot_module
+
+    runs, run, _, _ = resumed
+    plot("run-1", out=tmp_path / "first", runs_dir=runs, seed=4)
+    kept = sorted((runs / ".cache" / "baseline-levels").glob("*.json"))
+    assert len(kept) >= len(SEEDS)  # one key per seed (each seed's own validation episodes)
+
+    def no_computation(*args, **kwargs):
+        raise AssertionError("validation baselines computed again")
+
+    monkeypatch.setattr(plot_module, "validation_returns", no_computation)
+    result = plot("run-1", out=tmp_path / "second", runs_dir=runs, seed=4)
+    assert result.baseline_returns and all(math.isfinite(v) for v in result.baseline_returns.values())
 
 
 def test_single_seed_commands_name_one_seed_of_a_multi_seed_run(resumed) -> None:

@@ -40,6 +40,7 @@ from reservoir_rl.evaluation.traces import parse_start_dates, select_episodes
 from reservoir_rl.evaluation.validation import validation_returns
 from reservoir_rl.monitor.figures import save_figure
 from reservoir_rl.monitor.seed_figures import SeedCurves, seed_curves_figure
+from reservoir_rl.runs.baseline_cache import cached_levels, runs_folder
 from reservoir_rl.runs.events import read_scalars
 from reservoir_rl.runs.folders import RunDir, check_writable_folder, find_run
 from reservoir_rl.runs.groups import find_group
@@ -145,8 +146,15 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date:
     figures["trajectory"].suptitle(
         f"{label} (frame {result.frames:,}, {source.path.name}): {shown_episode[0].lower()}{shown_episode[1:]}"
     )
-    result.baseline_returns = validation_returns(config, inflow)
+    result.baseline_returns = validation_levels(run_dir.path, config, inflow)
     return figures, config.train.eval_episodes
+
+
+def validation_levels(run_path: Path, config, inflow) -> dict[str, float]:
+    """Every raw-return baseline's mean return on the run's validation episodes — the levels its training logged
+    (TensorBoard ``baselines/<name>``) — from the runs folder's cache when a training or an earlier plot computed
+    them (`reservoir_rl.runs.baseline_cache`: the same key as the trainer's), else computed and kept there."""
+    return cached_levels(runs_folder(run_path), config, inflow, lambda: validation_returns(config, inflow))
 
 
 def _seed_runs(run: str | Path, runs_dir: str | Path, seed: Optional[int]) -> tuple[Path, str, dict[int, RunDir], Optional[int]]:
@@ -252,7 +260,7 @@ def _seeds_learning_curve(runs: dict[int, RunDir], scalars: dict, result: PlotRe
             config = read_checkpoint(locate_checkpoint(str(run_dir.path), run_dir.path.parent).path)[1]
         except UserError:  # no checkpoint yet: nothing to read the evaluation settings from
             continue
-        per_seed[s] = validation_returns(config, load_inflow(config.inflow))
+        per_seed[s] = validation_levels(run_dir.path, config, load_inflow(config.inflow))
     references = {}
     if per_seed:
         names = next(iter(per_seed.values())).keys()
