@@ -432,11 +432,11 @@ def lever_lines(folder: Path) -> list[str]:
                  "`reservoir-rl tune configs/base.yaml --space scripts/tune_lr_schedule.yaml` (lr, lr_end and the "
                  "decay's length; single seeds, validation years): its 10 trials' best validation returns (169.97, "
                  "170.51 and 170.82 for the three that ran to the end; the other seven were pruned) did not separate "
-                 "it from the default's schedule. Built but not yet measured with five seeds: the levers "
-                 "`sdp-feature` (`env.extra_features: [sdp_release_fraction]`, the SDP policy's release today "
-                 "from the observed forecast) and `lr-tuned` (that schedule), and `frames-400k` on both rivers "
-                 "(`python scripts/levers.py --levers sdp-feature,lr-tuned,frames-400k --seeds 0,1,2,3,4 "
-                 "--vectorized`). Not tried yet: demonstrations from MPC or SDP in the replay buffer (DQfD), "
+                 "it from the default's schedule. Built but not yet measured with five seeds: the lever `lr-tuned` "
+                 "(that schedule) and `frames-400k` on both rivers (`python scripts/levers.py --levers "
+                 "lr-tuned,frames-400k --seeds 0,1,2,3,4 --vectorized`). `sdp-feature` is "
+                 "`env.extra_features: [sdp_release_fraction]`, the SDP policy's release today from the observed "
+                 "forecast. Not tried yet: demonstrations from MPC or SDP in the replay buffer (DQfD), "
                  "distributional and ensemble heads, and the other levers on top of Munchausen DQN (each row "
                  "below is one change from the former default).", ""] + lines
     return lines
