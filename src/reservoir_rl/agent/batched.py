@@ -131,8 +131,8 @@ class StackedDQNAgents:
     def q_values(self, observation: torch.Tensor) -> torch.Tensor:
         """Q-values (K, B, n_actions) of the K online networks on (K, B, obs_size) observations (ReLU MLPs
         with manual gradients only: `batched`)."""
-        online = [(self.online[2 * i], self.online[2 * i + 1]) for i in range(len(self.online) // 2)]
-        return _batched_mlp_forward(effective_layers(online, self.agents[0].fused_loss.dueling_head), observation)
+        return _batched_mlp_forward(effective_layers(_layer_pairs(self.online), self.agents[0].fused_loss.dueling_head),
+                                    observation)
 
     # ------------------------------------------------------------------ the update
     def gradient_step(
@@ -219,10 +219,8 @@ class StackedDQNAgents:
         fused = self.agents[0].fused_loss
         k_seeds, n = observation.shape[0], observation.shape[1]
         with torch.no_grad():
-            online = effective_layers([(self.online[2 * i], self.online[2 * i + 1]) for i in range(len(self.online) // 2)],
-                                      fused.dueling_head)
-            target_layers = effective_layers(
-                [(self.target[2 * i], self.target[2 * i + 1]) for i in range(len(self.target) // 2)], fused.dueling_head)
+            online = effective_layers(_layer_pairs(self.online), fused.dueling_head)
+            target_layers = effective_layers(_layer_pairs(self.target), fused.dueling_head)
             x = torch.cat([observation, next_observation], dim=1) if fused.double_dqn else observation
             activations = [x]
             for weight, bias in online[:-1]:
@@ -335,6 +333,11 @@ class StackedExplorePolicy(TensorDictModuleBase):
         tensordict.set("action_value", action_value)
         tensordict.set("chosen_action_value", action_value.gather(-1, action.unsqueeze(-1)))
         return tensordict
+
+
+def _layer_pairs(stacked: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """[(weight, bias), ...] of a list of stacked tensors in ``parameters()`` order (weight, bias per layer)."""
+    return list(zip(stacked[0::2], stacked[1::2]))
 
 
 def _batched_mlp_forward(layers: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:

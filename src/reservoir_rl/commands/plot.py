@@ -20,7 +20,8 @@ from typing import Any, Optional
 from matplotlib.figure import Figure
 
 from reservoir_rl.catalog import YEARS_LABELS, make_baseline, policy_label
-from reservoir_rl.config import load_config
+from reservoir_rl.config import Config, load_config
+from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.baselines.features import build_env
 from reservoir_rl.env.safety import guarded
@@ -150,7 +151,7 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date:
     return figures, config.train.eval_episodes
 
 
-def validation_levels(run_path: Path, config, inflow) -> dict[str, float]:
+def validation_levels(run_path: Path, config: Config, inflow: InflowRecord) -> dict[str, float]:
     """Every raw-return baseline's mean return on the run's validation episodes — the levels its training logged
     (TensorBoard ``baselines/<name>``) — from the runs folder's cache when a training or an earlier plot computed
     them (`reservoir_rl.runs.baseline_cache`: the same key as the trainer's), else computed and kept there."""
