@@ -45,6 +45,9 @@ LEVERS: dict[str, tuple[list[str], str]] = {
     "lr-tuned": (["train.lr=0.0006541", "train.lr_end=0.0006075", "train.lr_decay_frames=194540"],
                  "the learning-rate schedule tune chose (10 trials, validation years)"),
     "sdp-feature": (["env.extra_features=[sdp_release_fraction]"], "the SDP policy's release today in the observation"),
+    "dqfd": (["train.demonstrations.teacher=mpc"],
+             "demonstrations from MPC (DQfD: 32 episodes, 1,000 pre-training updates, 16 rows per update, margin 0.8)"),
+    "quantiles": (["agent.distributional_quantiles=32"], "a distributional head (QR-DQN, 32 quantiles)"),
 }
 BASELINES = "sdp,mpc"
 

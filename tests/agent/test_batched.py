@@ -81,6 +81,32 @@ def test_batched_update_equals_one_agent_at_a_time(options):
                 assert torch.equal(ref_state[index][key], state[index][key])
 
 
+@pytest.mark.parametrize("options", [{}, {"munchausen_alpha": 0.9, "dueling": True}, {"activation": "tanh"}])
+def test_batched_demonstration_margin_equals_one_agent_at_a_time(options):
+    """DQfD's large-margin term on each seed's last rows: the batched update is bitwise the per-seed one."""
+    from reservoir_rl.agent.fused import DemonstrationMargin
+
+    demo = DemonstrationMargin(rows=5, margin=0.8, weight=1.0)
+    seeds = (0, 1)
+    reference, batched = _agents(seeds, **options), _agents(seeds, **options)
+    stacked = StackedDQNAgents(batched)
+    for step in range(4):
+        data = _batches(step, len(seeds), True, False)
+        loss, grad_norm, td = stacked.gradient_step(
+            data["observation"], data["action"], data["next_observation"], data["reward"], data["terminated"],
+            max_grad_norm=1.0, weights=data["weights"], demonstration=demo,
+        )
+        for k, agent in enumerate(reference):
+            ref_loss, ref_norm, ref_td = agent.gradient_step(
+                data["observation"][k], data["action"][k], data["next_observation"][k], data["reward"][k],
+                data["terminated"][k], max_grad_norm=1.0, weights=data["weights"][k], demonstration=demo,
+            )
+            assert torch.equal(loss[k], ref_loss) and torch.equal(grad_norm[k], ref_norm)
+    for ref, agent in zip(reference, batched):
+        for a, b in zip(_params(ref), _params(agent)):
+            assert torch.equal(a, b)
+
+
 def test_agents_stay_views_of_the_stacks_after_loading_a_state():
     agents = _agents((0, 1))
     stacked = StackedDQNAgents(agents)

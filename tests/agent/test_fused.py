@@ -273,3 +273,56 @@ def test_dueling_manual_gradients_equal_autograd(double_dqn, weights, munchausen
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
     if munchausen_alpha == 0.0:  # and TorchRL's DQNLoss agrees
         torch.testing.assert_close(loss, agent.loss(sample.clone())["loss"].detach(), rtol=1e-5, atol=1e-6)
+
+
+def _margin_by_hand(q_values, teacher, margin, weight):
+    rows = []
+    for q, a_e in zip(q_values, teacher):
+        augmented = [float(q[a]) + (0.0 if a == int(a_e) else margin) for a in range(q.shape[0])]
+        rows.append(max(augmented) - float(q[int(a_e)]))
+    return weight * sum(rows) / len(rows)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+@pytest.mark.parametrize("munchausen_alpha", [0.0, 0.9])
+def test_demonstration_margin_loss_and_its_manual_gradients(dueling, munchausen_alpha):
+    """DQfD's large-margin term on the batch's last rows: the loss by hand, and the manual gradients equal
+    autograd's through the same loss."""
+    from reservoir_rl.agent.fused import DemonstrationMargin
+
+    agent = _agent(True, "smooth_l1", dueling=dueling, munchausen_alpha=munchausen_alpha)
+    fused = agent.fused_loss
+    params = list(agent.q_network.parameters())
+    sample = _sample(13, False)
+    demo = DemonstrationMargin(rows=8, margin=0.8, weight=1.5)
+    plain, _ = fused(*_args(sample))
+    loss, td_error = fused(*_args(sample), demonstration=demo)
+    with torch.no_grad():
+        q_demo = agent.q_network(sample["observation"][-8:])
+    expected = _margin_by_hand(q_demo, sample["action"][-8:], 0.8, 1.5)
+    assert expected > 0  # the random network does not already prefer the teacher's actions by the margin
+    torch.testing.assert_close(float((loss - plain).detach()), expected, rtol=1e-5, atol=1e-6)
+    reference_grads = torch.autograd.grad(loss, params)
+    manual_loss, manual_td, grads = fused.loss_and_gradients(*_args(sample), demonstration=demo)
+    torch.testing.assert_close(manual_loss, loss.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(manual_td, td_error, rtol=1e-5, atol=1e-7)
+    for mine, theirs in zip(grads, reference_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
+
+
+def test_the_margin_makes_the_teachers_action_greedy():
+    """Minimising the large-margin term alone moves the greedy action to the teacher's on its states, and
+    the term is zero once the teacher's action leads by the margin."""
+    from reservoir_rl.agent.fused import large_margin_terms
+
+    q = torch.zeros(4, ACTIONS, requires_grad=True)
+    teacher = torch.tensor([0, 3, 7, 10])
+    optimizer = torch.optim.SGD([q], lr=0.5)
+    for _ in range(50):
+        loss, grad = large_margin_terms(q, teacher, 0.8, 1.0)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.testing.assert_close(q.grad, grad)
+        optimizer.step()
+    assert torch.equal(q.argmax(-1), teacher)
+    assert float(large_margin_terms(q.detach(), teacher, 0.8, 1.0)[0]) == pytest.approx(0.0, abs=1e-6)

@@ -30,7 +30,13 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from reservoir_rl.agent.dqn import DQNAgent
-from reservoir_rl.agent.fused import dueling_head_gradients, effective_layers, munchausen_target
+from reservoir_rl.agent.fused import (
+    DemonstrationMargin,
+    dueling_head_gradients,
+    effective_layers,
+    large_margin_terms,
+    munchausen_target,
+)
 
 
 def _rebind(tensors: Sequence[torch.Tensor], aliases: Sequence[dict[int, list[torch.Tensor]]] = ()) -> torch.Tensor:
@@ -146,8 +152,10 @@ class StackedDQNAgents:
         max_grad_norm: float,
         weights: Optional[torch.Tensor] = None,
         steps_to_next_obs: Optional[torch.Tensor] = None,
+        demonstration: Optional[DemonstrationMargin] = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One DQN update of every seed on its own replay batch.
+        """One DQN update of every seed on its own replay batch (``demonstration``: the large-margin loss on
+        the last rows of every seed's batch, `FusedDQNLoss`).
 
         Shapes: observation / next_observation (K, B, obs_size) float32, action (K, B) int64, reward /
         terminated (K, B, 1) or (K, B), weights and steps_to_next_obs (K, B) or None. Returns the loss (K,),
@@ -159,12 +167,13 @@ class StackedDQNAgents:
                     max_grad_norm=max_grad_norm,
                     weights=None if weights is None else weights[k],
                     steps_to_next_obs=None if steps_to_next_obs is None else steps_to_next_obs[k],
+                    demonstration=demonstration,
                 )
                 for k, agent in enumerate(self.agents)
             ]
             return tuple(torch.stack([r[i] for r in results]) for i in range(3))  # type: ignore[return-value]
         loss, td_error_squared, grads = self._loss_and_gradients(
-            observation, action, next_observation, reward, terminated, weights, steps_to_next_obs
+            observation, action, next_observation, reward, terminated, weights, steps_to_next_obs, demonstration
         )
         k_seeds = self.size
         # clip_grad_norm_'s rule per seed, with the single-seed operations: a norm per (seed, tensor), then
@@ -213,6 +222,7 @@ class StackedDQNAgents:
         terminated: torch.Tensor,
         weights: Optional[torch.Tensor],
         steps_to_next_obs: Optional[torch.Tensor],
+        demonstration: Optional[DemonstrationMargin] = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """`FusedDQNLoss.loss_and_gradients` with a leading seed dimension: loss (K,), td_error (K, B) and
         the stacked gradients in the order of `online`."""
@@ -256,6 +266,13 @@ class StackedDQNAgents:
             loss = (elementwise * share).sum(-1)
             delta = torch.zeros(k_seeds, n, q_all.shape[-1], dtype=q_all.dtype, device=q_all.device)
             delta.scatter_(-1, action_column, (slope * share).unsqueeze(-1))
+            if demonstration is not None and demonstration.rows:
+                rows = demonstration.rows
+                margin_loss, margin_grad = large_margin_terms(
+                    q_all[:, n - rows:n], action.reshape(k_seeds, -1)[:, n - rows:], demonstration.margin,
+                    demonstration.weight)
+                loss = loss + margin_loss
+                delta[:, n - rows:] += margin_grad
             grads: list[torch.Tensor] = []
             for index in range(len(online) - 1, -1, -1):
                 weight, _ = online[index]

@@ -17,7 +17,7 @@ from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, HardUpdate, SoftUpdate, ValueEstimators
 
-from reservoir_rl.agent.fused import FusedDQNLoss
+from reservoir_rl.agent.fused import DemonstrationMargin, FusedDQNLoss
 from reservoir_rl.agent.qnet import QNetwork
 from reservoir_rl.agent.replay import make_replay_buffer  # noqa: F401  (re-exported: one import for the pieces)
 from reservoir_rl.config import AgentConfig, TrainConfig
@@ -118,9 +118,11 @@ class DQNAgent:
         max_grad_norm: float,
         weights: Optional[torch.Tensor] = None,
         steps_to_next_obs: Optional[torch.Tensor] = None,
+        demonstration: Optional[DemonstrationMargin] = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One DQN update on a replay batch: fused loss, backward, gradient-norm clipping, Adam, target
-        update. Shapes as in `FusedDQNLoss`. Returns the loss (scalar), the gradient norm before clipping
+        update. Shapes as in `FusedDQNLoss`; ``demonstration``: the batch's last rows are a teacher's, with
+        DQfD's large-margin loss. Returns the loss (scalar), the gradient norm before clipping
         (scalar) and the squared TD errors ((B,)), all detached; nothing is synchronised with the device.
 
         The default ReLU MLP gets its gradients from `FusedDQNLoss.loss_and_gradients` (no autograd graph);
@@ -129,14 +131,14 @@ class DQNAgent:
         if self.fused_loss.has_manual_gradients:  # the default ReLU MLP: gradients without autograd
             loss, td_error_squared, grads = self.fused_loss.loss_and_gradients(
                 observation, action, next_observation, reward, terminated,
-                weights=weights, steps_to_next_obs=steps_to_next_obs,
+                weights=weights, steps_to_next_obs=steps_to_next_obs, demonstration=demonstration,
             )
             for param, grad in zip(self._network_params, grads):
                 param.grad = grad
         else:
             loss, td_error_squared = self.fused_loss(
                 observation, action, next_observation, reward, terminated,
-                weights=weights, steps_to_next_obs=steps_to_next_obs,
+                weights=weights, steps_to_next_obs=steps_to_next_obs, demonstration=demonstration,
             )
             for param in self._trainable:
                 param.grad = None

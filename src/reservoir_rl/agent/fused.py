@@ -21,6 +21,14 @@ rewards the agent for the action it took in proportion to how much its target po
 
 (`munchausen_target`; double DQN has no role there, the soft value replaces the max).
 
+With demonstrations (DQfD, Hester et al. 2018; `DemonstrationMargin`) the last ``rows`` rows of a batch are a
+teacher's transitions: they take part in the TD loss like every row, and add the large-margin loss
+
+    J_E              λ · mean over those rows of  max_a [q(s, a) + m·(a ≠ a_E)] − q(s, a_E)
+
+(m the margin, a_E the teacher's action), whose gradient with respect to q(s, ·) is λ/d · (e_{a⁺} − e_{a_E}),
+a⁺ the maximising action (`large_margin_terms`).
+
 Shapes: observation (B, obs_size) float32, action (B,) int64, reward / terminated (B, 1) or (B,).
 
 For a ReLU MLP (the default network, plain or dueling) `FusedDQNLoss.loss_and_gradients` also writes the
@@ -35,11 +43,39 @@ Q = V + A − mean(A) is linear in the last hidden layer h: Q = h·W_effᵀ + b_
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torchrl.objectives import DQNLoss
+
+
+@dataclass(frozen=True)
+class DemonstrationMargin:
+    """DQfD's large-margin loss on the last ``rows`` rows of a batch (the demonstrations): margin m ≥ 0 and
+    weight λ ≥ 0 (module docstring)."""
+
+    rows: int
+    margin: float
+    weight: float
+
+
+def large_margin_terms(q_values: torch.Tensor, action: torch.Tensor, margin: float, weight: float,
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The large-margin loss of demonstrations and its gradient, for any leading shape (*lead,).
+
+    ``q_values`` (*lead, d, n_actions) of the d demonstration rows, ``action`` (*lead, d) int64 the teacher's.
+    Returns λ · mean_rows(max_a [q + m·(a ≠ a_E)] − q(a_E)) of shape (*lead,) and its gradient with respect to
+    ``q_values`` (*lead, d, n_actions). Differentiable through ``q_values`` (the autograd path uses the loss)."""
+    teacher = torch.zeros_like(q_values).scatter_(-1, action.unsqueeze(-1), 1.0)
+    augmented = q_values + margin * (1.0 - teacher)
+    best = augmented.argmax(-1, keepdim=True)
+    per_row = augmented.gather(-1, best).squeeze(-1) - q_values.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+    rows = q_values.shape[-2]
+    loss = weight * per_row.mean(-1)
+    grad = (torch.zeros_like(q_values).scatter_(-1, best, 1.0) - teacher) * (weight / rows)
+    return loss, grad.detach()
 
 
 class FusedDQNLoss:
@@ -90,8 +126,10 @@ class FusedDQNLoss:
         terminated: torch.Tensor,
         weights: Optional[torch.Tensor] = None,
         steps_to_next_obs: Optional[torch.Tensor] = None,
+        demonstration: Optional[DemonstrationMargin] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss (scalar, with grad to the online parameters) and td_error ((B,), detached)."""
+        """Loss (scalar, with grad to the online parameters) and td_error ((B,), detached); with
+        ``demonstration``, plus the large-margin loss of the batch's last rows."""
         n = observation.shape[0]
         if self.double_dqn:  # one online forward over s and s' (rows of s' carry no gradient)
             q_both = self.q_network(torch.cat([observation, next_observation]))
@@ -116,6 +154,11 @@ class FusedDQNLoss:
             loss = (elementwise * weights).sum() / weights.sum()
         else:
             loss = elementwise.mean()
+        if demonstration is not None and demonstration.rows:
+            rows = demonstration.rows
+            margin_loss, _ = large_margin_terms(q_values[n - rows:], action.reshape(-1)[n - rows:],
+                                                demonstration.margin, demonstration.weight)
+            loss = loss + margin_loss
         return loss, (chosen.detach() - target).pow(2)
 
     def _target(
@@ -159,6 +202,7 @@ class FusedDQNLoss:
         terminated: torch.Tensor,
         weights: Optional[torch.Tensor] = None,
         steps_to_next_obs: Optional[torch.Tensor] = None,
+        demonstration: Optional[DemonstrationMargin] = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Loss (scalar), td_error ((B,)) and the gradient of the loss for each online parameter (in the
         network's ``parameters()`` order), all without autograd. Needs `has_manual_gradients`.
@@ -199,6 +243,12 @@ class FusedDQNLoss:
             loss = (elementwise * share).sum()
             delta = torch.zeros(n, q_all.shape[-1], dtype=q_all.dtype, device=q_all.device)
             delta.scatter_(-1, action_column, (slope * share).unsqueeze(-1))
+            if demonstration is not None and demonstration.rows:
+                rows = demonstration.rows
+                margin_loss, margin_grad = large_margin_terms(q_all[n - rows:n], action.reshape(-1)[n - rows:],
+                                                              demonstration.margin, demonstration.weight)
+                loss = loss + margin_loss
+                delta[n - rows:] += margin_grad
             grads: list[torch.Tensor] = []
             for index in range(len(layers) - 1, -1, -1):
                 weight, _ = layers[index]

@@ -23,12 +23,20 @@ from reservoir_rl.config.loading import (
     read_yaml,
 )
 from reservoir_rl.config.schema import Config
-from reservoir_rl.config.train import CollectorConfig, LoggingConfig, TrainConfig, check_seed, check_total_frames
+from reservoir_rl.config.train import (
+    CollectorConfig,
+    DemonstrationsConfig,
+    LoggingConfig,
+    TrainConfig,
+    check_seed,
+    check_total_frames,
+)
 
 __all__ = [
     "AgentConfig",
     "BaselinesConfig",
     "CollectorConfig",
+    "DemonstrationsConfig",
     "Config",
     "EnvConfig",
     "ForecastConfig",

@@ -24,6 +24,21 @@ class CollectorConfig(Section):
     )
 
 
+class DemonstrationsConfig(Section):
+    """Demonstrations from a baseline in every update (DQfD, Hester et al. 2018; docs/training.md)."""
+
+    teacher: Optional[str] = Field(
+        None, description="the baseline whose episodes on the training years are the demonstrations: one that does "
+        "not know the future (sop, hedging, rule, sdp, mpc); None = no demonstrations"
+    )
+    episodes: int = Field(32, ge=1, le=10_000, description="teacher episodes (one year each), run once before training")
+    pretrain_updates: int = Field(1_000, ge=0, description="updates on demonstrations alone before the first frame")
+    batch_size: int = Field(16, ge=1, description="demonstration transitions added to every update's replay batch")
+    margin: float = Field(0.8, ge=0, allow_inf_nan=False,
+                          description="large-margin loss: max_a[Q(s,a) + margin·(a ≠ a_teacher)] − Q(s, a_teacher)")
+    margin_weight: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight of that loss (λ)")
+
+
 class TrainConfig(Section):
     """Training loop; schedules are in absolute frames so a resumed or extended run continues them."""
 
@@ -53,6 +68,7 @@ class TrainConfig(Section):
         "V̄ the stochastic DP's value of the training years (Φ(terminal) = 0); 0 = off. Reported and evaluated "
         "returns stay unshaped (docs/training.md)",
     )
+    demonstrations: DemonstrationsConfig = DemonstrationsConfig()
     checkpoint_every_frames: int = Field(5_000, ge=1)
     keep_checkpoints: int = Field(5, ge=1)
     eval_every_frames: int = Field(20_000, ge=1)

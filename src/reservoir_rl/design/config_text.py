@@ -230,6 +230,13 @@ train:
   grad_clip_norm: 10.0
   sdp_potential_weight: 0.0       # reward shaping of what the agent learns from: + w·(γ·V̄_SDP(s') − V̄_SDP(s)); 0 = off.
                                   # Leaves the optimal policy unchanged; reported and evaluated returns stay unshaped
+  demonstrations:                 # DQfD (docs/training.md): a baseline's episodes in every update, with a large-margin loss
+    teacher: null                 # sop | hedging | rule | sdp | mpc (no foresight); null = no demonstrations
+    episodes: 32                  # teacher episodes on the training years, run once before training
+    pretrain_updates: 1000        # updates on demonstrations alone before the first frame
+    batch_size: 16                # demonstration transitions added to every update's replay batch
+    margin: 0.8                   # large-margin loss: max_a[Q(s,a) + margin·(a ≠ a_teacher)] − Q(s, a_teacher)
+    margin_weight: 1.0            # weight of that loss
   checkpoint_every_frames: 5000
   keep_checkpoints: 5             # periodic checkpoints kept (last.pt and best.pt are kept besides)
   eval_every_frames: 20000        # greedy evaluation on the validation episodes; picks best.pt

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from reservoir_rl.agent.dqn import TRANSITION_KEYS
+from reservoir_rl.agent.fused import DemonstrationMargin
 from reservoir_rl.agent.nstep import NStepTransitions
 from reservoir_rl.agent.replay import (
     is_prioritized,
@@ -43,6 +44,7 @@ from reservoir_rl.evaluation.rollout import EvaluationResult, evaluate_policy
 from reservoir_rl.evaluation.figures import evaluation_figures
 from reservoir_rl.evaluation.validation import baseline_returns
 from reservoir_rl.runs.folders import RunDir, package_versions
+from reservoir_rl.training.demonstrations import collect_demonstrations
 from reservoir_rl.training.shaping import make_shaping
 from reservoir_rl.training.statistics import RESERVOIR_GROUP, TrainingWindow
 
@@ -102,6 +104,9 @@ class Trainer:
         self.accumulator = EpisodeAccumulator(parts.env.n_envs, parts.env.config, parts.device)
         self.nstep = NStepTransitions(self.config.agent.n_step, self.config.agent.gamma, TRANSITION_KEYS)
         self.shaping = make_shaping(parts.env, self.config)  # None unless train.sdp_potential_weight > 0
+        # the teacher's transitions (DQfD, `reservoir_rl.training.demonstrations`); None unless a teacher is set
+        self.demonstrations = collect_demonstrations(self.config, parts.inflow, parts.device, self.shaping)
+        self.pretrain_updates = 0  # updates on demonstrations alone done so far (before the first frame)
         self.window = TrainingWindow(parts.device)
         self._display: dict[str, float] = {}
         self._log_clock = (time.perf_counter(), 0)
@@ -139,6 +144,7 @@ class Trainer:
         agent.set_learning_rate(self.lr_at(self.frames))
         self.view.start(total_frames, self.frames)
         self._log_clock = (time.perf_counter(), self.frames)
+        self.pretrain()
         if self.frames < total_frames and not self.stop_requested:
             for batch in parts.collector:
                 before = self.frames
@@ -174,17 +180,49 @@ class Trainer:
             batch = self.shaping(batch)
         return self.nstep(batch)
 
+    def pretrain(self) -> None:
+        """DQfD's pre-training: ``train.demonstrations.pretrain_updates`` updates on demonstrations alone (each
+        a whole batch of the teacher's transitions with the large-margin loss), before the first frame; a run
+        resumed after them does none. Not counted in ``updates`` (the updates owed per frame)."""
+        demonstrations = self.demonstrations
+        if demonstrations is None or self.frames:
+            return
+        train = self.config.train
+        margin = DemonstrationMargin(train.batch_size, demonstrations.margin.margin, demonstrations.margin.weight)
+        while self.pretrain_updates < train.demonstrations.pretrain_updates and not self.stop_requested:
+            sample = demonstrations.sample(train.batch_size)
+            self.parts.agent.gradient_step(
+                sample["observation"], sample["action"], sample[("next", "observation")], sample[("next", "reward")],
+                sample[("next", "terminated")], max_grad_norm=train.grad_clip_norm,
+                steps_to_next_obs=sample.get("steps_to_next_obs"), demonstration=margin,
+            )
+            self.pretrain_updates += 1
+
+    def replay_sample(self) -> tuple[dict, torch.Tensor, Optional[torch.Tensor]]:
+        """One update's batch: a replay sample (`sample_transitions`: tensors, storage indices, importance
+        weights or None) with the demonstration rows appended when the run has a teacher (the last
+        ``train.demonstrations.batch_size`` rows; the indices stay the replay rows')."""
+        sample, index, weights = sample_transitions(self.parts.replay_buffer, SAMPLE_KEYS)
+        if self.demonstrations is not None:
+            sample, weights = self.demonstrations.extend(sample, weights)
+        return sample, index, weights
+
+    @property
+    def demonstration_margin(self) -> Optional[DemonstrationMargin]:
+        return None if self.demonstrations is None else self.demonstrations.margin
+
     def _update(self) -> None:
         """One gradient step on a replay batch (`DQNAgent.gradient_step`: the fused plain-tensor DQN loss,
         which computes TorchRL's `DQNLoss` — tested —, clipping, Adam, target update), then priorities."""
         parts = self.parts
         agent = parts.agent
-        sample, index, weights = sample_transitions(parts.replay_buffer, SAMPLE_KEYS)
+        sample, index, weights = self.replay_sample()
         loss, grad_norm, td_error_squared = agent.gradient_step(
             sample["observation"], sample["action"], sample[("next", "observation")], sample[("next", "reward")],
             sample[("next", "terminated")], max_grad_norm=self.config.train.grad_clip_norm, weights=weights,
-            steps_to_next_obs=sample.get("steps_to_next_obs"),
+            steps_to_next_obs=sample.get("steps_to_next_obs"), demonstration=self.demonstration_margin,
         )
+        td_error_squared = td_error_squared[:index.shape[0]]  # the replay rows (demonstrations come last)
         if is_prioritized(parts.replay_buffer):
             update_priorities(parts.replay_buffer, index, td_error_squared)
         self.updates += 1
@@ -353,7 +391,8 @@ class Trainer:
             "package_versions": package_versions(),
             "config": config_to_dict(self.config),
             ckpt.REFERENCE_INFLOW_KEY: float(parts.env.reference_inflow_cms),
-            "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes},
+            "counters": {"frames": self.frames, "updates": self.updates, "episodes": self.episodes,
+                         "pretrain_updates": self.pretrain_updates},
             "epsilon": self.epsilon_at(self.frames),
             "learning_rate": self.lr_at(self.frames),
             "best_eval_return": self.best_eval_return if math.isfinite(self.best_eval_return) else None,
@@ -394,6 +433,7 @@ class Trainer:
             )
         counters = payload["counters"]
         self.frames, self.updates = int(counters["frames"]), int(counters["updates"])
+        self.pretrain_updates = int(counters.get("pretrain_updates", 0))
         self._episode_count = payload["episode_count"].to(device).clone()
         best = payload.get("best_eval_return")
         self.best_eval_return = -math.inf if best is None else float(best)

@@ -39,7 +39,7 @@ from reservoir_rl.env.blocks import make_blocked_env
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.errors import CheckpointError
 from reservoir_rl.evaluation.blocks import blocked_baseline_returns, evaluate_blocks
-from reservoir_rl.agent.replay import is_prioritized, sample_transitions, update_priorities
+from reservoir_rl.agent.replay import is_prioritized, update_priorities
 from reservoir_rl.agent.schedules import updates_due
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.trainer import Trainer, crossed
@@ -230,6 +230,8 @@ class VectorizedTrainer:
             trainer.parts.agent.set_learning_rate(trainer.lr_at(trainer.frames))
             trainer.view.start(total_frames, trainer.frames)
             trainer._log_clock = (time.perf_counter(), trainer.frames)
+        for _, trainer in self.each():  # DQfD's pre-training, seed by seed (nothing without a teacher)
+            trainer.pretrain()
         if self.frames < total_frames and not self.stop_requested:
             while True:
                 before = self.frames
@@ -297,7 +299,7 @@ class VectorizedTrainer:
         samples = []
         for k, trainer in enumerate(self.trainers):
             self.streams.use_torch(k)
-            samples.append(sample_transitions(trainer.parts.replay_buffer))
+            samples.append(trainer.replay_sample())  # (with the teacher's rows last, when there is one)
 
         def stacked(key):
             values = [sample[key] for sample, _, _ in samples]
@@ -311,7 +313,9 @@ class VectorizedTrainer:
             stacked("observation"), stacked("action"), stacked(("next", "observation")),
             stacked(("next", "reward")), stacked(("next", "terminated")),
             max_grad_norm=self.trainers[0].config.train.grad_clip_norm, weights=weights, steps_to_next_obs=steps,
+            demonstration=self.trainers[0].demonstration_margin,
         )
+        td_error_squared = td_error_squared[:, :samples[0][1].shape[0]]  # the replay rows (demonstrations last)
         for k, trainer in enumerate(self.trainers):
             if is_prioritized(trainer.parts.replay_buffer):
                 update_priorities(trainer.parts.replay_buffer, samples[k][1], td_error_squared[k])
