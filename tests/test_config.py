@@ -144,6 +144,14 @@ def test_wrong_types_name_the_key_and_the_value(raw, start):
          "baselines.sdp.period_days = 366: Input should be less than or equal to 365"),
         ({"baselines": {"sdp": {"discount": 1.0}}}, "baselines.sdp.discount = 1.0: Input should be less than 1"),
         ({"baselines": {"sdp": {"tolerance": 0}}}, "baselines.sdp.tolerance = 0: Input should be greater than 0"),
+        ({"agent": {"distributional_quantiles": 201}},
+         "agent.distributional_quantiles = 201: Input should be less than or equal to 200"),
+        ({"agent": {"distributional_quantiles": -1}},
+         "agent.distributional_quantiles = -1: Input should be greater than or equal to 0"),
+        ({"agent": {"distributional_quantiles": 1}},
+         "agent: distributional_quantiles must be 0 (off) or 2 … 200 quantiles, got 1"),
+        ({"agent": {"distributional_quantiles": 8, "loss": "l2"}},
+         "agent: distributional_quantiles trains with the quantile Huber loss (κ = 1)"),
     ],
 )
 def test_out_of_range_values_name_the_key_and_the_value(raw, start):

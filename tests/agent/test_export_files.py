@@ -1,4 +1,4 @@
-"""`agent/export.py`: any Q-network (plain or dueling) as a TorchScript / ONNX greedy policy with its metadata."""
+"""`agent/export.py`: any Q-network (plain or dueling, with or without quantiles) as a TorchScript / ONNX greedy policy with its metadata."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def test_metadata_document_names_sizes_and_levels():
                     "params_sha256": "ab" * 32, "package_version": "9.9", "run_name": "r", "frames": 7}
 
 
-@pytest.mark.parametrize("dueling", [False, True])
-def test_torchscript_reproduces_the_network_for_any_batch_size(dueling):
+@pytest.mark.parametrize("dueling,quantiles", [(False, 0), (True, 0), (False, 4), (True, 4)])
+def test_torchscript_reproduces_the_network_for_any_batch_size(dueling, quantiles):
     torch.manual_seed(0)
-    network = QNetwork(6, 5, (16, 8), "tanh", dueling).eval()
+    network = QNetwork(6, 5, (16, 8), "tanh", dueling, quantiles=quantiles).eval()
     data = torchscript_bytes(network, _metadata(6, 5))
     model, metadata = load_torchscript(io.BytesIO(data))
     assert metadata == _metadata(6, 5)
@@ -55,11 +55,12 @@ def test_greedy_module_breaks_ties_at_the_lowest_level():
     assert action.tolist() == [0, 0, 0]
 
 
-def test_onnx_dueling_network_has_a_dynamic_batch_and_its_metadata():
+@pytest.mark.parametrize("quantiles", [0, 3])
+def test_onnx_dueling_network_has_a_dynamic_batch_and_its_metadata(quantiles):
     for extra in ("onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(extra, reason="the export extra is not installed")
     torch.manual_seed(1)
-    network = QNetwork(6, 5, (16,), "elu", dueling=True).eval()
+    network = QNetwork(6, 5, (16,), "elu", dueling=True, quantiles=quantiles).eval()
     data = onnx_bytes(network, _metadata(6, 5))
     observation = torch.randn(33, 6)
     action, metadata = exported_actions("onnx", data, observation)

@@ -227,7 +227,7 @@ def test_munchausen_soft_value_tends_to_the_max_and_the_bonus_is_clipped():
     q_s, q_next = torch.randn(64, ACTIONS, generator=g) * 5, torch.randn(64, ACTIONS, generator=g) * 5
     action = torch.randint(0, ACTIONS, (64,), generator=g)
     zeros, alive = torch.zeros(64), torch.zeros(64, dtype=torch.bool)
-    from reservoir_rl.agent.fused import munchausen_target
+    from reservoir_rl.agent.munchausen import munchausen_target
 
     # τ → 0: no bonus beyond the clip, soft value = max_a' q(s', a') (the DQN target without double DQN)
     sharp = munchausen_target(q_s, q_next, action, zeros, alive, 0.9, 0.0, 1e-4, -1.0)

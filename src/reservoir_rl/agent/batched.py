@@ -30,13 +30,8 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from reservoir_rl.agent.dqn import DQNAgent
-from reservoir_rl.agent.fused import (
-    DemonstrationMargin,
-    dueling_head_gradients,
-    effective_layers,
-    large_margin_terms,
-    munchausen_target,
-)
+from reservoir_rl.agent.fused import DemonstrationMargin, dueling_head_gradients, effective_layers, large_margin_terms
+from reservoir_rl.agent.munchausen import munchausen_target
 
 
 def _rebind(tensors: Sequence[torch.Tensor], aliases: Sequence[dict[int, list[torch.Tensor]]] = ()) -> torch.Tensor:

@@ -229,7 +229,8 @@ def make_agent(
     n_actions = int(action_spec.space.n)
     action_spec = Categorical(n_actions, dtype=torch.int64, device=device)  # per-sample spec
     q_network = QNetwork(
-        obs_size, n_actions, agent_config.hidden_sizes, agent_config.activation, agent_config.dueling
+        obs_size, n_actions, agent_config.hidden_sizes, agent_config.activation, agent_config.dueling,
+        quantiles=agent_config.distributional_quantiles,
     ).to(device)
     actor = QValueActor(q_network, in_keys=["observation"], spec=action_spec, action_space="categorical")
     loss = DQNLoss(

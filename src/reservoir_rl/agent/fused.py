@@ -19,7 +19,11 @@ rewards the agent for the action it took in proportion to how much its target po
     y                r + α·clip(τ·log π(a|s), l0, 0)
                        + γ^k · (1 − terminated) · Σ_a' π(a'|s') · (q_target(s', a') − τ·log π(a'|s'))
 
-(`munchausen_target`; double DQN has no role there, the soft value replaces the max).
+(`reservoir_rl.agent.munchausen`; double DQN has no role there, the soft value replaces the max).
+
+A quantile network (``QNetwork(..., quantiles=N)``, QR-DQN) is trained with the quantile-regression loss of
+`reservoir_rl.agent.quantile` instead (its own target distribution, quantile Huber loss, TD error of the means);
+it has no manual gradients, so it always takes the autograd path.
 
 With demonstrations (DQfD, Hester et al. 2018; `DemonstrationMargin`) the last ``rows`` rows of a batch are a
 teacher's transitions: they take part in the TD loss like every row, and add the large-margin loss
@@ -49,6 +53,9 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 from torchrl.objectives import DQNLoss
+
+from reservoir_rl.agent.munchausen import munchausen_target
+from reservoir_rl.agent.quantile import quantile_loss
 
 
 @dataclass(frozen=True)
@@ -108,13 +115,14 @@ class FusedDQNLoss:
         if any(online[name] is not tensor for name, tensor in bound.items()):
             raise ValueError("q_network is not the network whose parameters the loss optimises")
         self.dueling_head = bool(getattr(q_network, "dueling", False))
+        self.quantiles = int(getattr(q_network, "quantiles", 0))  # N of a QR-DQN head; 0 = one Q-value per action
         self._online_layers = _relu_mlp_layers(q_network)
         self._target_layers = _relu_mlp_layers(self.target_network)
 
     @property
     def has_manual_gradients(self) -> bool:
-        """True when the network is a ReLU MLP (plain or dueling), whose gradients `loss_and_gradients` writes
-        itself."""
+        """True when the network is a ReLU MLP (plain or dueling, without quantiles), whose gradients
+        `loss_and_gradients` writes itself."""
         return self._online_layers is not None
 
     def __call__(
@@ -129,7 +137,19 @@ class FusedDQNLoss:
         demonstration: Optional[DemonstrationMargin] = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss (scalar, with grad to the online parameters) and td_error ((B,), detached); with
-        ``demonstration``, plus the large-margin loss of the batch's last rows."""
+        ``demonstration``, plus the large-margin loss of the batch's last rows (on the mean of the quantiles
+        for a quantile network)."""
+        if self.quantiles:
+            loss, td_error = quantile_loss(
+                self.q_network, self.target_network, observation, action, next_observation, reward, terminated,
+                gamma=self.gamma, double_dqn=self.double_dqn, munchausen=self.munchausen, weights=weights,
+                steps_to_next_obs=steps_to_next_obs)
+            if demonstration is not None and demonstration.rows:
+                rows = demonstration.rows
+                margin_loss, _ = large_margin_terms(self.q_network(observation[-rows:]), action.reshape(-1)[-rows:],
+                                                    demonstration.margin, demonstration.weight)
+                loss = loss + margin_loss
+            return loss, td_error
         n = observation.shape[0]
         if self.double_dqn:  # one online forward over s and s' (rows of s' carry no gradient)
             q_both = self.q_network(torch.cat([observation, next_observation]))
@@ -263,31 +283,12 @@ class FusedDQNLoss:
             return loss, diff * diff, grads
 
 
-def munchausen_target(
-    target_q: torch.Tensor,
-    target_q_next: torch.Tensor,
-    action: torch.Tensor,
-    reward: torch.Tensor,
-    terminated: torch.Tensor,
-    discount: float | torch.Tensor,
-    alpha: float,
-    tau: float,
-    clip: float,
-) -> torch.Tensor:
-    """The Munchausen DQN target (see the module) for any leading shape (*lead,): ``target_q`` and
-    ``target_q_next`` (*lead, n_actions) the target network's Q(s, ·) and Q(s', ·); ``action`` int64, ``reward``,
-    ``terminated`` (bool) and a tensor ``discount`` of shape (*lead,). τ·log π = q − τ·logsumexp(q / τ)."""
-    tau_log_pi = target_q - tau * torch.logsumexp(target_q / tau, dim=-1, keepdim=True)
-    bonus = alpha * tau_log_pi.gather(-1, action.unsqueeze(-1)).squeeze(-1).clamp(min=clip, max=0.0)
-    tau_log_pi_next = target_q_next - tau * torch.logsumexp(target_q_next / tau, dim=-1, keepdim=True)
-    soft_value = (torch.softmax(target_q_next / tau, dim=-1) * (target_q_next - tau_log_pi_next)).sum(-1)
-    not_terminated = (~terminated).to(soft_value.dtype)
-    return reward + bonus + discount * not_terminated * soft_value
-
-
 def _relu_mlp_layers(network: torch.nn.Module) -> Optional[list[tuple[torch.Tensor, torch.Tensor]]]:
     """[(weight, bias), ...] of a `QNetwork` whose body is Linear / ReLU pairs, in ``parameters()`` order (a
-    dueling network ends with its value head, then its advantage head), else None."""
+    dueling network ends with its value head, then its advantage head), else None (and None for a quantile
+    network)."""
+    if getattr(network, "quantiles", 0):  # a quantile head (QR-DQN) has its own loss, on the autograd path
+        return None
     body = getattr(network, "body", None)
     dueling = getattr(network, "dueling", None)
     heads = ([getattr(network, "value_head", None), getattr(network, "advantage_head", None)] if dueling

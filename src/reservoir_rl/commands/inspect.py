@@ -27,14 +27,17 @@ def _network(state: Mapping[str, torch.Tensor], config: Config, path: Path) -> t
     if first is None or first.ndim != 2:
         raise CheckpointError(f"{path}: 'q_network' has no first layer 'body.0.weight'")
     obs_size, n_actions = int(first.shape[1]), config.env.n_release_levels
-    network = QNetwork(obs_size, n_actions, agent.hidden_sizes, agent.activation, agent.dueling)
+    network = QNetwork(obs_size, n_actions, agent.hidden_sizes, agent.activation, agent.dueling,
+                       quantiles=agent.distributional_quantiles)
     try:
         network.load_state_dict(dict(state))
     except RuntimeError as error:
         line = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{path}: Q-network weights do not fit the checkpoint's config ({line[:160]})") from None
     sizes = " → ".join(str(n) for n in (obs_size, *agent.hidden_sizes))
-    head = f"V(1) + A({n_actions})" if agent.dueling else str(n_actions)
+    quantiles = agent.distributional_quantiles
+    per_level = f" × {quantiles} quantiles" if quantiles else ""  # QR-DQN: N quantiles of the return per level
+    head = f"V({max(quantiles, 1)}) + A({n_actions}{per_level})" if agent.dueling else f"{n_actions}{per_level}"
     return network, f"{sizes} → {head} ({agent.activation} MLP{', dueling' if agent.dueling else ''})"
 
 

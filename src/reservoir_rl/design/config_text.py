@@ -206,6 +206,7 @@ agent:
                                   # The default recipe, chosen on the bundled rivers' validation years (docs/results.md)
   munchausen_tau: 0.03            # temperature of the target policy (reward units)
   munchausen_clip: -1.0           # lower clip of the log-policy bonus
+  distributional_quantiles: 0     # QR-DQN (docs/training.md): N >= 2 quantiles of the return per release level; 0 = one Q-value
 
 train:
   total_frames: 200000            # environment steps (days) collected in all

@@ -91,7 +91,8 @@ def load_policy(ckpt: str | Path, runs_dir: str | Path = "runs") -> CheckpointPo
     require_finite_weights(payload, source.path)
     layout = observation_names(config.env)
     agent = config.agent
-    network = QNetwork(len(layout), config.env.n_release_levels, agent.hidden_sizes, agent.activation, agent.dueling)
+    network = QNetwork(len(layout), config.env.n_release_levels, agent.hidden_sizes, agent.activation, agent.dueling,
+                       quantiles=agent.distributional_quantiles)
     try:
         network.load_state_dict(payload["q_network"])
     except (RuntimeError, KeyError) as error:
