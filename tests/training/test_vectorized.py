@@ -319,3 +319,23 @@ def test_a_failure_in_the_set_up_keeps_no_seed_folder_and_resume_trains_them(set
     resumed = resume_seeds(find_group(folder), command=["r"])
     assert [o.status for o in resumed.outcomes] == ["finished", "finished"]
     assert_same_training_state(_last(folder / "seed-7"), _last(plain[7]))
+
+
+def test_vectorized_seeds_keep_their_baseline_levels_in_the_runs_cache(tmp_path, monkeypatch):
+    """Each seed's validation baseline levels go to RUNS/.cache (as a plain run's do); a second vectorized run of
+    the same seeds reads them there and rolls out no baseline, and logs the same numbers."""
+    config = write_config(tmp_path, train={"total_frames": 256}, baselines={"sdp": {"storage_levels": 40}})
+    runs = tmp_path / "runs"
+    first = train_seeds(config, [7, 8], [], runs, "first", command=["t"], vectorized=True)
+    kept = sorted((runs / ".cache" / "baseline-levels").glob("*.json"))
+    assert len(kept) == 2  # one key per seed: each seed's own validation episodes
+
+    def no_rollout(*args, **kwargs):
+        raise AssertionError("baselines rolled out again")
+
+    monkeypatch.setattr(vectorized_training, "blocked_baseline_returns", no_rollout)
+    second = train_seeds(config, [7, 8], [], runs, "second", command=["t"], vectorized=True)
+    for seed in (7, 8):
+        ours, theirs = (read_scalars(s.run_dir / f"seed-{seed}" / "tensorboard") for s in (second, first))
+        tags = [tag for tag in theirs if tag.startswith("baselines/")]
+        assert tags and all(np.array_equal(ours[tag][1], theirs[tag][1]) for tag in tags)

@@ -28,6 +28,7 @@ from reservoir_rl.errors import CheckpointError, UserError
 from reservoir_rl.monitor.live import QuietView
 from reservoir_rl.monitor.logger import ReservoirLogger, flatten
 from reservoir_rl.runs import checkpoint as ckpt
+from reservoir_rl.runs.baseline_cache import runs_folder
 from reservoir_rl.runs.folders import RunDir, create_run, run_lock, write_run_file
 from reservoir_rl.runs.groups import SeedGroup
 from reservoir_rl.runs.processes import prefix
@@ -150,6 +151,7 @@ def train_group(group: SeedGroup, config: Config, command: list[str], started: f
                 _write_metadata(run, seed_parts.config, [*command, f"(seed {seed}, vectorized)"], "train", fingerprint)
                 logger = ReservoirLogger(run.tensorboard, purge_step=1 if any(run.tensorboard.glob("*")) else None)
                 trainers.append(Trainer(seed_parts, run, logger, QuietView()))
+                trainers[-1].baseline_cache_dir = runs_folder(run.path)  # the baselines' levels, for later runs
                 logger.text("config", "```yaml\n" + dump_config(seed_parts.config) + "\n```")
                 logger.hyperparameters(flatten(config_to_dict(seed_parts.config)), HPARAM_METRICS)
             vectorized = VectorizedTrainer(trainers, SeedStreams(states), RunDir(group.path),
@@ -236,6 +238,7 @@ def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[st
             ckpt.remove_stale_temporaries(run.checkpoints)
             logger = ReservoirLogger(run.tensorboard, purge_step=frames + 1)
             trainers.append(Trainer(parts, run, logger, QuietView()))
+            trainers[-1].baseline_cache_dir = runs_folder(run.path)
         streams = SeedStreams([payload["rng"] for _, payload in found])
         try:
             for k, trainer in enumerate(trainers):

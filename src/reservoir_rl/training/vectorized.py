@@ -40,6 +40,7 @@ from reservoir_rl.env.safety import guarded
 from reservoir_rl.errors import CheckpointError
 from reservoir_rl.evaluation.blocks import blocked_baseline_returns, evaluate_blocks
 from reservoir_rl.agent.replay import is_prioritized, update_priorities
+from reservoir_rl.runs.baseline_cache import cached_levels
 from reservoir_rl.agent.schedules import updates_due
 from reservoir_rl.runs import checkpoint as ckpt
 from reservoir_rl.training.trainer import Trainer, crossed
@@ -283,8 +284,16 @@ class VectorizedTrainer:
         process, every seed's baseline levels likewise (`blocked_baseline_returns`)."""
         config = self.trainers[0].config
         if config.logging.baseline_levels and any(t._baseline_levels is None for t in self.trainers):
-            for trainer, levels in zip(self.trainers, blocked_baseline_returns(self.eval_env, config)):
-                trainer._baseline_levels = levels
+            computed: list[dict[str, float]] = []
+
+            def blocked(k: int) -> dict[str, float]:  # every seed's levels in one rollout, when one is missing
+                if not computed:
+                    computed.extend(blocked_baseline_returns(self.eval_env, config))
+                return computed[k]
+
+            for k, trainer in enumerate(self.trainers):  # each seed's from the runs folder's cache when kept there
+                trainer._baseline_levels = cached_levels(trainer.baseline_cache_dir, trainer.config,
+                                                         trainer.parts.inflow, lambda k=k: blocked(k))
         for trainer, result in zip(self.trainers, evaluate_blocks(self.eval_env, self.greedy_policy)):
             trainer.next_evaluation = (trainer.frames, result)
 
