@@ -352,25 +352,49 @@ def flashy_variant_lines(path: Path, default_path: Path) -> list[str]:
             f"the guard changed {100 * min(shares):.1f}–{100 * max(shares):.1f} % of the days.", ""]
 
 
-def chosen_lever(tables: dict[str, list[dict]]) -> str | None:
-    """The lever kept as the default recipe: of the levers measured on every river (``tables``: river → rows of
-    its full table, not a screen), the one with the highest agent − MPC averaged over the rivers, provided its
-    mean is at least the default's on each river; None without a default row on every river."""
+def _round_choice(by_river: dict[str, dict[str, float]], candidates: set[str], reference: str) -> str | None:
+    """Of ``candidates`` measured on every river, the one with the highest agent − MPC averaged over the rivers
+    whose mean is at least ``reference``'s on each river; None when none is."""
+    common = set.intersection(*(set(levers) for levers in by_river.values())) & candidates
+    eligible = [lever for lever in common if all(levers[lever] >= levers[reference] for levers in by_river.values())]
+    return max(eligible, key=lambda lever: sum(levers[lever] for levers in by_river.values())) if eligible else None
+
+
+def lever_rounds(tables: dict[str, list[dict]]) -> tuple[str | None, str | None]:
+    """The levers kept, round by round (``tables``: river → rows of its full table, not a screen).
+
+    Round 1: the rows without a ``base`` (each one change from the former default, the row ``default``): the one
+    with the highest agent − MPC averaged over the rivers, provided its mean is at least the default's on each
+    river. Round 2: the rows whose ``base`` is that choice (one change on top of it), against that choice's row
+    by the same rule. Returns (round-1 choice, round-2 choice or None); (None, None) without a default row on
+    every river."""
     if not tables or any(not any(r["lever"] == "default" for r in rows) for rows in tables.values()):
-        return None
+        return None, None
     by_river = {river: {r["lever"]: r["minus_mpc"]["mean"] for r in rows} for river, rows in tables.items()}
-    common = set.intersection(*(set(levers) for levers in by_river.values()))
-    eligible = [lever for lever in common
-                if all(levers[lever] >= levers["default"] for levers in by_river.values())]
-    return max(eligible, key=lambda lever: sum(levers[lever] for levers in by_river.values()))
+    first_round = {r["lever"] for rows in tables.values() for r in rows if not r.get("base")}
+    first = _round_choice(by_river, first_round, "default")
+    if first is None or first == "default":
+        return first, None
+    second_round = {r["lever"] for rows in tables.values() for r in rows if r.get("base") == first}
+    return first, _round_choice(by_river, second_round, first)
 
 
-def kept(row: dict, chosen: str | None) -> str:
-    """The kept column: the lever chosen as the default recipe (`chosen_lever`), the former default, or no."""
-    if chosen is None:
+def chosen_lever(tables: dict[str, list[dict]]) -> str | None:
+    """The lever kept as the default recipe: round 2's choice when one qualified, else round 1's (`lever_rounds`)."""
+    first, second = lever_rounds(tables)
+    return second or first
+
+
+def kept(row: dict, rounds: tuple[str | None, str | None]) -> str:
+    """The kept column of a row, from `lever_rounds`'s choices."""
+    first, second = rounds
+    if first is None:
         return ""
-    if row["lever"] == chosen:
-        return "the default" if chosen == "default" else "**yes: the new default**"
+    final = second or first
+    if row["lever"] == final:
+        return "the default" if final == "default" else "**yes: the default**"
+    if row["lever"] == first:
+        return f"yes (round 1); `{second}` on top of it is the default"
     if row["lever"] == "default":
         return "the former default"
     return "no"
@@ -383,7 +407,7 @@ def lever_lines(folder: Path) -> list[str]:
     paths = sorted(folder.glob("levers-*.json"), key=lambda p: (p.stem.startswith("levers-screen-"), p.stem))
     tables = {path.stem.removeprefix("levers-"): json.loads(path.read_text())["rows"] for path in paths
               if not path.stem.startswith("levers-screen-")}
-    chosen = chosen_lever({river: rows for river, rows in tables.items() if rows})
+    rounds = lever_rounds({river: rows for river, rows in tables.items() if rows})
     for path in paths:
         data = json.loads(path.read_text())
         rows = data["rows"]
@@ -407,9 +431,10 @@ def lever_lines(folder: Path) -> list[str]:
             overrides = "<br>".join(f"`{o}`" for o in row["overrides"] if not o.startswith("inflow.validation")) or "—"
             per_seed = ", ".join(f"{v['mean']:+.1f}" for v in row["per_seed_minus_mpc"].values())
             seconds = "" if row.get("train_seconds") is None else f"{row['train_seconds']:.0f}"
-            lines.append(f"| {row['lever']}: {row['what']} | {overrides} | {estimate(row['agent_return'], '{:.1f}')} | "
+            on_top = f" (on `{row['base']}`)" if row.get("base") else ""
+            lines.append(f"| {row['lever']}{on_top}: {row['what']} | {overrides} | {estimate(row['agent_return'], '{:.1f}')} | "
                          f"{estimate(row['minus_sdp'], '{:+.1f}')} | {estimate(row['minus_mpc'], '{:+.1f}')} | "
-                         f"{per_seed} | {seconds} | {'screen' if screen else kept(row, chosen)} |")
+                         f"{per_seed} | {seconds} | {'screen' if screen else kept(row, rounds)} |")
         if screen:
             lines += ["", "A first screen with two seeds, before the tables above: it picked the candidates measured "
                       "there with five seeds on both rivers. Its default row is the recipe of that time (the former "
@@ -450,6 +475,9 @@ def summary_lines(folder: Path, rivers: list[str]) -> list[str]:
              "the seeds whose own interval lies above zero.", "",
              "| river | years | seeds | agent − SDP | seeds above SDP | agent − MPC | seeds above MPC |",
              "|---|---|---|---|---|---|---|"]
+    lever_tables = {river: json.loads((folder / f"levers-{river}.json").read_text())["rows"] for river in rivers
+                    if (folder / f"levers-{river}.json").exists()}
+    chosen = chosen_lever({river: rows for river, rows in lever_tables.items() if rows})
     for river in rivers:
         data = json.loads((folder / f"{river}.json").read_text())
         cells = []
@@ -462,9 +490,7 @@ def summary_lines(folder: Path, rivers: list[str]) -> list[str]:
                       f"{sum(e['ci_low'] > 0 for e in per_seed)} of {len(per_seed)}"]
         lines.append(f"| {RIVERS.get(river, river)} | held-out {data['water_years'][0]}–{data['water_years'][-1]} | "
                      f"{len(data['seeds'])} | " + " | ".join(cells) + " |")
-        levers = folder / f"levers-{river}.json"
-        rows = json.loads(levers.read_text())["rows"] if levers.exists() else []
-        chosen = chosen_lever({river: rows}) if rows else None
+        rows = lever_tables.get(river, [])
         row = next((r for r in rows if r["lever"] == chosen), None)
         if row is not None:
             above = {name: sum(v["ci_low"] > 0 for v in row[f"per_seed_minus_{name}"].values()) for name in ("sdp", "mpc")}
