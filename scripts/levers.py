@@ -48,6 +48,8 @@ LEVERS: dict[str, tuple[list[str], str]] = {
     "dqfd": (["train.demonstrations.teacher=mpc"],
              "demonstrations from MPC (DQfD: 32 episodes, 1,000 pre-training updates, 16 rows per update, margin 0.8)"),
     "quantiles": (["agent.distributional_quantiles=32"], "a distributional head (QR-DQN, 32 quantiles)"),
+    # on top of the Munchausen default: the round-1 lever that came closest to it
+    "dueling-munchausen": (["agent.dueling=true", "agent.munchausen_alpha=0.9"], "dueling heads with Munchausen DQN"),
 }
 BASELINES = "sdp,mpc"
 
