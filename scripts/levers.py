@@ -50,6 +50,7 @@ LEVERS: dict[str, tuple[list[str], str]] = {
     "quantiles": (["agent.distributional_quantiles=32"], "a distributional head (QR-DQN, 32 quantiles)"),
     # on top of the Munchausen default: the round-1 lever that came closest to it
     "dueling-munchausen": (["agent.dueling=true", "agent.munchausen_alpha=0.9"], "dueling heads with Munchausen DQN"),
+    "replay-200k": (["train.buffer_size=200000"], "a replay buffer that keeps every frame of the run (200,000)"),
 }
 BASELINES = "sdp,mpc"
 
