@@ -85,3 +85,29 @@ def test_design_daily_inflow_is_the_largest_day_near_each_date_in_the_given_year
     assert design.max() == 50.0  # water year 1992's flood is not among the years asked for
     with pytest.raises(ValueError, match="no day"):
         design_daily_inflow_cms(record, [1800])
+
+
+def test_design_daily_inflow_at_a_quantile_of_the_days_near_each_date():
+    """A quantile below 1 takes that quantile of every daily inflow within the window (not of the per-day
+    maxima): one 50 m³/s day among ~60 days of 2 m³/s sets the largest, not the 0.9 quantile; 1.0 is the largest."""
+    from reservoir_rl.env.flood_zone import DAYS_PER_YEAR, design_daily_inflow_cms
+
+    days = 3 * 366
+    dates = np.datetime64("1990-10-01") + np.arange(days)
+    rng = np.random.default_rng(0)
+    flow = rng.uniform(1.0, 3.0, days)
+    flow[100] = 50.0
+    record = InflowRecord("design", dates, flow)
+    largest = design_daily_inflow_cms(record, [1991, 1992], window_days=30)
+    assert np.array_equal(design_daily_inflow_cms(record, [1991, 1992], window_days=30, quantile=1.0), largest)
+    q90 = design_daily_inflow_cms(record, [1991, 1992], window_days=30, quantile=0.9)
+    in_years = np.isin(record.water_years, [1991, 1992])
+    doy, values = record.day_of_year[in_years], flow[in_years]
+    distance = np.abs((doy - 8 + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
+    assert largest[8] == 50.0 and q90[8] < 3.0
+    assert q90[8] == pytest.approx(np.quantile(values[distance <= 30], 0.9), rel=1e-12)
+    assert np.all(q90 <= largest) and np.all(q90 > 1.0)
+    q50 = design_daily_inflow_cms(record, [1991, 1992], window_days=30, quantile=0.5)
+    assert np.all(q50 <= q90) and abs(float(np.median(q50)) - 2.0) < 0.2
+    with pytest.raises(ValueError, match="quantile"):
+        design_daily_inflow_cms(record, [1991], quantile=0.0)

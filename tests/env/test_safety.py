@@ -240,8 +240,9 @@ def test_the_flood_reserve_makes_room_beyond_the_window_for_the_training_years_d
     flow[366 * 2 + design_day] = 900.0  # an even larger one in water year 1993, not a training year
     record = InflowRecord("reserve", dates, flow)
 
-    def bounds(reserve_days: int, training_years=(1991, 1992)):
-        cfg = config.model_copy(update={"safety": config.safety.model_copy(update={"flood_reserve_days": reserve_days})})
+    def bounds(reserve_days: int, training_years=(1991, 1992), quantile: float = 1.0):
+        cfg = config.model_copy(update={"safety": config.safety.model_copy(
+            update={"flood_reserve_days": reserve_days, "flood_reserve_quantile": quantile})})
         env = DiscreteReservoirEnv(cfg, record, [1991, 1992], n_envs=1, seed=0, training_water_years=list(training_years))
         guard = ReleaseGuard.for_env(env)
         storage = torch.tensor([cfg.reservoir.capacity_hm3])
@@ -258,6 +259,10 @@ def test_the_flood_reserve_makes_room_beyond_the_window_for_the_training_years_d
     # the design day is only as large as the training years made it: with 1993 among them, more room is asked
     _, (lowest_1993, _) = bounds(1, training_years=(1991, 1992, 1993))
     assert int(lowest_1993) > int(lowest)
+    # at a quantile below 1 the one flood day is not the design day: the dry days around it are, and nothing
+    # beyond the window asks for room
+    guard_q, (lowest_q, _) = bounds(1, quantile=0.9)
+    assert int(lowest_q) == 0 and max(guard_q.design_inflow_hm3) == pytest.approx(1.0 * HM3_PER_CMS_DAY)
 
 
 def test_without_the_reserve_the_guard_reads_no_design_day(flashy_record):

@@ -133,7 +133,13 @@ class SafetyConfig(Section):
     flood_reserve_days: int = Field(
         0, ge=0, le=30,
         description="the flood check also passes this many days after the forecast window, each bringing the design "
-        "inflow of its date (the largest daily inflow the training years brought within 30 days of it); 0 = the window only",
+        "inflow of its date (by default the largest daily inflow the training years brought within 30 days of it); "
+        "0 = the window only",
+    )
+    flood_reserve_quantile: float = Field(
+        1.0, gt=0, le=1, allow_inf_nan=False,
+        description="the flood reserve's design inflow of a date: this quantile of the training years' daily inflows "
+        "within 30 days of it (1 = the largest)",
     )
 
 

@@ -135,6 +135,8 @@ env:
     dead_storage_margin_fraction: 0.02  # the drought check keeps storage above dead storage + this share of capacity
     flood_reserve_days: 0         # > 0: the flood check also makes room, beyond the forecast window, for this many days of the
                                   # largest daily inflow the training years brought near that date (docs/safety.md); 0 = the window only
+    flood_reserve_quantile: 1.0   # the reserve's design inflow of a date: this quantile of the training years' daily inflows
+                                  # within 30 days of it; 1 = the largest
   {_kv("n_release_levels", levels, 2)}# discrete release levels 0, {step_cms:,.4g}, …, {number(d.release_capacity_cms)} m³/s
   horizon_days: 365               # episode length; reaching it is truncation (bootstrapping continues)
   terminate_on_failure: true      # end the episode on a catastrophic flood or drought

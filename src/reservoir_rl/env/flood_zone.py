@@ -71,25 +71,34 @@ def flood_zone_curve(
 
 
 def design_daily_inflow_cms(
-    record: InflowRecord, water_years: Sequence[int], window_days: int = 30
+    record: InflowRecord, water_years: Sequence[int], window_days: int = 30, quantile: float = 1.0
 ) -> np.ndarray:
-    """The largest daily inflow (m³/s) that ``water_years`` brought within ``window_days`` days of each day of
-    year, float64 (366,) for days 0 … 365 (0 = Jan 1; day 365 is the last day of a leap year): the design
-    day of the release guard's flood reserve (`reservoir_rl.env.safety`), sized as the flood zone is, from
-    the training years only. Raises ``ValueError`` when the water years hold no day of the record."""
+    """The design daily inflow (m³/s) of each day of year, float64 (366,) for days 0 … 365 (0 = Jan 1; day 365
+    is the last day of a leap year): the ``quantile`` of the daily inflows ``water_years`` brought within
+    ``window_days`` days of that day of year (periodic), 1 = the largest. The design day of the release guard's
+    flood reserve (`reservoir_rl.env.safety`), sized as the flood zone is, from the training years only. Raises
+    ``ValueError`` when the water years hold no day of the record."""
     if window_days < 0:
         raise ValueError(f"need window_days >= 0, got {window_days}")
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"need 0 < quantile <= 1, got {quantile}")
     in_years = np.isin(record.water_years, np.asarray(list(water_years), dtype=np.int64))
     if not in_years.any():
         raise ValueError(f"{record.name}: no day in water years {list(water_years)[:3]}…")
-    # the largest inflow of each day of year, then the largest over the periodic ±window around each day
-    largest = np.full(366, -np.inf)
-    np.maximum.at(largest, record.day_of_year[in_years], record.inflow_cms[in_years])
-    design = np.empty(366)
+    day_of_year, inflow = record.day_of_year[in_years], record.inflow_cms[in_years]
+    design = np.zeros(366)
+    if quantile == 1.0:  # the largest inflow of each day of year, then the largest over the window around each day
+        largest = np.full(366, -np.inf)
+        np.maximum.at(largest, day_of_year, inflow)
+        for day in range(366):
+            distance = np.abs((np.arange(366) - day + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
+            design[day] = largest[distance <= window_days].max()
+        return np.where(np.isfinite(design), design, 0.0)
     for day in range(366):
-        distance = np.abs((np.arange(366) - day + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
-        design[day] = largest[distance <= window_days].max()
-    return np.where(np.isfinite(design), design, 0.0)
+        distance = np.abs((day_of_year - day + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
+        near = inflow[distance <= window_days]
+        design[day] = float(np.quantile(near, quantile)) if near.size else 0.0
+    return design
 
 
 def storage_decimals(capacity_hm3: float) -> int:

@@ -26,8 +26,8 @@ at I_q = F·exp(σ_k z_q + σ_k²/2), z_q the standard normal quantile: the floo
 
 **The flood reserve** (``env.safety.flood_reserve_days`` = H > 0, opt-in): the flood check's storage at the
 end of the window must also let the full release pass H more days, each at the design inflow of its date
-(the largest daily inflow the env's training years brought within 30 days of it, `design_daily_inflow_cms`,
-read once when the guard is built for an env) — the only use of the record, and of its training years only.
+(the largest daily inflow the env's training years brought within 30 days of it, or the
+``env.safety.flood_reserve_quantile`` of those days' inflows; `design_daily_inflow_cms`, read once when the guard is built for an env) — the only use of the record, and of its training years only.
 
 The executed level is ``max(min(action, highest), lowest)``: where the two cannot both hold, flood safety
 wins. Each check assumes the least restrictive later releases (full release for floods, none for droughts),
@@ -121,7 +121,8 @@ class ReleaseGuard:
         come from the env's training water years (`design_daily_inflow_cms`), never its evaluation years."""
         design: tuple[float, ...] = ()
         if env.config.safety.flood_reserve_days > 0:
-            design_cms = design_daily_inflow_cms(env.inflow, env.training_water_years)
+            design_cms = design_daily_inflow_cms(env.inflow, env.training_water_years,
+                                                 quantile=env.config.safety.flood_reserve_quantile)
             design = tuple(float(value) * HM3_PER_CMS_DAY for value in design_cms)
         return cls(env.physics, env.config.forecast, env.config.safety, env.mean_inflow_hm3, design)
 
