@@ -457,13 +457,16 @@ def lever_lines(folder: Path) -> list[str]:
                  "`reservoir-rl tune configs/base.yaml --space scripts/tune_lr_schedule.yaml` (lr, lr_end and the "
                  "decay's length; single seeds, validation years): its 10 trials' best validation returns (169.97, "
                  "170.51 and 170.82 for the three that ran to the end; the other seven were pruned) did not separate "
-                 "it from the default's schedule. Built but not yet measured with five seeds: the lever `lr-tuned` "
-                 "(that schedule) and `frames-400k` on both rivers (`python scripts/levers.py --levers "
-                 "lr-tuned,frames-400k --seeds 0,1,2,3,4 --vectorized`). `sdp-feature` is "
-                 "`env.extra_features: [sdp_release_fraction]`, the SDP policy's release today from the observed "
-                 "forecast. Not tried yet: demonstrations from MPC or SDP in the replay buffer (DQfD), "
-                 "distributional and ensemble heads, and the other levers on top of Munchausen DQN (each row "
-                 "below is one change from the former default).", ""] + lines
+                 "it from the default's schedule. `sdp-feature` is `env.extra_features: [sdp_release_fraction]`, the SDP "
+                 "policy's release today from the observed forecast. The levers come in two rounds: round 1 (rows "
+                 "without a base) are each one change from the former default (double DQN); round 2 (rows \"on "
+                 "`munchausen`\") are each one change on top of round 1's choice, Munchausen DQN, and are kept against "
+                 "its row by the same rule. `dqfd` is Deep Q-learning from Demonstrations (Hester et al. 2018, "
+                 "`train.demonstrations`, docs/training.md) with MPC — the strongest policy without foresight — as the "
+                 "teacher: 32 of its episodes on the training years, 1,000 updates on them alone, then 16 of its "
+                 "transitions with a large-margin loss (margin 0.8) in every update; `quantiles` is the distributional "
+                 "head of QR-DQN (32 quantiles, `agent.distributional_quantiles`), whose updates run seed by seed "
+                 "(autograd), hence its training time."] + lines
     return lines
 
 
