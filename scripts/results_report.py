@@ -554,7 +554,11 @@ LIMITS = [
     "## What limits the agent",
     "",
     "- **Checkpoint choice.** `best.pt` is the checkpoint with the best greedy return in the in-training "
-    "evaluation, which runs on validation episodes (`inflow.validation_water_years`). The held-out years above take part neither in training nor in choosing the checkpoint.",
+    "evaluation, which runs on validation episodes (`inflow.validation_water_years`). The held-out years above take part neither in training nor in choosing the checkpoint. "
+    "The lever tables evaluate that best.pt on 50 episodes of the same validation years: the checkpoint was "
+    "picked for its return there (on 10 other episodes of those years), so every lever row is a little "
+    "flattered, the more so the more its checkpoints differ from one evaluation to the next; the held-out "
+    "years are free of that selection, which is one reason a lead on validation years shrinks there.",
     "- **Foresight.** DP knows the whole year's inflow; the agent sees a 10-day forecast with growing "
     "error. Most of the remaining gap is storage the agent draws down earlier than DP (see the trajectory "
     "figures): without foresight, holding storage high through the summer risks a dry autumn. Part of DP's "
