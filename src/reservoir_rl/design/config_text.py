@@ -211,7 +211,7 @@ agent:
   distributional_quantiles: 0     # QR-DQN (docs/training.md): N >= 2 quantiles of the return per release level; 0 = one Q-value
 
 train:
-  total_frames: 200000            # environment steps (days) collected in all
+  total_frames: 400000            # environment steps (days) collected in all
   n_envs: 32                      # reservoirs simulated in parallel (one batched env step each day)
   frames_per_batch: 64            # frames per collector batch (a multiple of n_envs)
   init_random_frames: 5000        # uniformly random warm-up before learning starts
@@ -223,7 +223,7 @@ train:
   priority_beta: 0.4              # prioritized replay: importance weights (p / p_min)^-beta (1 = full correction)
   lr: 0.001
   lr_end: 0.0001                  # linear decay target of the learning rate over lr_decay_frames; null = constant
-  lr_decay_frames: 200000
+  lr_decay_frames: 400000
   eps_start: 1.0                  # ε-greedy exploration, linear in absolute frames
   eps_end: 0.01
   eps_decay_frames: 50000
