@@ -93,7 +93,41 @@ def river_section(folder: Path, river: str) -> list[str]:
     if figures:
         lines += ["", "Figures:", ""]
         lines += [f"![{f.stem}](results/{river}/{f.name})" for f in figures]
+    lines += previous_lines(folder / PREVIOUS, river)
     return lines + [""]
+
+
+PREVIOUS = "previous"  # docs/results/previous: the held-out run of the recipe before the current default
+
+
+def previous_lines(folder: Path, river: str) -> list[str]:
+    """The held-out results of the previous default recipe (``folder``/RIVER.json and its failure checks, as
+    scripts/results.sh wrote them for that recipe), in a few lines; nothing when the folder has none."""
+    path = folder / f"{river}.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    cells = []
+    for name, label in (("sdp", "SDP"), ("mpc", "MPC")):
+        if name in data["paired_difference"]:
+            per_seed = [r["paired_difference"][name]["return"] for r in data["per_seed"].values()]
+            cells.append(f"agent − {label} {estimate(data['paired_difference'][name]['return'], '{:+.1f}')} "
+                         f"({sum(e['ci_low'] > 0 for e in per_seed)} of {len(per_seed)} seeds above zero)")
+    lines = ["", f"**The previous default recipe** (Munchausen DQN at 200,000 frames, seeds "
+                 f"{', '.join(map(str, data['seeds']))}, trained and evaluated by scripts/results.sh on the same "
+                 f"{data['episodes']} held-out episodes before the recipe changed; its files and figures are in "
+                 f"docs/results/{PREVIOUS}/): agent {estimate(data['policies']['agent']['summary']['return'], '{:.1f}')}, "
+                 + "; ".join(cells) + "."]
+    check = folder / f"{river}-failures.json"
+    if check.exists():
+        unguarded = folder / f"{river}-unguarded-failures.json"
+        lines += failure_check_lines(json.loads(check.read_text()),
+                                     json.loads(unguarded.read_text()) if unguarded.exists() else None)
+    figures = sorted((folder / river).glob("*.png"))
+    if figures:
+        lines += ["", "Its figures: " + ", ".join(f"[{f.stem}](results/{PREVIOUS}/{river}/{f.name})" for f in figures)
+                  + "."]
+    return lines
 
 
 def end_valued_lines(data: dict) -> list[str]:
@@ -515,16 +549,19 @@ def summary_lines(folder: Path, rivers: list[str]) -> list[str]:
 
 
 def timing_lines(path: Path) -> list[str]:
-    """How long scripts/results.sh took, step by step (its timings file: "label<TAB>seconds" per line)."""
+    """How long the held-out run took, step by step (scripts/results.sh's timings file: "label<TAB>seconds" per
+    line; lines starting with "#" replace the sentence that says how the steps ran)."""
     if not path.exists():
         return []
     steps = [line.split("\t") for line in path.read_text().splitlines() if "\t" in line]
     if not steps:
         return []
-    lines = ["## How long it took", "",
-             "`bash scripts/results.sh` on the 2-core machine; the two rivers ran side by side, one core each, then the "
-             "flashy river's check (wall seconds per step as measured, whatever else the machine ran meanwhile; "
-             "a step missing here did not run):", "", "| step | wall time (s) |", "|---|---|"]
+    comments = [line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")]
+    intro = " ".join(comments) or (
+        "`bash scripts/results.sh` on the 2-core machine; the two rivers ran side by side, one core each, then the "
+        "flashy river's check (wall seconds per step as measured, whatever else the machine ran meanwhile; "
+        "a step missing here did not run):")
+    lines = ["## How long it took", "", intro, "", "| step | wall time (s) |", "|---|---|"]
     lines += [f"| {label} | {int(seconds):,} |" for label, seconds in steps]
     return lines + [""]
 
