@@ -477,7 +477,8 @@ def lever_lines(folder: Path) -> list[str]:
             lines += ["", "Kept: of the levers measured on both rivers, the one with the highest agent − MPC averaged "
                       "over the rivers, provided it is at least the default's on each; `default` is the recipe the "
                       "shipped configs had before this table. Training time: all seeds in one process "
-                      "(`--vectorized`), with another river's levers on the other core.", ""]
+                      "(`--vectorized`), with another river's levers on the other core in round 1 and two to four "
+                      "other jobs sharing the two cores in round 2 — a rough guide, not a benchmark.", ""]
     if lines:
         lines = ["## Levers of the recipe, on validation years", "",
                  "Every lever below was chosen, kept or dropped on validation years only. Two levers of issue 18 "
