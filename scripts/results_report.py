@@ -497,7 +497,7 @@ def lever_lines(folder: Path) -> list[str]:
                  "without a base) are each one change from the former default (double DQN); round 2 (rows \"on "
                  "`munchausen`\") are each one change on top of round 1's choice, Munchausen DQN, and are kept against "
                  "its row by the same rule (that row was trained in round 1, by an earlier commit whose rollouts differ from "
-                 "today's only in the last bit of float32 powers). `dqfd` is Deep Q-learning from Demonstrations (Hester et al. 2018, "
+                 "today's at most in the last bit of float32 powers). `dqfd` is Deep Q-learning from Demonstrations (Hester et al. 2018, "
                  "`train.demonstrations`, docs/training.md) with MPC — the strongest policy without foresight — as the "
                  "teacher: 32 of its episodes on the training years, 1,000 updates on them alone, then 16 of its "
                  "transitions with a large-margin loss (margin 0.8) in every update; `quantiles` is the distributional "
