@@ -502,7 +502,7 @@ def lever_lines(folder: Path) -> list[str]:
                  "teacher: 32 of its episodes on the training years, 1,000 updates on them alone, then 16 of its "
                  "transitions with a large-margin loss (margin 0.8) in every update; `quantiles` is the distributional "
                  "head of QR-DQN (32 quantiles, `agent.distributional_quantiles`), whose updates run seed by seed "
-                 "(autograd), hence its training time."] + lines
+                 "(autograd), hence its training time.", ""] + lines
     return lines
 
 
