@@ -30,7 +30,7 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from reservoir_rl.agent.dqn import DQNAgent
-from reservoir_rl.agent.fused import DemonstrationMargin, dueling_head_gradients, effective_layers, large_margin_terms
+from reservoir_rl.agent.fused import DemonstrationMargin, demonstration_terms, dueling_head_gradients, effective_layers
 from reservoir_rl.agent.munchausen import munchausen_target
 
 
@@ -262,12 +262,9 @@ class StackedDQNAgents:
             delta = torch.zeros(k_seeds, n, q_all.shape[-1], dtype=q_all.dtype, device=q_all.device)
             delta.scatter_(-1, action_column, (slope * share).unsqueeze(-1))
             if demonstration is not None and demonstration.rows:
-                rows = demonstration.rows
-                margin_loss, margin_grad = large_margin_terms(
-                    q_all[:, n - rows:n], action.reshape(k_seeds, -1)[:, n - rows:], demonstration.margin,
-                    demonstration.weight)
+                margin_loss, margin_grad = demonstration_terms(q_all[:, :n], action.reshape(k_seeds, -1), demonstration)
                 loss = loss + margin_loss
-                delta[:, n - rows:] += margin_grad
+                delta[:, n - demonstration.rows:] += margin_grad
             grads: list[torch.Tensor] = []
             for index in range(len(online) - 1, -1, -1):
                 weight, _ = online[index]

@@ -32,6 +32,10 @@ TRANSITION_KEYS = (
     ("next", "terminated"),
 )
 
+# what an update reads of a stored transition ("steps_to_next_obs": n-step transitions only)
+SAMPLE_KEYS = ("observation", "action", ("next", "observation"), ("next", "reward"), ("next", "terminated"),
+               "steps_to_next_obs")
+
 
 class EpsilonGreedyQPolicy(TensorDictModuleBase):
     """ε-greedy over a Q-network in one TensorDict module, for collection.

@@ -85,6 +85,16 @@ def large_margin_terms(q_values: torch.Tensor, action: torch.Tensor, margin: flo
     return loss, grad.detach()
 
 
+def demonstration_terms(q_values: torch.Tensor, action: torch.Tensor, demonstration: DemonstrationMargin,
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`large_margin_terms` of the last ``demonstration.rows`` rows of a batch: ``q_values`` (*lead, B, n_actions)
+    and ``action`` (*lead, B) of the whole batch; the loss (*lead,) and the gradient of those rows
+    (*lead, rows, n_actions)."""
+    rows = demonstration.rows
+    return large_margin_terms(q_values[..., -rows:, :], action[..., -rows:], demonstration.margin,
+                              demonstration.weight)
+
+
 class FusedDQNLoss:
     """Plain-tensor twin of a configured `DQNLoss` (categorical actions, TD(0) or n-step targets).
 
@@ -145,10 +155,7 @@ class FusedDQNLoss:
                 gamma=self.gamma, double_dqn=self.double_dqn, munchausen=self.munchausen, weights=weights,
                 steps_to_next_obs=steps_to_next_obs)
             if demonstration is not None and demonstration.rows:
-                rows = demonstration.rows
-                margin_loss, _ = large_margin_terms(self.q_network(observation[-rows:]), action.reshape(-1)[-rows:],
-                                                    demonstration.margin, demonstration.weight)
-                loss = loss + margin_loss
+                loss = loss + demonstration_terms(self.q_network(observation), action.reshape(-1), demonstration)[0]
             return loss, td_error
         n = observation.shape[0]
         if self.double_dqn:  # one online forward over s and s' (rows of s' carry no gradient)
@@ -175,10 +182,7 @@ class FusedDQNLoss:
         else:
             loss = elementwise.mean()
         if demonstration is not None and demonstration.rows:
-            rows = demonstration.rows
-            margin_loss, _ = large_margin_terms(q_values[n - rows:], action.reshape(-1)[n - rows:],
-                                                demonstration.margin, demonstration.weight)
-            loss = loss + margin_loss
+            loss = loss + demonstration_terms(q_values, action.reshape(-1), demonstration)[0]
         return loss, (chosen.detach() - target).pow(2)
 
     def _target(
@@ -264,11 +268,9 @@ class FusedDQNLoss:
             delta = torch.zeros(n, q_all.shape[-1], dtype=q_all.dtype, device=q_all.device)
             delta.scatter_(-1, action_column, (slope * share).unsqueeze(-1))
             if demonstration is not None and demonstration.rows:
-                rows = demonstration.rows
-                margin_loss, margin_grad = large_margin_terms(q_all[n - rows:n], action.reshape(-1)[n - rows:],
-                                                              demonstration.margin, demonstration.weight)
+                margin_loss, margin_grad = demonstration_terms(q_all[:n], action.reshape(-1), demonstration)
                 loss = loss + margin_loss
-                delta[n - rows:] += margin_grad
+                delta[n - demonstration.rows:] += margin_grad
             grads: list[torch.Tensor] = []
             for index in range(len(layers) - 1, -1, -1):
                 weight, _ = layers[index]

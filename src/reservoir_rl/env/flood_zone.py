@@ -87,14 +87,7 @@ def design_daily_inflow_cms(
         raise ValueError(f"{record.name}: no day in water years {list(water_years)[:3]}…")
     day_of_year, inflow = record.day_of_year[in_years], record.inflow_cms[in_years]
     design = np.zeros(366)
-    if quantile == 1.0:  # the largest inflow of each day of year, then the largest over the window around each day
-        largest = np.full(366, -np.inf)
-        np.maximum.at(largest, day_of_year, inflow)
-        for day in range(366):
-            distance = np.abs((np.arange(366) - day + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
-            design[day] = largest[distance <= window_days].max()
-        return np.where(np.isfinite(design), design, 0.0)
-    for day in range(366):
+    for day in range(366):  # every inflow within the periodic ±window around the day (quantile 1: the largest)
         distance = np.abs((day_of_year - day + DAYS_PER_YEAR / 2) % DAYS_PER_YEAR - DAYS_PER_YEAR / 2)
         near = inflow[distance <= window_days]
         design[day] = float(np.quantile(near, quantile)) if near.size else 0.0

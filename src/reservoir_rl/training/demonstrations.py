@@ -29,7 +29,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from reservoir_rl.agent.dqn import TRANSITION_KEYS
+from reservoir_rl.agent.dqn import SAMPLE_KEYS, TRANSITION_KEYS
 from reservoir_rl.agent.fused import DemonstrationMargin
 from reservoir_rl.agent.nstep import NStepTransitions
 from reservoir_rl.baselines.features import build_env
@@ -43,9 +43,6 @@ from reservoir_rl.errors import ConfigError
 # The teacher's env seed is train.seed + DEMONSTRATION_SEED_OFFSET (apart from training and evaluation envs).
 DEMONSTRATION_SEED_OFFSET = 2_000_029
 
-# what an update reads of a transition ("steps_to_next_obs": n-step transitions only)
-KEYS = ("observation", "action", ("next", "observation"), ("next", "reward"), ("next", "terminated"),
-        "steps_to_next_obs")
 
 
 @dataclass
@@ -107,7 +104,7 @@ def collect_demonstrations(
     ready = flat.shape[0] // settings.episodes
     flat = flat[valid[:, :ready].reshape(-1)]
     stored = flat.keys(True, True)
-    transitions = {key: flat.get(key).clone() for key in KEYS if key in stored}
+    transitions = {key: flat.get(key).clone() for key in SAMPLE_KEYS if key in stored}
     transitions["action"] = transitions["action"].reshape(-1).to(torch.int64)
     margin = DemonstrationMargin(rows=settings.batch_size, margin=settings.margin, weight=settings.margin_weight)
     return Demonstrations(transitions, margin, teacher)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from reservoir_rl.agent.dqn import TRANSITION_KEYS
+from reservoir_rl.agent.dqn import SAMPLE_KEYS, TRANSITION_KEYS
 from reservoir_rl.agent.fused import DemonstrationMargin
 from reservoir_rl.agent.nstep import NStepTransitions
 from reservoir_rl.agent.replay import (
@@ -55,9 +55,6 @@ RESUME_KEYS = (
 )
 
 
-# what an update reads of a replay sample (`DQNAgent.gradient_step`; "steps_to_next_obs": n-step transitions only)
-SAMPLE_KEYS = ("observation", "action", ("next", "observation"), ("next", "reward"), ("next", "terminated"),
-               "steps_to_next_obs")
 
 
 # `Trainer.run`'s answer when an `on_evaluation` hook asked the run to stop (a tuning trial pruned)
