@@ -27,7 +27,7 @@ from reservoir_rl.baselines.sdp import StochasticDPPolicy, clear_sdp_cache, sdp_
 from reservoir_rl.config import Config, load_config
 from reservoir_rl.env import make_env
 from reservoir_rl.env.sources import load_inflow
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
+from reservoir_rl.evaluation.rollout import evaluate_policy
 
 
 def median_seconds(run: Callable[[], object], repeats: int, before: Optional[Callable[[], None]] = None) -> float:
@@ -45,7 +45,7 @@ def median_seconds(run: Callable[[], object], repeats: int, before: Optional[Cal
 
 def heldout_env(config: Config, episodes: int):
     """``episodes`` held-out reservoirs, seeded as `evaluate` seeds them by default."""
-    return make_env(config, "heldout", n_envs=episodes, seed=config.train.seed + EVAL_SEED_OFFSET,
+    return make_env(config, "heldout", n_envs=episodes, seed=config.train.validation_env_seed,
                     inflow=load_inflow(config.inflow))
 
 

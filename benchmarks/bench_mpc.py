@@ -23,7 +23,7 @@ from reservoir_rl.baselines.mpc import ForecastMPCPolicy
 from reservoir_rl.baselines.rollout import run_episodes
 from reservoir_rl.config import load_config
 from reservoir_rl.env.reservoir_env import make_env
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
+from reservoir_rl.evaluation.rollout import evaluate_policy
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     config = load_config(args.config)
-    seed = config.train.seed + EVAL_SEED_OFFSET
+    seed = config.train.validation_env_seed
     env = make_env(config, args.years, n_envs=args.episodes, seed=seed)
     horizon = config.baselines.mpc.horizon_days or config.env.forecast.lead_days
     levels = args.levels or [config.baselines.mpc.storage_levels]

@@ -81,11 +81,10 @@ def _eval_setup():
     from reservoir_rl.catalog import make_baseline
     from reservoir_rl.config import Config
     from reservoir_rl.env.reservoir_env import make_env
-    from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET
     from reservoir_rl.evaluation.rollout import evaluate_policy
 
     config = Config()
-    seed = config.train.seed + EVAL_SEED_OFFSET
+    seed = config.train.validation_env_seed
     env = make_env(config, "heldout", n_envs=EVAL_EPISODES, seed=seed)
     sop = evaluate_policy(env, make_baseline("sop", env, config), seed).mean("return")
     return config, env, seed, sop
@@ -209,7 +208,6 @@ def sb3_program(config_path: str, frames: int, out_dir: str) -> None:
     from reservoir_rl.agent.schedules import linear_schedule
     from reservoir_rl.config import load_config
     from reservoir_rl.env.gym_adapter import GymReservoirEnv
-    from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET
 
     torch.set_num_threads(1)
     config = load_config(config_path, [f"train.total_frames={frames}"])
@@ -221,7 +219,7 @@ def sb3_program(config_path: str, frames: int, out_dir: str) -> None:
 
     every = round(1 / train.updates_per_frame)
     env = GymReservoirEnv(config, split="train", seed=train.seed)
-    eval_env = Monitor(GymReservoirEnv(config, split="validation", seed=train.seed + EVAL_SEED_OFFSET))
+    eval_env = Monitor(GymReservoirEnv(config, split="validation", seed=train.validation_env_seed))
     model = DQN(
         "MlpPolicy", env, learning_rate=learning_rate, buffer_size=train.buffer_size,
         learning_starts=train.init_random_frames, batch_size=train.batch_size, gamma=agent.gamma,

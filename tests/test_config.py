@@ -413,6 +413,17 @@ def test_seeds_outside_the_one_range_are_refused(seed):
         check_seed(seed)
 
 
+def test_the_validation_seed_is_eval_seed_or_derived_from_the_training_seed():
+    from reservoir_rl.config.train import EVAL_SEED_OFFSET
+
+    assert config_from_dict({"train": {"seed": 4}}).train.validation_env_seed == 4 + EVAL_SEED_OFFSET
+    assert config_from_dict({"train": {"seed": 4, "eval_seed": 11}}).train.validation_env_seed == 11
+    assert config_from_dict({"train": {"seed": 5, "eval_seed": 11}}).train.validation_env_seed == 11
+    assert config_from_dict({"train": {"eval_seed": 0}}).train.validation_env_seed == 0
+    for bad in (-1, 2**63, 1.5, "x"):
+        assert "train.eval_seed" in config_error({"train": {"eval_seed": bad}})
+
+
 def test_seeds_at_the_ends_of_the_range_are_accepted():
     for seed in (0, 2**63 - 1):
         assert check_seed(seed) == seed

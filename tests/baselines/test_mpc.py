@@ -23,7 +23,7 @@ from reservoir_rl.config import BaselinesConfig, Config, EnvConfig, ForecastConf
 from reservoir_rl.env import DiscreteReservoirEnv
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.env.reservoir_env import make_env
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
+from reservoir_rl.evaluation.rollout import evaluate_policy
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -254,7 +254,7 @@ def test_mpc_reads_nothing_of_the_inflow_record(synthetic_record):
 
 def test_on_validation_episodes_of_base_config_dp_bounds_mpc_and_mpc_beats_sop():
     config = load_config(CONFIGS / "base.yaml")
-    seed = config.train.seed + EVAL_SEED_OFFSET
+    seed = config.train.validation_env_seed
     env = make_env(config, "validation", n_envs=4, seed=seed)
     returns = {name: evaluate_policy(env, make_baseline(name, env, config), seed).metrics["return"]
                for name in ("sop", "mpc", "dp")}

@@ -339,3 +339,29 @@ def test_vectorized_seeds_keep_their_baseline_levels_in_the_runs_cache(tmp_path,
         ours, theirs = (read_scalars(s.run_dir / f"seed-{seed}" / "tensorboard") for s in (second, first))
         tags = [tag for tag in theirs if tag.startswith("baselines/")]
         assert tags and all(np.array_equal(ours[tag][1], theirs[tag][1]) for tag in tags)
+
+
+def test_seeds_sharing_their_validation_episodes_roll_the_baselines_out_once(tmp_path, monkeypatch):
+    """With ``train.eval_seed`` set, every seed is validated on the same episodes: the baselines' levels are
+    rolled out on one block (not one per seed), kept under one cache key, and every seed logs the numbers a
+    plain run of that config logs."""
+    config = write_config(tmp_path, train={"total_frames": 256, "eval_seed": 5}, baselines={"sdp": {"storage_levels": 40}})
+    runs = tmp_path / "runs"
+    blocks = []
+    original = vectorized_training.blocked_baseline_returns
+
+    def counted(env, *args, **kwargs):
+        blocks.append(env.n_blocks)
+        return original(env, *args, **kwargs)
+
+    monkeypatch.setattr(vectorized_training, "blocked_baseline_returns", counted)
+    both = train_seeds(config, [7, 8], [], runs, "both", command=["t"], vectorized=True)
+    assert blocks == [1]
+    assert len(list((runs / ".cache" / "baseline-levels").glob("*.json"))) == 1
+    alone = train(config, [], make_view("quiet"), tmp_path / "alone", "alone", seed=8, command=["t"])
+    theirs = read_scalars(alone.run_dir / "tensorboard")
+    tags = [tag for tag in theirs if tag.startswith("baselines/")]
+    assert tags
+    for seed in (7, 8):
+        ours = read_scalars(both.run_dir / f"seed-{seed}" / "tensorboard")
+        assert all(np.array_equal(ours[tag][1], theirs[tag][1]) for tag in tags)

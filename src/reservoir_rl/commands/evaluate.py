@@ -26,7 +26,7 @@ from reservoir_rl.errors import UserError
 from reservoir_rl.evaluation.end_storage import value_end_storage
 from reservoir_rl.evaluation.paired import episode_info_lists, per_episode_values, run_paired
 from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, greedy_actor
+from reservoir_rl.evaluation.rollout import greedy_actor
 from reservoir_rl.evaluation.statistics import DEFAULT_RESAMPLES
 from reservoir_rl.evaluation.traces import TRACE_FILE, parse_start_dates, select_episodes, trace_csv, trace_rows
 from reservoir_rl.evaluation.validation import best_implementable, validation_returns
@@ -167,7 +167,7 @@ def evaluate(
             in-training evaluation's years), ``train`` or ``all``.
         baselines: comma-separated subset of the catalog's baselines ("none" for the agent alone).
         seed: env seed (start days, initial storages, forecast errors); default: the seed of the (first
-            seed's) in-training evaluations (``train.seed + EVAL_SEED_OFFSET``), so ``years="validation"``
+            seed's) in-training evaluations (``train.validation_env_seed``), so ``years="validation"``
             with ``train.eval_episodes`` episodes reproduces them.
         out / csv_path: JSON / CSV files to write; existing files are refused unless ``force``.
         on_policy: called with each policy's label before it runs (progress display).
@@ -214,7 +214,7 @@ def evaluate(
     record = load_inflow(config.inflow)
     raise_if_strict(plausibility_warnings(config, record), strict, on_warning)
     if seed is None:
-        seed = config.train.seed + EVAL_SEED_OFFSET
+        seed = config.train.validation_env_seed
     seed_everything(seed)
     env = build_env(config, years, n_envs=episodes, seed=seed, inflow=record)
     traced = select_episodes(env, seed, dates, years) if trace_path is not None else []

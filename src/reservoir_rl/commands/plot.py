@@ -4,10 +4,11 @@ checkpoint(s) and evaluation.json.
 Read-only: the run may still be training (its last event file may end in a partial record, checkpoints
 are replaced atomically). Figures are built without a display (matplotlib ``Figure`` objects, Agg).
 The trajectories, actions and rewards are drawn on ``train.eval_episodes`` held-out episodes reset with
-``train.seed + EVAL_SEED_OFFSET``; the baselines' reference levels on the learning curve are scored on
+``train.validation_env_seed``; the baselines' reference levels on the learning curve are scored on
 exactly the episodes of the in-training evaluation (``make_env(config, "validation", ...)``, same seed).
-On a multi-seed run each seed's validation curve is measured on its own validation episodes, so the
-levels drawn are each baseline's mean return on every seed's validation episodes, averaged over seeds.
+On a multi-seed run each seed's validation curve is measured on its validation episodes (the same for every
+seed when ``train.eval_seed`` is set, as in configs/*.yaml; each seed's own when it is None), so the levels
+drawn are each baseline's mean return on every seed's validation episodes, averaged over seeds.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from reservoir_rl.env.safety import guarded
 from reservoir_rl.errors import UserError
 from reservoir_rl.files import atomic_open, os_error_text
 from reservoir_rl.evaluation.figures import evaluation_figures, trajectory_title
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy, greedy_actor
+from reservoir_rl.evaluation.rollout import evaluate_policy, greedy_actor
 from reservoir_rl.evaluation.run_figures import (
     LEARNING_CURVES,
     comparison_figure,
@@ -112,7 +113,7 @@ def heldout_figures(run_dir: RunDir, result: PlotResult, label: str, start_date:
         return {}, 0
     payload, config = read_checkpoint(source.path)
     result.checkpoint, result.frames = source.path, int(payload["counters"].get("frames", 0))
-    seed = config.train.seed + EVAL_SEED_OFFSET
+    seed = config.train.validation_env_seed
     years, n_episodes, episode = "heldout", config.train.eval_episodes, 0
     if start_date is not None and document is not None:
         try:

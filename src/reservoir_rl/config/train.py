@@ -10,6 +10,11 @@ from reservoir_rl.config.section import SEED_LIMIT, Section, seed_problem
 from reservoir_rl.errors import ConfigError
 
 
+# The validation env's seed when ``train.eval_seed`` is None is train.seed + EVAL_SEED_OFFSET: evaluation envs never
+# share the training env's random stream, and `evaluate --years validation` reproduces the training's evaluation.
+EVAL_SEED_OFFSET = 1_000_003
+
+
 class CollectorConfig(Section):
     """Where the environment steps of training are collected (see docs/scaling.md)."""
 
@@ -74,11 +79,24 @@ class TrainConfig(Section):
     eval_every_frames: int = Field(20_000, ge=1)
     eval_episodes: int = Field(10, ge=1)
     seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**63")
+    eval_seed: Optional[int] = Field(
+        None, ge=0, lt=SEED_LIMIT,
+        description="env seed of the validation episodes (start days, initial storages, forecast errors) of the "
+        "in-training evaluations: one value makes every training seed of a run (and every tune trial) meet the same "
+        "episodes, so their validation returns pair up and the baselines' levels are computed once; None = "
+        "train.seed + EVAL_SEED_OFFSET (1,000,003), each training seed its own episodes",
+    )
     device: Literal["cpu", "cuda"] = "cpu"
     torch_threads: int = Field(
         1, ge=0, description="CPU threads of torch in the training process; 0 = torch's default (one per core)"
     )
     collector: CollectorConfig = CollectorConfig()
+
+    @property
+    def validation_env_seed(self) -> int:
+        """The env seed of the in-training evaluation's validation episodes: ``eval_seed``, or
+        ``seed + EVAL_SEED_OFFSET`` when it is None."""
+        return self.seed + EVAL_SEED_OFFSET if self.eval_seed is None else self.eval_seed
 
     @model_validator(mode="after")
     def _envs_split_evenly(self) -> "TrainConfig":

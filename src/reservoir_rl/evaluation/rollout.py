@@ -21,9 +21,6 @@ from reservoir_rl.evaluation.reliability import hashimoto_metrics
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import CheckpointError
 
-# The env seed of the in-training evaluation is train.seed + EVAL_SEED_OFFSET: evaluation envs never share
-# the training env's random stream, and `evaluate --years validation` reproduces the training's evaluation.
-EVAL_SEED_OFFSET = 1_000_003
 
 
 @dataclass

@@ -10,7 +10,7 @@ from reservoir_rl.config import Config
 from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.baselines.features import build_env
 from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET, evaluate_policy
+from reservoir_rl.evaluation.rollout import evaluate_policy
 
 
 def baseline_returns(env: DiscreteReservoirEnv, config: Config, seed: int,
@@ -22,8 +22,8 @@ def baseline_returns(env: DiscreteReservoirEnv, config: Config, seed: int,
 
 def validation_returns(config: Config, inflow: InflowRecord, names: Sequence[str] = RAW_RETURN_BASELINES) -> dict[str, float]:
     """Mean return of each baseline of ``names`` on the ``train.eval_episodes`` validation episodes of the
-    in-training evaluations (the same env, reset with ``train.seed + EVAL_SEED_OFFSET``)."""
-    seed = config.train.seed + EVAL_SEED_OFFSET
+    in-training evaluations (the same env, reset with ``train.validation_env_seed``)."""
+    seed = config.train.validation_env_seed
     env = build_env(config, "validation", n_envs=config.train.eval_episodes, seed=seed, inflow=inflow)
     return baseline_returns(env, config, seed, names)
 

@@ -7,7 +7,9 @@ multi-seed run), KEY the SHA-256 of everything the
 numbers depend on (`levels_key`):
 
 - the config's ``env``, ``inflow`` and ``baselines`` sections, ``agent.gamma`` (the SDP's default
-  discount), ``train.seed`` (the validation episodes' seed), ``train.eval_episodes`` and ``train.device``;
+  discount), ``train.validation_env_seed`` (the validation episodes' seed: ``train.eval_seed``, or one derived
+  from ``train.seed``; the seeds of a run with one ``eval_seed`` share the levels), ``train.eval_episodes`` and
+  ``train.device``;
 - the inflow record itself (its dates and flows: a CSV edited in place changes the key);
 - the package's source code (every ``.py`` file of ``reservoir_rl``) and the torch version: a change of the
   code gives new numbers.
@@ -52,7 +54,7 @@ def levels_key(config: Config, inflow: InflowRecord) -> str:
     sections = config_to_dict(config)
     described = {
         "env": sections["env"], "inflow": sections["inflow"], "baselines": sections["baselines"],
-        "agent.gamma": config.agent.gamma, "train.seed": config.train.seed,
+        "agent.gamma": config.agent.gamma, "validation_env_seed": config.train.validation_env_seed,
         "train.eval_episodes": config.train.eval_episodes, "train.device": config.train.device,
         "torch": torch.__version__, "source": source_fingerprint(),
     }

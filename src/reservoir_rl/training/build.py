@@ -21,7 +21,6 @@ from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.env.safety import guarded
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import CheckpointError, UserError
-from reservoir_rl.evaluation.rollout import EVAL_SEED_OFFSET
 from reservoir_rl.training import collection
 
 
@@ -106,7 +105,7 @@ class TrainingParts:
 
     @property
     def eval_seed(self) -> int:
-        return self.config.train.seed + EVAL_SEED_OFFSET
+        return self.config.train.validation_env_seed
 
     @property
     def backend(self) -> str:
@@ -205,7 +204,7 @@ def build_training(config: Config, device: torch.device, inflow: Optional[Inflow
         config, "train", n_envs=train.n_envs, device=device, seed=train.seed, inflow=inflow, scale_inflow=True
     )
     eval_env = build_env(
-        config, "validation", n_envs=train.eval_episodes, device=device, seed=train.seed + EVAL_SEED_OFFSET, inflow=inflow
+        config, "validation", n_envs=train.eval_episodes, device=device, seed=train.validation_env_seed, inflow=inflow
     )
     agent = make_agent(env.observation_size, env.action_spec, config.agent, train, device=device)
     replay_buffer = make_replay_buffer(train, device=device)

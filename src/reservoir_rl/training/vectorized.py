@@ -281,21 +281,34 @@ class VectorizedTrainer:
     def _evaluate_together(self) -> None:
         """Every seed's validation evaluation at this frame in one rollout (`evaluate_blocks`), handed to
         each trainer for its `Trainer._evaluate` (logging, ``best.pt``); on the first evaluation of the
-        process, every seed's baseline levels likewise (`blocked_baseline_returns`)."""
+        process, every seed's baseline levels likewise (`blocked_baseline_returns`; seeds that share their
+        validation episodes, ``train.eval_seed``, share one block of that rollout)."""
         config = self.trainers[0].config
         if config.logging.baseline_levels and any(t._baseline_levels is None for t in self.trainers):
-            computed: list[dict[str, float]] = []
+            computed: dict[int, dict[str, float]] = {}
+            eval_seeds = [t.parts.eval_seed for t in self.trainers]
 
-            def blocked(k: int) -> dict[str, float]:  # every seed's levels in one rollout, when one is missing
+            def blocked(eval_seed: int) -> dict[str, float]:  # every episode set's levels in one rollout
                 if not computed:
-                    computed.extend(blocked_baseline_returns(self.eval_env, config))
-                return computed[k]
+                    distinct = list(dict.fromkeys(eval_seeds))
+                    computed.update(zip(distinct, blocked_baseline_returns(self._levels_env(distinct), config)))
+                return computed[eval_seed]
 
-            for k, trainer in enumerate(self.trainers):  # each seed's from the runs folder's cache when kept there
-                trainer._baseline_levels = cached_levels(trainer.baseline_cache_dir, trainer.config,
-                                                         trainer.parts.inflow, lambda k=k: blocked(k))
+            for trainer in self.trainers:  # each seed's from the runs folder's cache when kept there
+                trainer._baseline_levels = cached_levels(trainer.baseline_cache_dir, trainer.config, trainer.parts.inflow,
+                                                         lambda s=trainer.parts.eval_seed: blocked(s))
         for trainer, result in zip(self.trainers, evaluate_blocks(self.eval_env, self.greedy_policy)):
             trainer.next_evaluation = (trainer.frames, result)
+
+    def _levels_env(self, eval_seeds: list[int]) -> Any:
+        """The blocked validation env of these distinct validation seeds (the seeds' own when they are all
+        distinct)."""
+        if len(eval_seeds) == len(self.trainers):
+            return self.eval_env
+        parts = self.trainers[0].parts
+        return make_blocked_env(parts.config, eval_seeds, parts.device, inflow=parts.inflow, split="validation",
+                                block_size=parts.config.train.eval_episodes, scale_inflow=False,
+                                release_feature=parts.eval_env.release_feature)
 
     def _report_evaluation(self) -> None:
         self.on_evaluation(self.frames, [
