@@ -2,14 +2,19 @@
 evaluate both on held-out episodes, and print failures, avoidable failures, mean returns and the override share.
 
 Usage: python scripts/guard_check.py [--out-dir guard-check] [--seeds 0] [--episodes 50] [--frames 200000]
-       [--mean-cms 3.0] [--years 60] [--baselines all] [--summary FILE] [--variant NAME --set KEY=VALUE ...]
+       [--mean-cms 3.0] [--years 60] [--design scaled|init] [--baselines all] [--summary FILE]
+       [--variant NAME --set KEY=VALUE ...]
 
 The river: ``inflow.synthetic.kind: flashy`` (reservoir_rl.env.inflow.synthetic_flashy) with mean flow
 ``--mean-cms`` over ``--years`` years, the last 20 complete water years held out. The reservoir: configs/base.yaml
 scaled to that mean flow by the rule of configs/trenton.yaml (every storage and flow of the reservoir, the
 installed capacity, the lake area and the flood-control zone's storages times mean flow / base.yaml's river's
 mean flow), as a new user would scale it; the rule curve (fractions of capacity), agent, training and guard
-settings are base.yaml's.
+settings are base.yaml's. That dam's release + spillway pass 51 m³/s against floods of 150–360 m³/s: a dam
+nobody would build, on which even perfect-foresight DP fails in a quarter of the episodes. ``--design init``
+sizes the reservoir to the same record as a user's own river is sized: the record is written to
+OUT_DIR/flashy-river.csv and ``reservoir-rl init`` (``--heldout-water-years 20``) writes the config, recipe
+included; its runs are named ``flashy-init-…``.
 
 For each seed it trains two runs, ``flashy-guard-S`` (env.safety.enabled: true) and ``flashy-noguard-S`` (false),
 under OUT_DIR/runs, then evaluates each (``--baselines``, every baseline by default; the guarded run with
@@ -55,6 +60,26 @@ def flashy_config(mean_cms: float, years: int, guard: bool) -> dict:
     return raw
 
 
+def init_config(out: Path, mean_cms: float, years: int, guard: bool) -> dict:
+    """The flashy river's record sized by ``reservoir-rl init`` (module docstring), with the guard on or off;
+    the record and the config init wrote are kept in ``out`` (its CSV path is relative to that folder)."""
+    from reservoir_rl.config import config_from_dict
+    from reservoir_rl.env.sources import load_inflow
+
+    written = out / "flashy-init.yaml"
+    if not written.exists():
+        scaled = config_from_dict(flashy_config(mean_cms, years, guard), source="flashy config")
+        record = load_inflow(scaled.inflow)
+        with open(out / "flashy-river.csv", "w") as handle:
+            handle.write("date,flow\n")
+            for date, flow in zip(record.dates, record.inflow_cms):
+                handle.write(f"{date},{float(flow)!r}\n")
+        cli("init", str(out / "flashy-river.csv"), "--out", str(written), "--heldout-water-years", "20")
+    raw = yaml.safe_load(written.read_text())
+    raw["env"]["safety"]["enabled"] = guard
+    return raw
+
+
 def finished(run: Path, total_frames: int | None) -> bool:
     """True when the run's last checkpoint has reached its total frames (``total_frames`` or its config's)."""
     from reservoir_rl.runs.checkpoint import load_checkpoint
@@ -79,6 +104,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=None, help="train.total_frames (default: base.yaml's)")
     parser.add_argument("--mean-cms", type=float, default=3.0)
     parser.add_argument("--years", type=int, default=60)
+    parser.add_argument("--design", choices=("scaled", "init"), default="scaled",
+                        help="the reservoir: base.yaml scaled by mean flow, or sized by `reservoir-rl init`")
     parser.add_argument("--baselines", default="all", help="evaluate's --baselines (dp: needed for avoidable failures)")
     parser.add_argument("--summary", type=Path, default=None, help="write the summary table as JSON here")
     parser.add_argument("--variant", default=None,
@@ -94,9 +121,12 @@ def main() -> int:
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for guard in ((True,) if args.variant else (True, False)):
-            name = f"flashy-{args.variant or ('guard' if guard else 'noguard')}-{seed}"
+            design = "init-" if args.design == "init" else ""
+            name = f"flashy-{design}{args.variant or ('guard' if guard else 'noguard')}-{seed}"
             config_path = out / f"{name}.yaml"
-            config_path.write_text(yaml.safe_dump(flashy_config(args.mean_cms, args.years, guard), sort_keys=False))
+            raw = (init_config(out, args.mean_cms, args.years, guard) if args.design == "init"
+                   else flashy_config(args.mean_cms, args.years, guard))
+            config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
             extra = ["--set", f"train.total_frames={args.frames}"] if args.frames else []
             for override in args.overrides:
                 extra += ["--set", override]
@@ -131,7 +161,7 @@ def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
                         "guard_override_fraction": summary.get("guard_override_fraction")})
     document = {"agent": yaml.safe_load(BASE.read_text())["agent"],  # the recipe the runs trained with
                 "mean_inflow_cms": args.mean_cms, "years": args.years, "episodes": args.episodes,
-                "frames": args.frames, "seeds": [int(s) for s in args.seeds.split(",")],
+                "frames": args.frames, "design": args.design, "seeds": [int(s) for s in args.seeds.split(",")],
                 "variant": args.variant, "overrides": args.overrides, "rows": entries}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1) + "\n")
