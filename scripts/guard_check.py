@@ -22,7 +22,8 @@ under OUT_DIR/runs, then evaluates each (``--baselines``, every baseline by defa
 table; ``--summary FILE`` writes that table as JSON too (scripts/results_report.py reads it). Avoidable failures
 need DP among the baselines. ``--variant NAME --set KEY=VALUE …`` trains only guarded runs ``flashy-NAME-S`` with
 those overrides (e.g. ``--variant reserve --set env.safety.flood_reserve_days=1``). A run already finished in
-OUT_DIR/runs is evaluated again, not retrained; one stopped before its end is resumed first. Takes about as long as two default trainings per seed.
+OUT_DIR/runs is not retrained (one stopped before its end is resumed first), and its evaluation OUT_DIR/<run>.json,
+when newer than its checkpoints and of the same episodes, is read instead of run again. Takes about as long as two default trainings per seed.
 """
 
 from __future__ import annotations
@@ -92,6 +93,20 @@ def finished(run: Path, total_frames: int | None) -> bool:
     return int(payload["counters"]["frames"]) >= target
 
 
+def evaluated(result: Path, run: Path, episodes: int, guard: bool) -> bool:
+    """True when ``result`` (this script's evaluation of ``run``) is newer than the run's checkpoints and holds
+    ``episodes`` episodes with the baselines guarded as asked: it is read, not evaluated again."""
+    best = run / "checkpoints" / "best.pt"
+    if not result.exists() or not best.exists() or result.stat().st_mtime < best.stat().st_mtime:
+        return False
+    try:
+        document = json.loads(result.read_text())
+        return document["episodes"] == episodes and all(
+            block["guarded"] == (guard and policy != "dp") for policy, block in document["policies"].items())
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "reservoir_rl", *args], check=True, cwd=ROOT)
 
@@ -136,6 +151,10 @@ def main() -> int:
             elif not finished(runs / name, args.frames):
                 cli("resume", name, "--runs-dir", str(runs), "--quiet")
             result = out / f"{name}.json"
+            if evaluated(result, runs / name, args.episodes, guard):
+                document = json.loads(result.read_text())
+                rows += [(seed, "on" if guard else "off", policy, block) for policy, block in document["policies"].items()]
+                continue
             cli("evaluate", name, "--runs-dir", str(runs), "--episodes", str(args.episodes), "--out", str(result),
                 "--csv", str(out / f"{name}.csv"), "--force", "--baselines", args.baselines,
                 *(["--guard-baselines"] if guard else []))

@@ -296,11 +296,13 @@ def failure_check_lines(guarded: dict, unguarded: dict | None) -> list[str]:
     return lines
 
 
-def dp_failure_sentence(rows: list[dict], episodes: int) -> str:
+def dp_failure_sentence(rows: list[dict], episodes: int, design: str = "scaled") -> str:
     """What DP's failures on the flashy river say about its reservoir (empty when DP did not fail)."""
     failed = max((r["failed_episodes"] for r in rows if r["policy"] == "dp"), default=0)
     if not failed:
-        return ""
+        return f" Perfect-foresight DP fails in none of the {episodes} episodes."
+    if design == "init":
+        return f" Perfect-foresight DP fails in {failed} of the {episodes} episodes."
     return (f" Perfect-foresight DP fails in {failed} of the {episodes} episodes: the spillway and outlets scaled by the "
             "mean flow cannot pass this river's largest floods from any storage (`reservoir-rl init` sizes the "
             "spillway from the largest training day instead, docs/own-river.md), so most failures here are "
@@ -313,15 +315,28 @@ def flashy_lines(path: Path) -> list[str]:
         return []
     data = json.loads(path.read_text())
     rows = data["rows"]
-    lines = ["## The release guard on a river nobody tuned for", "",
-             f"A synthetic flashy river (`inflow.synthetic.kind: flashy`, mean {data['mean_inflow_cms']:g} m³/s, "
-             f"{data['years']} years, daily peaks tens of times the mean) with configs/base.yaml's reservoir scaled to "
-             "its mean flow as a new user would scale it (`scripts/guard_check.py`); agent, training and guard "
-             f"settings are base.yaml's. {'Seeds' if len(data['seeds']) > 1 else 'Seed'} "
-             f"{', '.join(map(str, data['seeds']))}, {'each ' if len(data['seeds']) > 1 else ''}trained with the guard and without it; {data['episodes']} "
-             "held-out episodes per seed." + dp_failure_sentence(rows, data['episodes']) + recipe_sentence(data), "",
-             "| seed | guard | policy | return | failed episodes | avoidable | guard's share of days |",
-             "|---|---|---|---|---|---|---|"]
+    design = data.get("design", "scaled")
+    seeds = (f" {'Seeds' if len(data['seeds']) > 1 else 'Seed'} {', '.join(map(str, data['seeds']))}, "
+             f"{'each ' if len(data['seeds']) > 1 else ''}trained with the guard and without it; {data['episodes']} "
+             "held-out episodes per seed.")
+    if design == "init":
+        lines = ["### The same river with the reservoir `reservoir-rl init` sizes", "",
+                 "The same record written to a CSV and given to `reservoir-rl init --heldout-water-years 20` "
+                 "(`scripts/guard_check.py --design init`), as a user's own river is set up: the reservoir sized to "
+                 "the training years (release and spillway pass the largest training day with a 1.5 margin on its "
+                 "part above the release capacity; the flood-control zone holds the largest 10-day flood volume "
+                 "above the release capacity within 30 days of each date, docs/own-river.md), and the config init "
+                 "writes, recipe and guard included, with no edit." + seeds
+                 + dp_failure_sentence(rows, data["episodes"], design), ""]
+    else:
+        lines = ["## The release guard on a river nobody tuned for", "",
+                 f"A synthetic flashy river (`inflow.synthetic.kind: flashy`, mean {data['mean_inflow_cms']:g} m³/s, "
+                 f"{data['years']} years, daily peaks tens of times the mean) with configs/base.yaml's reservoir scaled to "
+                 "its mean flow as a new user would scale it (`scripts/guard_check.py`); agent, training and guard "
+                 "settings are base.yaml's." + seeds + dp_failure_sentence(rows, data["episodes"]) + recipe_sentence(data), ""]
+    lines += [
+              "| seed | guard | policy | return | failed episodes | avoidable | guard's share of days |",
+              "|---|---|---|---|---|---|---|"]
     for row in rows:
         share = row.get("guard_override_fraction") or {}
         share_text = "" if share.get("mean") is None else f"{100 * share['mean']:.2f} %"
@@ -366,6 +381,9 @@ def flashy_variant_lines(path: Path, default_path: Path) -> list[str]:
     if not path.exists() or not default_path.exists():
         return []
     data, default = json.loads(path.read_text()), json.loads(default_path.read_text())
+    if data.get("agent") != default.get("agent"):  # another recipe's runs: not paired with these
+        return [f"**{data['variant']}** ({', '.join(f'`{o}`' for o in data.get('overrides', []))}) was measured with "
+                "another agent recipe than the default-guard runs above; its figures are in docs/safety.md.", ""]
     agents = {r["seed"]: r for r in data["rows"] if r["policy"] == "agent"}
     base = {r["seed"]: r for r in default["rows"] if r["policy"] == "agent" and r["guard"]}
     seeds = [s for s in agents if s in base]
@@ -584,6 +602,8 @@ def main() -> None:
     lines += timing_lines(folder / "timings.txt")
     lines += flashy_lines(folder / "flashy-guard.json")
     lines += flashy_variant_lines(folder / "flashy-reserve.json", folder / "flashy-guard.json")
+    lines += flashy_variant_lines(folder / "flashy-reserve-q99.json", folder / "flashy-guard.json")
+    lines += flashy_lines(folder / "flashy-init.json")
     lines += lever_lines(folder)
     lines += LIMITS
     print("\n".join(lines))
