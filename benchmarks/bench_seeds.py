@@ -1,7 +1,7 @@
 """Wall and CPU time of K seeds: `train --seeds ... --vectorized` against process mode, as whole processes.
 
 For each K in ``--seeds-counts`` and each repeat, runs ``reservoir-rl train CONFIG --seeds 0,...,K-1`` once
-vectorized and once in process mode (alternating, the order flipped every repeat), each in a fresh process
+vectorized (``--vectorized``) and once in process mode (``--processes``; alternating, the order flipped every repeat), each in a fresh process
 with ``--quiet`` into a temporary runs folder, and times it from the start of the process to its exit:
 set-up, training, in-training evaluations, figures and checkpoints included. CPU time is the user + system
 time of the process and its children (the seed processes of process mode). Prints one row per run, then the
@@ -34,8 +34,7 @@ def run_once(config: str, k: int, vectorized: bool, frames: int, overrides: list
                 "--quiet", "--runs-dir", runs, "--set", f"train.total_frames={frames}"]
         for override in overrides:
             argv += ["--set", override]
-        if vectorized:
-            argv.append("--vectorized")
+        argv.append("--vectorized" if vectorized else "--processes")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)

@@ -134,7 +134,7 @@ def main() -> int:
         seconds = None
         if not trained(group, seeds):
             command = ["train", args.config, "--seeds", ",".join(map(str, seeds)), "--runs-dir", str(runs),
-                       "--name", name, "--quiet"] + (["--vectorized"] if args.vectorized else [])
+                       "--name", name, "--quiet"] + (["--vectorized"] if args.vectorized else ["--processes"])
             if group.exists():
                 command = ["resume", name, "--runs-dir", str(runs), "--quiet"]
             else:

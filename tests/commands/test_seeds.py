@@ -84,7 +84,8 @@ def interrupted(tmp_path_factory):
     stdout, stderr, argv of seed 4's process)."""
     root = tmp_path_factory.mktemp("seeds")
     config = write_config(root, **TINY)
-    process = cli("train", config, "--seeds", ",".join(map(str, SEEDS)), "--runs-dir", root / "runs", wait=False)
+    process = cli("train", config, "--seeds", ",".join(map(str, SEEDS)), "--processes", "--runs-dir", root / "runs",
+                  wait=False)
     run = root / "runs" / "run-1"
     deadline = time.monotonic() + TIMEOUT_S
     try:
@@ -484,3 +485,39 @@ def test_max_parallel_sets_how_many_seeds_train_at_once(tmp_path: Path, monkeypa
         assert result.exit_code == 2 and len(output.splitlines()) == 1 and output.startswith("error:"), output
         assert fragment in output
     assert not (tmp_path / "other").exists()
+
+
+def test_seeds_train_vectorized_by_default_where_the_config_allows_it(tmp_path: Path, monkeypatch) -> None:
+    """`train --seeds` trains every seed in one process unless --processes, --max-parallel or a config that
+    cannot train vectorized (a note says why) asks for one process per seed."""
+    from reservoir_rl.commands import seeds as multi
+    from reservoir_rl.commands import vectorized as vectorized_mode
+
+    modes = []
+
+    def fake_run(group, jobs, outcomes, parallel, threads, started, on_message):
+        modes.append("processes")
+        raise UserError("stopped before training")
+
+    def fake_group(group, config, command, started, on_message):
+        modes.append("vectorized")
+        raise UserError("stopped before training")
+
+    monkeypatch.setattr(multi, "_run", fake_run)
+    monkeypatch.setattr(vectorized_mode, "train_group", fake_group)
+    config = str(write_config(tmp_path))
+    runs = str(tmp_path / "runs")
+    for args, mode in (([], "vectorized"), (["--vectorized"], "vectorized"), (["--processes"], "processes"),
+                       (["--max-parallel", "1"], "processes"),
+                       (["--set", "train.collector.backend=process"], "processes")):
+        result = runner.invoke(app, ["train", config, "--runs-dir", runs, "--seeds", "0,1", *args])
+        assert result.exit_code == 2 and "stopped before training" in result.output, result.output
+        assert modes[-1] == mode, args
+        document = yaml.safe_load(sorted((tmp_path / "runs").glob("run-*"))[-1].joinpath("seeds.yaml").read_text())
+        assert document.get("vectorized", False) is (mode == "vectorized")
+    assert "one process per seed: vectorized seeds need train.collector.backend = sync (it is process)" in result.output
+    for args, fragment in ((["--processes"], "--processes applies to several seeds"),
+                           (["--seeds", "0,1", "--vectorized", "--set", "train.collector.backend=process"],
+                            "--vectorized: vectorized seeds need train.collector.backend = sync")):
+        result = runner.invoke(app, ["train", config, "--runs-dir", str(tmp_path / "other"), *args])
+        assert result.exit_code == 2 and fragment in result.output, result.output

@@ -202,10 +202,12 @@ def train_seeds(
     max_parallel: Optional[int] = None,
     strict: bool = False,
     on_warning: Optional[Callable[[str], None]] = None,
-    vectorized: bool = False,
+    vectorized: Optional[bool] = False,
 ) -> SeedsSummary:
     """Create ``run-N`` and train one ordinary run per seed into ``run-N/seed-K``, in parallel processes
-    (``vectorized``: all seeds in this process with a batched update, `reservoir_rl.commands.vectorized`).
+    (``vectorized``: all seeds in this process with a batched update, `reservoir_rl.commands.vectorized`;
+    None: vectorized when the config allows it, `vectorized_mode.vectorizable_problem`, else processes, with
+    a note to ``on_message``; the `train --seeds` default).
 
     The config is validated (for every seed) before anything is created; the resolved config is written
     to ``run-N/config.yaml`` and every seed trains it with its own ``train.seed``. Plausibility warnings
@@ -223,6 +225,11 @@ def train_seeds(
 
         resolve_device(config.train.device)
     check_training_memory(config)  # (per seed; each seed's process checks again)
+    if vectorized is None:
+        problem = vectorized_mode.vectorizable_problem(config, len(seeds))
+        vectorized = problem is None
+        if problem is not None and on_message is not None:
+            on_message(f"one process per seed: {problem}")
     if vectorized:
         vectorized_mode.check_vectorizable(config)
         vectorized_mode.check_vectorized_memory(config, len(seeds))

@@ -41,14 +41,33 @@ from reservoir_rl.training.vectorized import SeedStreams, VectorizedTrainer
 Messages = Optional[Callable[[str], None]]
 
 
+def _setting_problem(config: Config) -> Optional[str]:
+    """Why the config's settings cannot train vectorized (CPU and the ``sync`` collector only), or None."""
+    if config.train.device != "cpu":
+        return f"vectorized seeds train on the CPU only (train.device = {config.train.device})"
+    if config.train.collector.backend != "sync":
+        return f"vectorized seeds need train.collector.backend = sync (it is {config.train.collector.backend})"
+    return None
+
+
 def check_vectorizable(config: Config) -> None:
     """One-line `UserError` unless the config can train vectorized (CPU, ``sync`` collector)."""
-    if config.train.device != "cpu":
-        raise UserError(f"--vectorized trains on the CPU only (train.device = {config.train.device}); "
-                        "drop --vectorized to train one process per seed")
-    if config.train.collector.backend != "sync":
-        raise UserError(f"--vectorized needs train.collector.backend = sync (it is {config.train.collector.backend}); "
-                        "drop --vectorized to train one process per seed")
+    problem = _setting_problem(config)
+    if problem is not None:
+        raise UserError(f"--vectorized: {problem}; use --processes to train one process per seed")
+
+
+def vectorizable_problem(config: Config, n_seeds: int) -> Optional[str]:
+    """Why ``n_seeds`` seeds of ``config`` cannot train vectorized (`check_vectorizable`,
+    `check_vectorized_memory`), or None when they can."""
+    problem = _setting_problem(config)
+    if problem is not None:
+        return problem
+    try:
+        check_vectorized_memory(config, n_seeds)
+    except UserError as error:
+        return str(error)
+    return None
 
 
 def check_vectorized_memory(config: Config, n_seeds: int, available: Optional[int] = None) -> None:
@@ -57,7 +76,7 @@ def check_vectorized_memory(config: Config, n_seeds: int, available: Optional[in
     parts = training_bytes(config)
     total = n_seeds * sum(size for _, size in parts.values())
     check_memory(total, f"--vectorized with {n_seeds} seeds: training them in one process",
-                 "fewer seeds, a smaller train.buffer_size, or drop --vectorized", available)
+                 "fewer seeds, a smaller train.buffer_size, or --processes", available)
 
 
 def seed_config(config: Config, seed: int) -> Config:
