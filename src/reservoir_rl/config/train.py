@@ -82,7 +82,7 @@ class TrainConfig(Section):
     eval_seed: Optional[int] = Field(
         None, ge=0, lt=SEED_LIMIT,
         description="env seed of the validation episodes (start days, initial storages, forecast errors) of the "
-        "in-training evaluations: one value makes every training seed of a run (and every tune trial) meet the same "
+        "in-training evaluations: one value makes every training seed of a run (``--seeds``) meet the same "
         "episodes, so their validation returns pair up and the baselines' levels are computed once; None = "
         "train.seed + EVAL_SEED_OFFSET (1,000,003), each training seed its own episodes",
     )

@@ -245,8 +245,8 @@ train:
   eval_every_frames: 20000        # greedy evaluation on the validation episodes; picks best.pt
   eval_episodes: 10
   seed: 0
-  eval_seed: 1000003              # env seed of the validation episodes, the same for every training seed (--seeds, tune
-                                  # trials): their validation returns pair up; null = train.seed + 1000003, each seed its own
+  eval_seed: 1000003              # env seed of the validation episodes, the same for every training seed (--seeds):
+                                  # their validation returns pair up; null = train.seed + 1000003, each seed its own
   device: cpu                     # cpu | cuda: envs, networks and replay buffer on this device
   torch_threads: 1                # CPU threads of torch in the training process (0 = one per core)
   collector:                      # where environment steps are collected (docs/scaling.md)
