@@ -102,7 +102,8 @@ def evaluated(result: Path, run: Path, episodes: int, guard: bool) -> bool:
     try:
         document = json.loads(result.read_text())
         return document["episodes"] == episodes and all(
-            block["guarded"] == (guard and policy != "dp") for policy, block in document["policies"].items())
+            block["guarded"] == (guard and policy != "dp") and "failures_avoidable_in_window" in block
+            for policy, block in document["policies"].items())
     except (ValueError, KeyError, TypeError):
         return False
 
@@ -177,6 +178,7 @@ def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
                         "guarded": block["guarded"], "return": summary["return"],
                         "episode_returns": block["episodes"]["return"],
                         "failed_episodes": block["failed_episodes"], "failures_avoidable": block["failures_avoidable"],
+                        "failures_avoidable_in_window": block.get("failures_avoidable_in_window"),
                         "guard_override_fraction": summary.get("guard_override_fraction")})
     document = {"agent": yaml.safe_load(BASE.read_text())["agent"],  # the recipe the runs trained with
                 "mean_inflow_cms": args.mean_cms, "years": args.years, "episodes": args.episodes,
@@ -189,14 +191,15 @@ def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
 def print_table(rows: list, episodes: int, mean_cms: float) -> None:
     """One line per (seed, guard setting, policy): guarded, mean return, failed and avoidable episodes, override share."""
     print(f"\n{episodes} held-out episodes of the flashy river (mean {mean_cms:g} m³/s); failures = "
-          "episodes with an overtopping or dead-storage failure; avoidable = DP avoided it on the same trace")
+          "episodes with an overtopping or dead-storage failure; avoidable = DP avoided it on the same trace; "
+          "in window = still avoidable on the first day the forecast showed the failure's day")
     print(f"{'seed':>4} {'guard':>5} {'policy':>8} {'guarded':>7} {'return':>9} {'failures':>8} {'avoidable':>9} "
-          f"{'override':>8}")
+          f"{'in window':>9} {'override':>8}")
     for seed, guard, policy, block in rows:
         share = block["summary"].get("guard_override_fraction", {}).get("mean")
         print(f"{seed:>4} {guard:>5} {policy:>8} {str(block['guarded']):>7} {block['summary']['return']['mean']:>9.2f} "
               f"{block['failed_episodes']:>8} {block['failures_avoidable']!s:>9} "
-              f"{'' if share is None else f'{100 * share:.2f}%':>8}")
+              f"{block.get('failures_avoidable_in_window')!s:>9} {'' if share is None else f'{100 * share:.2f}%':>8}")
 
 
 if __name__ == "__main__":

@@ -335,14 +335,17 @@ def flashy_lines(path: Path) -> list[str]:
                  "its mean flow as a new user would scale it (`scripts/guard_check.py`); agent, training and guard "
                  "settings are base.yaml's." + seeds + dp_failure_sentence(rows, data["episodes"]) + recipe_sentence(data), ""]
     lines += [
-              "| seed | guard | policy | return | failed episodes | avoidable | guard's share of days |",
-              "|---|---|---|---|---|---|---|"]
+              "| seed | guard | policy | return | failed episodes | avoidable | of them within the forecast window | "
+              "guard's share of days |",
+              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         share = row.get("guard_override_fraction") or {}
         share_text = "" if share.get("mean") is None else f"{100 * share['mean']:.2f} %"
         avoidable = "" if row["failures_avoidable"] is None else str(row["failures_avoidable"])
+        in_window = "" if row.get("failures_avoidable_in_window") is None else str(row["failures_avoidable_in_window"])
         lines.append(f"| {row['seed']} | {'on' if row['guard'] else 'off'} | {row['label']} | "
-                     f"{estimate(row['return'], '{:.1f}')} | {row['failed_episodes']} | {avoidable} | {share_text} |")
+                     f"{estimate(row['return'], '{:.1f}')} | {row['failed_episodes']} | {avoidable} | {in_window} | "
+                     f"{share_text} |")
     agents = {(r["seed"], r["guard"]): np.asarray(r["episode_returns"], dtype=float).reshape(-1)
               for r in rows if r["policy"] == "agent"}
     seeds = [s for s in data["seeds"] if (s, True) in agents and (s, False) in agents]
@@ -355,8 +358,15 @@ def flashy_lines(path: Path) -> list[str]:
                   for g in (True, False)}
         avoid = {g: sum(r["failures_avoidable"] or 0 for r in rows if r["policy"] == "agent" and r["guard"] == g)
                  for g in (True, False)}
-        lines += ["", f"Over the seeds: the guarded agent failed in {failed[True]} episodes ({avoid[True]} avoidable), "
-                      f"the unguarded one in {failed[False]} ({avoid[False]} avoidable); the guard's cost in mean "
+        window = {g: sum(r.get("failures_avoidable_in_window") or 0 for r in rows if r["policy"] == "agent" and r["guard"] == g)
+                  for g in (True, False)}
+        known = all(r.get("failures_avoidable_in_window") is not None for r in rows if r["policy"] == "agent")
+        in_window = (lambda g: f", {window[g]} of them within the forecast window") if known else (lambda g: "")  # noqa: E731
+        lines += ["", f"Over the seeds: the guarded agent failed in {failed[True]} episodes ({avoid[True]} avoidable"
+                      f"{in_window(True)}), the unguarded one in {failed[False]} ({avoid[False]} avoidable{in_window(False)})"
+                      + ("; within the forecast window: still avoidable from the agent's storage on the first day the "
+                         "forecast showed the failure's day (docs/evaluate.md)" if known else "")
+                      + ". The guard's cost in mean "
                       f"return (unguarded − guarded, paired by episode): {estimate(cost, '{:.2f}')}, "
                       f"{100 * cost['mean'] / abs(off.mean()):.1f} % of the unguarded agent's {off.mean():.1f}"
                       + (" (negative: the guarded agent scored higher)." if cost["mean"] < 0 else ".")]

@@ -266,3 +266,36 @@ def test_dp_return_bounds_every_baseline_on_the_shipped_configs(name):
     returns = returns_on_same_traces(env, config, seed=7)
     for baseline in [b for b in BASELINE_NAMES if b != "dp"] + ["random"]:
         assert (returns["dp"] >= returns[baseline]).all(), (baseline, returns["dp"], returns[baseline])
+
+
+def brute_force_failure_free(physics, storage_hm3: float, inflow, days) -> bool:
+    """Whether any of the A^T release sequences from ``storage_hm3`` has no failure, stepped exactly."""
+    sequences = torch.tensor(list(itertools.product(range(physics.n_release_levels), repeat=len(inflow))))
+    storage = torch.full((len(sequences),), storage_hm3, dtype=F64)
+    alive = torch.ones(len(sequences), dtype=torch.bool)
+    for t in range(len(inflow)):
+        storage, _, failed = step_reward(physics, storage, inflow[t], sequences[:, t], days[t], True)
+        alive = alive & ~failed
+    return bool(alive.any())
+
+
+@pytest.mark.parametrize("case", ["flood", "dry", "ordinary"])
+def test_failure_free_matches_brute_force_enumeration(tiny_physics, case):
+    """`failure_free` says whether some release sequence avoids every failure, as enumerating them all does,
+    for storages from dead storage to capacity (except within two grid steps of where the answer changes)."""
+    from reservoir_rl.baselines.dp import failure_free
+
+    inflow, days = TINY_CASES[case]
+    n_storage = 2000
+    storages = torch.linspace(tiny_physics.dead_storage_hm3, tiny_physics.capacity_hm3, 241, dtype=F64)
+    expected = torch.tensor([brute_force_failure_free(tiny_physics, float(s), inflow, days) for s in storages])
+    found = failure_free(tiny_physics, torch.tensor([inflow] * len(storages), dtype=F64),
+                         torch.tensor([days] * len(storages), dtype=F64), storages, n_storage)
+    step = (tiny_physics.capacity_hm3 - tiny_physics.dead_storage_hm3) / (n_storage - 1)
+    changes = storages[1:][expected[1:] != expected[:-1]]
+    far = torch.ones_like(expected)
+    for boundary in changes:
+        far &= (storages - boundary).abs() > 2 * step + (storages[1] - storages[0])
+    assert torch.equal(found[far], expected[far])
+    if case == "flood":  # the case reaches both answers
+        assert expected.any() and not expected.all()

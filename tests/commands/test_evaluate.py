@@ -307,7 +307,7 @@ def test_failures_avoidable_and_guard_in_json_and_csv(evaluated):
     document = json.loads((folder / "results.json").read_text())
     with open(folder / "episodes.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0])[-3:] == ["failure_kind", "failure_day", "failure_avoidable"]
+    assert list(rows[0])[-4:] == ["failure_kind", "failure_day", "failure_avoidable", "failure_avoidable_in_window"]
     for name in POLICIES:
         policy = document["policies"][name]
         assert policy["guarded"] is (name == "agent")  # the agent runs with its guard; baselines without
@@ -315,12 +315,15 @@ def test_failures_avoidable_and_guard_in_json_and_csv(evaluated):
         failed = [r for r in mine if r["failure_kind"] != "none"]
         assert policy["failed_episodes"] == len(failed) == sum(float(r["failures"]) > 0 for r in mine)
         assert policy["failures_avoidable"] == sum(r["failure_avoidable"] == "true" for r in failed)
+        assert policy["failures_avoidable_in_window"] == sum(r["failure_avoidable_in_window"] == "true" for r in failed)
+        assert all((r["failure_avoidable_in_window"] != "") == (r["failure_avoidable"] == "true") for r in mine)
         assert all(r["failure_kind"] in ("flood", "drought") and int(r["failure_day"]) >= 1 for r in failed)
         assert all(r["failure_day"] == "" and r["failure_avoidable"] == "" for r in mine if r["failure_kind"] == "none")
         share = [r["guard_override_fraction"] for r in mine]
         assert all(s == "" for s in share) if name != "agent" else all(0.0 <= float(s) <= 1.0 for s in share)
         assert all(len(s.partition(".")[2]) <= 4 for s in share)  # the catalog's 4 decimals, like reliability
     assert document["policies"]["dp"]["failures_avoidable"] == 0
+    assert document["policies"]["dp"]["failures_avoidable_in_window"] == 0
 
 
 def test_guard_baselines_guards_every_baseline_but_dp(eval_run):

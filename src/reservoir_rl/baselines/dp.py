@@ -142,6 +142,29 @@ def solve_values(
     return values, grid
 
 
+# Reward weights under which a return counts failures only: 0 without one, −1 with (the episode ends there).
+FAILURE_ONLY = RewardConfig(hydropower=0.0, flood=0.0, env_flow=0.0, supply=0.0, spill=0.0, failure=1.0)
+
+
+def failure_free(physics: ReservoirPhysics, inflow_hm3: torch.Tensor, day_of_year: torch.Tensor,
+                 storage_hm3: torch.Tensor, n_storage: int) -> torch.Tensor:
+    """Whether some release sequence, knowing the whole trace, runs each of B traces to its end without a
+    catastrophic flood or drought from the given storage: bool (B,).
+
+    ``inflow_hm3`` and ``day_of_year``: (B, T) traces; ``storage_hm3``: (B,) storage on their first day, hm³.
+    The backward recursion of `solve_values` with failure-only rewards (`FAILURE_ONLY`) on the ``n_storage``
+    grid; the first day is taken from the exact storage, later days interpolated on the grid (a storage
+    within one grid step of the boundary between failing and not may be judged either way)."""
+    values, _ = solve_values(physics, FAILURE_ONLY, inflow_hm3[:, 1:], day_of_year[:, 1:], n_storage, True)
+    reward, next_storage, alive = transition(
+        physics, FAILURE_ONLY, storage_hm3.reshape(-1, 1).to(VALUE_DTYPE), inflow_hm3[:, :1].to(VALUE_DTYPE),
+        day_of_year[:, :1], True,
+    )  # (B, A)
+    future = interpolate_on_grid(values[:, 0], next_storage, physics)
+    best = (reward + torch.where(alive, future, torch.zeros_like(future))).amax(dim=-1)
+    return best > -0.5
+
+
 class PerfectForesightPolicy:
     """Perfect-foresight DP policy: the upper bound evaluation compares agents with.
 

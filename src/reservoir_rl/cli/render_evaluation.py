@@ -179,12 +179,16 @@ def _print_failures(report, width: int) -> None:
         counts = report._failure_summary(name)
         if counts["failed_episodes"] is None:
             continue
-        avoidable = "" if counts["failures_avoidable"] is None else f" ({counts['failures_avoidable']} avoidable)"
+        avoidable = "" if counts["failures_avoidable"] is None else f" ({counts['failures_avoidable']} avoidable"
+        if counts["failures_avoidable"]:
+            avoidable += f", {counts['failures_avoidable_in_window']} of them within the forecast window"
+        avoidable += ")" if avoidable else ""
         share = report.summary[name].get("guard_override_fraction")
         guard = f", guard {100 * share.value:.1f}% of days" if counts["guarded"] and share is not None \
             and share.value == share.value else ""
         cells.append(f"{policy_label(name, short=True)} {counts['failed_episodes']}{avoidable}{guard}")
     if cells:
         pairs = f"{len(report.seeds)} seeds × {report.episodes}" if len(report.seeds) > 1 else f"{report.episodes}"
-        _paragraph(f"failed episodes of {pairs} (avoidable: DP avoided them on the same trace): " + "; ".join(cells),
+        _paragraph(f"failed episodes of {pairs} (avoidable: DP avoided them on the same trace; within the forecast "
+                   "window: still avoidable on the first day the forecast reached the failure's day): " + "; ".join(cells),
                    width, indent="  ")

@@ -24,6 +24,7 @@ from reservoir_rl.env.safety import guarded
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
 from reservoir_rl.evaluation.end_storage import value_end_storage
+from reservoir_rl.evaluation.failures import window_failures
 from reservoir_rl.evaluation.paired import episode_info_lists, per_episode_values, run_paired
 from reservoir_rl.evaluation.report import EvaluationReport, SeedResult, compare
 from reservoir_rl.evaluation.rollout import greedy_actor
@@ -254,6 +255,7 @@ def evaluate(
         agent_results={a.seed: results[f"{AGENT}:{a.seed}"] for a in agents},
         results={name: results[name] for name in names},
         notes=_notes(env, config, names) + [note for note in (end_value_note, keep) if note], guarded=guard_on,
+        in_window=_in_window(env, results, agents, config.baselines.dp_storage_levels),
     )
     _write_outputs(report, out, csv_path, run_file=keep is None)
     if trace_path is not None:
@@ -284,6 +286,16 @@ def check_trace(trace: Optional[str | Path], start_dates: Sequence[str], force: 
     if any(path.resolve() == other.resolve() for other in other_outputs):
         raise UserError(f"--trace {folder}: {path} is also named by --out or --csv")
     return path, dates
+
+
+def _in_window(env, results: dict[str, Any], agents: list, n_storage: int) -> dict[str, torch.Tensor]:
+    """`window_failures` of the evaluation, keyed as the report keys policies (the agent's seeds stacked,
+    (seeds, E)); empty without DP."""
+    found = window_failures(env, {name: result.trajectory for name, result in results.items()}, n_storage)
+    if not found:
+        return {}
+    agent = torch.stack([found.pop(f"{AGENT}:{a.seed}") for a in agents])
+    return {AGENT: agent, **found}
 
 
 def _notes(env, config: Config, names: list[str]) -> list[str]:

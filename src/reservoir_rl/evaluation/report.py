@@ -35,7 +35,7 @@ from reservoir_rl.files import json_ready
 
 RESULTS_FORMAT = "reservoir-rl-evaluation"
 RESULTS_VERSION = 2
-FAILURE_COLUMNS = ("failure_kind", "failure_day", "failure_avoidable")  # the CSV's last columns
+FAILURE_COLUMNS = ("failure_kind", "failure_day", "failure_avoidable", "failure_avoidable_in_window")  # the CSV's last
 
 
 @dataclass
@@ -87,6 +87,9 @@ class EvaluationReport:
     notes: list[str] = field(default_factory=list)  # one line each about how the baselines were set up
     guarded: dict[str, bool] = field(default_factory=dict)  # policy -> ran under the release guard (env.safety)
     traced_episodes: list[int] = field(default_factory=list)  # episodes written to --trace's trace.csv
+    # policy -> (seeds, E) agent / (E,) baseline: avoidable failures still avoidable within the forecast window
+    # (`reservoir_rl.evaluation.failures.avoidable_in_window`); empty without DP
+    in_window: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
     @property
     def policies(self) -> list[str]:
@@ -174,17 +177,22 @@ class EvaluationReport:
         dp_kind = first_failures(self.results["dp"].trajectory)[0].cpu() if "dp" in self.results else None
         if dp_kind is not None:
             records["avoidable"] = avoidable(records["kind"], dp_kind)
+            if name in self.in_window:
+                records["in_window"] = self.in_window[name].cpu().reshape(-1, kind.shape[-1]).expand(len(self.seeds), -1)
         return records
 
     def _failure_summary(self, name: str) -> dict[str, Any]:
         """The JSON's failure counts of one policy over its seed × episode pairs: ``failed_episodes`` (None
-        without trajectories), ``failures_avoidable`` (failed where DP did not; None without DP), and
-        ``guarded`` (ran under the release guard)."""
+        without trajectories), ``failures_avoidable`` (failed where DP did not; None without DP),
+        ``failures_avoidable_in_window`` (of those, the ones still avoidable from the policy's storage on the
+        first day its forecast reached the failure's day; None without DP), and ``guarded`` (ran under the
+        release guard)."""
         records = self.failure_records(name)
         failed = None if records is None else int((records["kind"] > 0).sum())
         avoided = None if records is None or "avoidable" not in records else int(records["avoidable"].sum())
+        in_window = None if records is None or "in_window" not in records else int(records["in_window"].sum())
         return {"guarded": bool(self.guarded.get(name, False)), "failed_episodes": failed,
-                "failures_avoidable": avoided}
+                "failures_avoidable": avoided, "failures_avoidable_in_window": in_window}
 
     def to_csv(self) -> str:
         """One row per policy, seed and episode: the trace (water year and date of its start, storage, inflow)
@@ -194,7 +202,9 @@ class EvaluationReport:
         GWh and return: no float32 noise such as 1130.982421875); an undefined value is an empty cell.
         The last columns name each episode's first failure: ``failure_kind`` (flood / drought / none),
         ``failure_day`` (an integer, day of the episode, 1 = its first; empty without a failure) and
-        ``failure_avoidable`` (true when DP avoided it on that trace; empty without a failure or DP)."""
+        ``failure_avoidable`` (true when DP avoided it on that trace; empty without a failure or DP) and
+        ``failure_avoidable_in_window`` (for an avoidable one: true when it was still avoidable from the policy's
+        storage on the first day its forecast reached the failure's day; empty otherwise)."""
         metrics = list(self.per_episode[AGENT])
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -229,13 +239,16 @@ def _cell(value: Any, decimals: Optional[int]) -> Any:
 def _failure_cells(failures: Optional[dict[str, torch.Tensor]], seed_row: int, episode: int) -> list[str]:
     """The CSV's failure columns of one row (empty cells where nothing is known)."""
     if failures is None:
-        return ["", "", ""]
+        return ["", "", "", ""]
     kind = int(failures["kind"][seed_row, episode])
     if kind == 0:
-        return [FAILURE_KINDS[0], "", ""]
+        return [FAILURE_KINDS[0], "", "", ""]
     avoidable_by_dp = failures.get("avoidable")
+    in_window = failures.get("in_window")
+    avoided = avoidable_by_dp is not None and bool(avoidable_by_dp[seed_row, episode])
     return [FAILURE_KINDS[kind], str(int(failures["day"][seed_row, episode])),
-            "" if avoidable_by_dp is None else str(bool(avoidable_by_dp[seed_row, episode])).lower()]
+            "" if avoidable_by_dp is None else str(avoided).lower(),
+            str(bool(in_window[seed_row, episode])).lower() if in_window is not None and avoided else ""]
 
 
 def _wins(agent: torch.Tensor, baseline: torch.Tensor) -> float:
