@@ -10,6 +10,7 @@ median per K and mode, and each median relative to the median of K = 1 in the sa
 Usage:
     python benchmarks/bench_seeds.py                                    # base.yaml, 40,000 frames, K = 1, 3, 10
     python benchmarks/bench_seeds.py --frames 20000 --seeds-counts 1,3 --repeats 1 --set logging.baseline_levels=false
+    python benchmarks/bench_seeds.py --modes vectorized --repeats 2                   # vectorized only
 """
 
 from __future__ import annotations
@@ -52,21 +53,25 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40_000)
     parser.add_argument("--seeds-counts", default="1,3,10", help="the K to time, comma-separated")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modes", default="vectorized,process", help="the modes to time, comma-separated")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     args = parser.parse_args()
     counts = [int(k) for k in args.seeds_counts.split(",")]
+    chosen = [m for m in ("vectorized", "process") if m in args.modes.split(",")]
+    if not chosen or set(args.modes.split(",")) - set(chosen):
+        parser.error(f"--modes {args.modes!r}: choose among vectorized, process")
     times: dict[tuple[int, str], list[tuple[float, float]]] = {}
     print(f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.2f}")
     for repeat in range(args.repeats):
         for k in counts:
-            modes = ["vectorized", "process"] if repeat % 2 == 0 else ["process", "vectorized"]
+            modes = chosen if repeat % 2 == 0 else chosen[::-1]
             for mode in modes:
                 wall, cpu = run_once(args.config, k, mode == "vectorized", args.frames, args.overrides)
                 times.setdefault((k, mode), []).append((wall, cpu))
                 print(f"repeat {repeat + 1}  K {k:>2}  {mode:<10}  wall {wall:7.1f} s  cpu {cpu:7.1f} s  "
                       f"load {os.getloadavg()[0]:.2f}", flush=True)
     print(f"\nmedians (relative to K = {counts[0]} of the same mode)")
-    for mode in ("vectorized", "process"):
+    for mode in chosen:
         base = times.get((counts[0], mode))
         base_wall = statistics.median(w for w, _ in base) if base else float("nan")
         for k in counts:

@@ -58,5 +58,8 @@ wait "$trenton" || { echo "trenton failed: $runs/trenton.log" >&2; status=1; }
 timed "flashy river: guard check, 3 seeds × (guarded, unguarded), 500 episodes with DP" \
     "$bin/python" scripts/guard_check.py --out-dir "$runs/flashy" --seeds 0,1,2 --episodes 500 --baselines dp \
     --summary docs/results/flashy-guard.json
+timed "flashy river sized by init: guard check, 3 seeds × (guarded, unguarded), 500 episodes with DP" \
+    "$bin/python" scripts/guard_check.py --design init --out-dir "$runs/flashy" --seeds 0,1,2 --episodes 500 \
+    --baselines dp --summary docs/results/flashy-init.json
 "$bin/python" scripts/results_report.py docs/results montague trenton > docs/results.md
 echo "wrote docs/results.md"
