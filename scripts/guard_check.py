@@ -167,6 +167,14 @@ def main() -> int:
     return 0
 
 
+def in_window(block: dict):
+    """A policy's avoidable failures within the forecast window; for an evaluation written before evaluate counted
+    them, 0 when it had no avoidable failure, else None (unknown)."""
+    if block.get("failures_avoidable_in_window") is not None:
+        return block["failures_avoidable_in_window"]
+    return 0 if block.get("failures_avoidable") == 0 else None
+
+
 def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
     """The summary table as JSON: the river's settings and one entry per (seed, guard setting, policy) with its
     mean return (and 95 % interval), failed and avoidable episodes and the guard's share of days."""
@@ -177,7 +185,7 @@ def write_summary(path: Path, rows: list, args: argparse.Namespace) -> None:
                         "guarded": block["guarded"], "return": summary["return"],
                         "episode_returns": block["episodes"]["return"],
                         "failed_episodes": block["failed_episodes"], "failures_avoidable": block["failures_avoidable"],
-                        "failures_avoidable_in_window": block.get("failures_avoidable_in_window"),
+                        "failures_avoidable_in_window": in_window(block),
                         "guard_override_fraction": summary.get("guard_override_fraction")})
     document = {"agent": yaml.safe_load(BASE.read_text())["agent"],  # the recipe the runs trained with
                 "mean_inflow_cms": args.mean_cms, "years": args.years, "episodes": args.episodes,
@@ -198,7 +206,7 @@ def print_table(rows: list, episodes: int, mean_cms: float) -> None:
         share = block["summary"].get("guard_override_fraction", {}).get("mean")
         print(f"{seed:>4} {guard:>5} {policy:>8} {str(block['guarded']):>7} {block['summary']['return']['mean']:>9.2f} "
               f"{block['failed_episodes']:>8} {block['failures_avoidable']!s:>9} "
-              f"{block.get('failures_avoidable_in_window')!s:>9} {'' if share is None else f'{100 * share:.2f}%':>8}")
+              f"{in_window(block)!s:>9} {'' if share is None else f'{100 * share:.2f}%':>8}")
 
 
 if __name__ == "__main__":

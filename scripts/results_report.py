@@ -298,9 +298,10 @@ def failure_check_lines(guarded: dict, unguarded: dict | None) -> list[str]:
 
 def dp_failure_sentence(rows: list[dict], episodes: int, design: str = "scaled") -> str:
     """What DP's failures on the flashy river say about its reservoir (empty when DP did not fail)."""
-    failed = max((r["failed_episodes"] for r in rows if r["policy"] == "dp"), default=0)
-    if not failed:
+    counts = list(dict.fromkeys(r["failed_episodes"] for r in rows if r["policy"] == "dp"))  # per seed's episodes
+    if not any(counts):
         return f" Perfect-foresight DP fails in none of the {episodes} episodes."
+    failed = " and ".join(map(str, counts)) + (" (each seed's episodes)" if len(counts) > 1 else "")
     if design == "init":
         return f" Perfect-foresight DP fails in {failed} of the {episodes} episodes."
     return (f" Perfect-foresight DP fails in {failed} of the {episodes} episodes: the spillway and outlets scaled by the "
