@@ -179,10 +179,11 @@ def _print_failures(report, width: int) -> None:
         counts = report._failure_summary(name)
         if counts["failed_episodes"] is None:
             continue
-        avoidable = "" if counts["failures_avoidable"] is None else f" ({counts['failures_avoidable']} avoidable"
-        if counts["failures_avoidable"]:
-            avoidable += f", {counts['failures_avoidable_in_window']} of them within the forecast window"
-        avoidable += ")" if avoidable else ""
+        avoidable = ""
+        if counts["failures_avoidable"] is not None:
+            window = (f", {counts['failures_avoidable_in_window']} of them within the forecast window"
+                      if counts["failures_avoidable"] else "")
+            avoidable = f" ({counts['failures_avoidable']} avoidable{window})"
         share = report.summary[name].get("guard_override_fraction")
         guard = f", guard {100 * share.value:.1f}% of days" if counts["guarded"] and share is not None \
             and share.value == share.value else ""

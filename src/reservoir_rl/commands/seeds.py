@@ -230,7 +230,7 @@ def train_seeds(
         vectorized = problem is None
         if problem is not None and on_message is not None:
             on_message(f"one process per seed: {problem}")
-    if vectorized:
+    elif vectorized:
         vectorized_mode.check_vectorizable(config)
         vectorized_mode.check_vectorized_memory(config, len(seeds))
     folder = create_run(Path(runs_dir), name, checkpoints=False)

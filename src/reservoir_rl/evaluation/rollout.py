@@ -22,7 +22,6 @@ from reservoir_rl.env.reservoir_env import DiscreteReservoirEnv
 from reservoir_rl.errors import CheckpointError
 
 
-
 @dataclass
 class EvaluationResult:
     """Per-episode metrics (tensors of shape (n_episodes,)) and the trajectory (n_episodes, T)."""

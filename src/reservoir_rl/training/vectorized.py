@@ -196,9 +196,7 @@ class VectorizedTrainer:
         parts = self.trainers[0].parts
         episodes = parts.config.train.eval_episodes
         # every seed's validation env as one: block k is seed k's (its seed, its episodes)
-        self.eval_env = make_blocked_env(parts.config, [t.parts.eval_seed for t in self.trainers], parts.device,
-                                         inflow=parts.inflow, split="validation", block_size=episodes,
-                                         scale_inflow=False, release_feature=parts.eval_env.release_feature)
+        self.eval_env = self._validation_blocks([t.parts.eval_seed for t in self.trainers])
         no_draws = [torch.Generator(device=parts.device) for _ in self.trainers]  # greedy: nothing is drawn
         self.greedy_policy = guarded(StackedExplorePolicy(self.stacked, episodes, no_draws), self.eval_env)
         self.stop_requested: Optional[str] = None
@@ -300,15 +298,17 @@ class VectorizedTrainer:
         for trainer, result in zip(self.trainers, evaluate_blocks(self.eval_env, self.greedy_policy)):
             trainer.next_evaluation = (trainer.frames, result)
 
-    def _levels_env(self, eval_seeds: list[int]) -> Any:
-        """The blocked validation env of these distinct validation seeds (the seeds' own when they are all
-        distinct)."""
-        if len(eval_seeds) == len(self.trainers):
-            return self.eval_env
+    def _validation_blocks(self, eval_seeds: list[int]) -> Any:
+        """One blocked validation env of ``train.eval_episodes`` episodes per seed of ``eval_seeds``."""
         parts = self.trainers[0].parts
         return make_blocked_env(parts.config, eval_seeds, parts.device, inflow=parts.inflow, split="validation",
                                 block_size=parts.config.train.eval_episodes, scale_inflow=False,
                                 release_feature=parts.eval_env.release_feature)
+
+    def _levels_env(self, eval_seeds: list[int]) -> Any:
+        """The blocked validation env of these distinct validation seeds (the seeds' own when they are all
+        distinct)."""
+        return self.eval_env if len(eval_seeds) == len(self.trainers) else self._validation_blocks(eval_seeds)
 
     def _report_evaluation(self) -> None:
         self.on_evaluation(self.frames, [
