@@ -226,7 +226,7 @@ class StackedDQNAgents:
         with torch.no_grad():
             online = effective_layers(_layer_pairs(self.online), fused.dueling_head)
             target_layers = effective_layers(_layer_pairs(self.target), fused.dueling_head)
-            x = torch.cat([observation, next_observation], dim=1) if fused.double_dqn else observation
+            x = torch.cat([observation, next_observation], dim=1) if fused.online_reads_next else observation
             activations = [x]
             for weight, bias in online[:-1]:
                 x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2)).clamp_min_(0.0)
@@ -242,7 +242,7 @@ class StackedDQNAgents:
                                            *fused.munchausen)
             else:
                 target_q = _batched_mlp_forward(target_layers, next_observation)
-                greedy_q = q_all[:, n:] if fused.double_dqn else target_q
+                greedy_q = q_all[:, n:] if fused.online_reads_next else target_q
                 next_value = target_q.gather(-1, greedy_q.argmax(-1, keepdim=True)).squeeze(-1)
                 not_terminated = (~terminated.reshape(k_seeds, -1)).to(next_value.dtype)
                 target = reward.reshape(k_seeds, -1) + discount * not_terminated * next_value

@@ -112,6 +112,9 @@ class FusedDQNLoss:
         self.gamma = float(gamma)
         self.munchausen = munchausen if munchausen is not None and munchausen[0] > 0 else None
         self.double_dqn = bool(loss.double_dqn)
+        # the online network's Q(s') picks the next action only in the double-DQN target; the Munchausen target
+        # reads the target network alone, so there the online forward covers the rows of s only
+        self.online_reads_next = self.double_dqn and self.munchausen is None
         self.loss_function = loss.loss_function
         # The online network's parameters are the loss's ``value_network_params`` (the same tensors), so
         # the plain module computes online Q-values. The target network is a copy of the module bound to
@@ -158,7 +161,7 @@ class FusedDQNLoss:
                 loss = loss + demonstration_terms(self.q_network(observation), action.reshape(-1), demonstration)[0]
             return loss, td_error
         n = observation.shape[0]
-        if self.double_dqn:  # one online forward over s and s' (rows of s' carry no gradient)
+        if self.online_reads_next:  # one online forward over s and s' (rows of s' carry no gradient)
             q_both = self.q_network(torch.cat([observation, next_observation]))
             q_values, online_next = q_both[:n], q_both[n:].detach()
         else:
@@ -170,7 +173,7 @@ class FusedDQNLoss:
                                                  terminated, steps_to_next_obs)
             else:
                 target_q = self.target_network(next_observation)
-                target = self._target(target_q, online_next if self.double_dqn else target_q, reward, terminated,
+                target = self._target(target_q, online_next if self.online_reads_next else target_q, reward, terminated,
                                       steps_to_next_obs)
         if self.loss_function == "smooth_l1":
             elementwise = F.smooth_l1_loss(chosen, target, reduction="none")
@@ -241,7 +244,7 @@ class FusedDQNLoss:
         with torch.no_grad():
             layers = effective_layers(self._online_layers, self.dueling_head)
             target_layers = effective_layers(self._target_layers, self.dueling_head)
-            x = torch.cat([observation, next_observation]) if self.double_dqn else observation
+            x = torch.cat([observation, next_observation]) if self.online_reads_next else observation
             activations = [x]
             for weight, bias in layers[:-1]:
                 x = torch.addmm(bias, x, weight.t()).clamp_min_(0.0)
@@ -254,7 +257,7 @@ class FusedDQNLoss:
                                                  next_observation, action, reward, terminated, steps_to_next_obs)
             else:
                 target_q = _mlp_forward(target_layers, next_observation)
-                target = self._target(target_q, q_all[n:] if self.double_dqn else target_q, reward, terminated,
+                target = self._target(target_q, q_all[n:] if self.online_reads_next else target_q, reward, terminated,
                                       steps_to_next_obs)
             diff = chosen - target
             if self.loss_function == "smooth_l1":  # Huber with δ = 1: ½d² inside |d| < 1, |d| − ½ outside
