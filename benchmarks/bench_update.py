@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 from torchrl.data import Categorical
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from reservoir_rl.agent.batched import StackedDQNAgents
+from reservoir_rl.agent.dqn import make_agent
+from reservoir_rl.config import load_config
 
-from reservoir_rl.agent.batched import StackedDQNAgents  # noqa: E402
-from reservoir_rl.agent.dqn import make_agent  # noqa: E402
-from reservoir_rl.config import load_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 OBS_SIZE, N_ACTIONS = 13, 11
 

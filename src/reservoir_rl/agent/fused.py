@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torchrl.objectives import DQNLoss
 
-from reservoir_rl.agent.munchausen import munchausen_target
+from reservoir_rl.agent.munchausen import munchausen_target, online_reads_next
 from reservoir_rl.agent.quantile import quantile_loss
 
 
@@ -112,9 +112,8 @@ class FusedDQNLoss:
         self.gamma = float(gamma)
         self.munchausen = munchausen if munchausen is not None and munchausen[0] > 0 else None
         self.double_dqn = bool(loss.double_dqn)
-        # the online network's Q(s') picks the next action only in the double-DQN target; the Munchausen target
-        # reads the target network alone, so there the online forward covers the rows of s only
-        self.online_reads_next = self.double_dqn and self.munchausen is None
+        # the online forward covers s and s' only where the target reads Q(s') (double DQN without Munchausen)
+        self.online_reads_next = online_reads_next(self.double_dqn, self.munchausen)
         self.loss_function = loss.loss_function
         # The online network's parameters are the loss's ``value_network_params`` (the same tensors), so
         # the plain module computes online Q-values. The target network is a copy of the module bound to

@@ -13,6 +13,12 @@ from __future__ import annotations
 import torch
 
 
+def online_reads_next(double_dqn: bool, munchausen: object) -> bool:
+    """Whether a DQN target reads the online network's values of s' (to pick the next action): the double-DQN
+    target does; the Munchausen target (``munchausen`` not None) reads the target network alone."""
+    return double_dqn and munchausen is None
+
+
 def munchausen_target(
     target_q: torch.Tensor,
     target_q_next: torch.Tensor,

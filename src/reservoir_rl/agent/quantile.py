@@ -31,7 +31,7 @@ from typing import Optional
 
 import torch
 
-from reservoir_rl.agent.munchausen import munchausen_bonus, scaled_log_policy
+from reservoir_rl.agent.munchausen import munchausen_bonus, online_reads_next, scaled_log_policy
 
 HUBER_KAPPA = 1.0  # κ of the quantile Huber loss: quadratic inside |u| ≤ κ, linear outside
 
@@ -112,7 +112,7 @@ def quantile_loss(
     action = action.reshape(-1)
     reward, terminated = reward.reshape(-1), terminated.reshape(-1)
     discount = gamma if steps_to_next_obs is None else gamma ** steps_to_next_obs.reshape(-1)
-    use_online_next = double_dqn and munchausen is None
+    use_online_next = online_reads_next(double_dqn, munchausen)
     if use_online_next:  # one online forward over s and s' (rows of s' carry no gradient)
         online_both = online_network.quantile_values(torch.cat([observation, next_observation]))
         online_quantiles, online_next = online_both[:n], online_both[n:].detach()
