@@ -107,7 +107,7 @@ def main() -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("runs/levers"))
     parser.add_argument("--summary", type=Path, default=None)
     parser.add_argument("--vectorized", action="store_true",
-                        help="train each lever's seeds in one process, their updates batched (train --vectorized)")
+                        help="train each lever's seeds in one process, their updates batched (train --vectorized --max-parallel 1)")
     parser.add_argument("--set", dest="extra", action="append", default=[], help="more overrides for every lever")
     args = parser.parse_args()
     names = [name.strip() for name in args.levers.split(",") if name.strip()]
@@ -134,7 +134,7 @@ def main() -> int:
         seconds = None
         if not trained(group, seeds):
             command = ["train", args.config, "--seeds", ",".join(map(str, seeds)), "--runs-dir", str(runs),
-                       "--name", name, "--quiet"] + (["--vectorized"] if args.vectorized else ["--processes"])
+                       "--name", name, "--quiet"] + (["--vectorized", "--max-parallel", "1"] if args.vectorized else ["--processes"])
             if group.exists():
                 command = ["resume", name, "--runs-dir", str(runs), "--quiet"]
             else:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates docs/results.md and its figures: trains configs/base.yaml (Montague) and configs/trenton.yaml
-# (Trenton) with ten seeds each (vectorized: all seeds of a run in one process, their updates batched), with the
+# (Trenton) with ten seeds each (vectorized: all seeds of a run in one process, `--max-parallel 1`, their updates batched), with the
 # release guard (the default) and, to measure what the guard costs, without it (env.safety.enabled=false);
 # evaluates every guarded seed's best.pt against the baselines on 50 held-out episodes, draws the figures,
 # counts every seed's failures and avoidable failures (perfect-foresight DP avoided them) on 500 held-out
@@ -33,9 +33,9 @@ river_results() {  # river_results RIVER CONFIG
     rm -rf "${runs:?}/$river" "${runs:?}/$river-unguarded"
     # the training summary (wall time, best / last validation return per seed) goes into the report
     timed "$river: train, guarded ($seeds)" bash -c "COLUMNS=100 $bin/reservoir-rl train $config --seeds $seeds \
-        --vectorized --name $river --runs-dir $runs --quiet > docs/results/$river-training.txt"
+        --vectorized --max-parallel 1 --name $river --runs-dir $runs --quiet > docs/results/$river-training.txt"
     timed "$river: train, unguarded ($seeds)" bash -c "COLUMNS=100 $bin/reservoir-rl train $config --seeds $seeds \
-        --vectorized --name $river-unguarded --runs-dir $runs --set env.safety.enabled=false --quiet \
+        --vectorized --max-parallel 1 --name $river-unguarded --runs-dir $runs --set env.safety.enabled=false --quiet \
         > docs/results/$river-unguarded-training.txt"
     # failure check on ten times the episodes, agent and DP (avoidable failures), guarded and unguarded (first:
     # the run's evaluation.json, which plot draws, is then the full comparison below)

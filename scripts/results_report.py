@@ -75,11 +75,11 @@ def river_section(folder: Path, river: str) -> list[str]:
                          + f", failures per episode {estimate(fails, '{:.2f}')}")
     lines += verdict_lines(data)
     training = folder / f"{river}-training.txt"
-    if training.exists():  # written by scripts/results.sh: `train --seeds … --vectorized --quiet`, as printed
+    if training.exists():  # written by scripts/results.sh: `train --seeds … --vectorized --max-parallel 1 --quiet`, as printed
         summary = [line.rstrip() for line in training.read_text().splitlines()]
         start = next((i for i, line in enumerate(summary) if line.startswith("Run ")), 0)
         lines += ["", f"Training (`reservoir-rl train {CONFIGS.get(river, 'CONFIG')} --seeds "
-                      f"{','.join(map(str, data['seeds']))} --vectorized`: every seed in one process, one thread, on one "
+                      f"{','.join(map(str, data['seeds']))} --vectorized --max-parallel 1`: every seed in one process, one thread, on one "
                       "core of the 2-core machine while the other river trained on the other — "
                       "benchmarks/README.md has the speed measured side by side):", "", "```",
                   *[line for line in summary[start:] if line], "```"]

@@ -51,7 +51,7 @@ def test_a_run_with_the_feature_trains_resumes_exactly_and_evaluates(tmp_path):
 
 def test_vectorized_seeds_train_with_the_feature(tmp_path):
     config = write_config(tmp_path, **SECTIONS, train={"total_frames": 256})
-    summary = train_seeds(config, [1, 2], [], tmp_path / "runs", "pair", command=["t"], vectorized=True)
+    summary = train_seeds(config, [1, 2], [], tmp_path / "runs", "pair", command=["t"], vectorized=True, max_parallel=1)
     for seed in (1, 2):
         payload = ckpt.load_checkpoint(summary.run_dir / f"seed-{seed}" / "checkpoints" / "last.pt")
         assert payload["counters"]["frames"] == 256

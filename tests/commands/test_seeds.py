@@ -488,7 +488,7 @@ def test_max_parallel_sets_how_many_seeds_train_at_once(tmp_path: Path, monkeypa
 
 
 def test_seeds_train_vectorized_by_default_where_the_config_allows_it(tmp_path: Path, monkeypatch) -> None:
-    """`train --seeds` trains every seed in one process unless --processes, --max-parallel or a config that
+    """`train --seeds` trains the seeds vectorized unless --processes, --max-parallel alone or a config that
     cannot train vectorized (a note says why) asks for one process per seed."""
     from reservoir_rl.commands import seeds as multi
     from reservoir_rl.commands import vectorized as vectorized_mode
@@ -505,6 +505,7 @@ def test_seeds_train_vectorized_by_default_where_the_config_allows_it(tmp_path: 
 
     monkeypatch.setattr(multi, "_run", fake_run)
     monkeypatch.setattr(vectorized_mode, "train_group", fake_group)
+    monkeypatch.setattr(multi.os, "cpu_count", lambda: 1)  # one core: the vectorized seeds in this process
     config = str(write_config(tmp_path))
     runs = str(tmp_path / "runs")
     for args, mode in (([], "vectorized"), (["--vectorized"], "vectorized"), (["--processes"], "processes"),

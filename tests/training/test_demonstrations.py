@@ -94,7 +94,7 @@ def demo_config(tmp_path_factory):
 def test_vectorized_seeds_with_demonstrations_are_their_plain_runs_and_resume_exactly(demo_config) -> None:
     root, path = demo_config
     plain = train(path, [], make_view("quiet"), root / "plain", "seed-8", seed=8, command=["t"]).run_dir
-    pair = train_seeds(path, [7, 8], [], root / "runs", "pair", command=["t"], vectorized=True)
+    pair = train_seeds(path, [7, 8], [], root / "runs", "pair", command=["t"], vectorized=True, max_parallel=1)
     ours, theirs = (load_checkpoint(run / "checkpoints" / "last.pt") for run in (pair.run_dir / "seed-8", plain))
     assert ours["counters"] == theirs["counters"] and ours["counters"]["pretrain_updates"] == 60
     for name in theirs["loss_module"]:

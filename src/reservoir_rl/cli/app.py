@@ -55,19 +55,20 @@ def train(
     overrides: List[str] = typer.Option([], "--set", help="Override a config key: section.key=value (repeatable)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (overrides train.seed)."),
     seeds: Optional[str] = typer.Option(
-        None, "--seeds", help="Several seeds, e.g. 0,1,2: RUN/seed-K/ runs, trained together in this process (see --processes)."
+        None, "--seeds", help="Several seeds, e.g. 0,1,2: RUN/seed-K/ runs, trained together, vectorized (see --vectorized)."
     ),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (overrides train.device)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the final summary."),
     strict: bool = typer.Option(False, "--strict", help="Plausibility warnings are errors (no run is created)."),
     max_parallel: Optional[int] = typer.Option(
         None, "--max-parallel", min=1,
-        help="With --seeds: one process per seed, at most this many at once (default: one per CPU core).",
+        help="With --seeds: at most this many processes at once (default: one per CPU core); alone it means "
+        "--processes, with --vectorized the seeds are split into this many vectorized groups.",
     ),
     vectorized: Optional[bool] = typer.Option(
         None, "--vectorized/--processes",
-        help="With --seeds: every seed in this process, their updates batched (the default where the config allows "
-        "it: CPU, sync collector, memory), or one process per seed.",
+        help="With --seeds: the seeds' updates batched, the seeds split into one group per CPU core, each group "
+        "in one process (the default where the config allows it: CPU, sync collector, memory), or one process per seed.",
     ),
 ) -> None:
     """Train a DQN agent into a new run folder (checkpoints, TensorBoard events, resolved config)."""
@@ -79,8 +80,6 @@ def train(
         fail("--max-parallel applies to several seeds: add --seeds, e.g. --seeds 0,1,2")
     if vectorized is not None and seeds is None:
         fail(f"--{'vectorized' if vectorized else 'processes'} applies to several seeds: add --seeds, e.g. --seeds 0,1,2")
-    if vectorized and max_parallel is not None:
-        fail("--max-parallel and --vectorized exclude each other: --vectorized trains every seed in one process")
     if seeds is not None:
         from reservoir_rl.commands import seeds as multi
 
@@ -94,7 +93,7 @@ def train(
         render_seeds(call(lambda: multi.train_seeds(
             config, seed_list, overrides, runs_dir, name, device, command=sys.argv, on_message=_progress(quiet),
             strict=strict, on_warning=print_warning,
-            max_parallel=max_parallel, vectorized=(False if max_parallel is not None else vectorized),
+            max_parallel=max_parallel, vectorized=(False if max_parallel is not None and vectorized is None else vectorized),
         )))
         return
     from reservoir_rl.commands import train as service

@@ -39,8 +39,10 @@ def render_seeds(summary) -> None:
     title = (f"Run {summary.run_dir}: {len(summary.seeds)} seeds, {summary.parallel} at a time, "
              f"{summary.threads} thread{'s' if summary.threads > 1 else ''} each, {summary.seconds:,.1f} s")
     if getattr(summary, "vectorized", False):
-        title = (f"Run {summary.run_dir}: {len(summary.seeds)} seeds vectorized in one process, "
-                 f"{summary.threads} thread{'s' if summary.threads > 1 else ''}, {summary.seconds:,.1f} s")
+        where = "one process" if summary.parallel == 1 else f"{summary.parallel} processes"
+        title = (f"Run {summary.run_dir}: {len(summary.seeds)} seeds vectorized in {where}, "
+                 f"{summary.threads} thread{'s' if summary.threads > 1 else ''}"
+                 f"{' each' if summary.parallel > 1 else ''}, {summary.seconds:,.1f} s")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False,
                   caption="best / last: greedy return on the validation episodes of the seed's in-training "
                           "evaluations (training years unless inflow.validation_water_years is set)",

@@ -11,6 +11,13 @@ command line. ``SPEC`` is one JSON object::
 ``overrides`` are ``section.key=value`` strings as for ``--set``; ``total_frames`` (all frames, or null)
 as for ``resume --total-frames``.
 
+A worker of a vectorized run spread over several processes trains its share of the seeds vectorized
+(`reservoir_rl.commands.vectorized`; its output goes to ``run-N/logs/seeds-A-B.log``)::
+
+    {"action": "train-seeds", "group": "/abs/run-N", "seeds": [2, 3], "overrides": [...], "command": [...]}
+    {"action": "resume-seeds", "group": "/abs/run-N", "seeds": [2, 3], "total_frames": null, "command": [...],
+     "allow_changed_inflow": false}
+
 Output (stdout and stderr go to ``run-N/logs/seed-K.log``, which the starting process reads back,
 `reservoir_rl.runs.processes`):
 
@@ -40,7 +47,7 @@ from typing import Any, Optional
 from reservoir_rl.errors import UserError
 
 MODULE = "reservoir_rl.commands.seed_process"
-ACTIONS = ("train", "resume")
+ACTIONS = ("train", "resume", "train-seeds", "resume-seeds")
 
 
 def train_argv(config: Path, seed: int, name: str, runs_dir: Path, overrides: list[str],
@@ -57,6 +64,20 @@ def resume_argv(run: Path, seed: int, total_frames: Optional[int], command: list
                   "command": list(command), "allow_changed_inflow": allow_changed_inflow})
 
 
+def train_seeds_argv(group: Path, seeds: list[int], overrides: list[str], command: list[str]) -> list[str]:
+    """The argv of a worker that trains ``seeds`` of the multi-seed run in ``group`` (its config.yaml with
+    ``overrides``) vectorized."""
+    return _argv({"action": "train-seeds", "group": str(group), "seeds": list(seeds), "overrides": list(overrides),
+                  "command": list(command)})
+
+
+def resume_seeds_argv(group: Path, seeds: list[int], total_frames: Optional[int], command: list[str],
+                      allow_changed_inflow: bool = False) -> list[str]:
+    """The argv of a worker that resumes ``seeds`` of the vectorized multi-seed run in ``group``."""
+    return _argv({"action": "resume-seeds", "group": str(group), "seeds": list(seeds), "total_frames": total_frames,
+                  "command": list(command), "allow_changed_inflow": allow_changed_inflow})
+
+
 def _argv(spec: dict[str, Any]) -> list[str]:
     return [sys.executable, "-m", MODULE, json.dumps(spec, ensure_ascii=False)]
 
@@ -70,17 +91,56 @@ def read_spec(argv: list[str]) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise UserError(f"{MODULE}: the spec is not JSON ({error})") from None
     needs = {"train": ("config", "seed", "name", "runs_dir", "overrides", "command"),
-             "resume": ("run", "seed", "total_frames", "command")}
+             "resume": ("run", "seed", "total_frames", "command"),
+             "train-seeds": ("group", "seeds", "overrides", "command"),
+             "resume-seeds": ("group", "seeds", "total_frames", "command")}
     if not isinstance(spec, dict) or spec.get("action") not in ACTIONS:
         raise UserError(f"{MODULE}: the spec needs 'action': one of {', '.join(ACTIONS)}")
     missing = [key for key in needs[spec["action"]] if key not in spec]
     if missing:
         raise UserError(f"{MODULE}: the {spec['action']} spec lacks {', '.join(missing)}")
+    if "seeds" in spec and not (isinstance(spec["seeds"], list) and spec["seeds"]
+                                and all(type(seed) is int and seed >= 0 for seed in spec["seeds"])):
+        raise UserError(f"{MODULE}: the {spec['action']} spec's 'seeds' must be a list of whole numbers")
     return spec
 
 
 def _command(spec: dict[str, Any]) -> list[str]:
     return [*spec["command"], f"(seed {spec['seed']})"]
+
+
+def run_seeds(spec: dict[str, Any]) -> Any:
+    """Train or resume the worker's seeds vectorized (a ``train-seeds`` / ``resume-seeds`` spec); progress
+    lines on stdout; returns the `VectorizedResult`."""
+    import time
+
+    from reservoir_rl.commands import vectorized
+    from reservoir_rl.commands.train import TrainingInterrupted
+    from reservoir_rl.config import load_config
+    from reservoir_rl.runs.groups import SeedGroup
+    from reservoir_rl.runs.processes import follow_parent
+
+    follow_parent()  # stop (each seed with a checkpoint) if the process that started this one dies
+    started = time.perf_counter()
+    group = SeedGroup(Path(spec["group"]), tuple(spec["seeds"]))
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    if spec["action"] == "train-seeds":
+        config = load_config(group.config_path, list(spec["overrides"]))
+        signals = vectorized.Signals(on_armed=lambda: say(f"training {config.train.total_frames:,} frames"))
+        try:
+            return vectorized.train_group(group, config, list(spec["command"]), started, say, signals)
+        except TrainingInterrupted as error:
+            if any(group.run(seed).path.exists() for seed in group.seeds):
+                raise
+            say(f"not started: {error}")  # stopped during its set-up; no seed folder: resume trains them
+            return vectorized.VectorizedResult([], config.train.total_frames, "stopped", time.perf_counter() - started, 1)
+    frames = spec["total_frames"] or load_config(group.config_path).train.total_frames
+    signals = vectorized.Signals(on_armed=lambda: say(f"training {frames:,} frames"))
+    return vectorized.resume_group(group, spec["total_frames"], list(spec["command"]), started, say,
+                                   bool(spec.get("allow_changed_inflow", False)), signals)
 
 
 def run(spec: dict[str, Any]) -> Any:
@@ -126,11 +186,17 @@ def summary_lines(summary: Any) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the spec of ``argv`` (default: ``sys.argv[1:]``); returns the exit code (0, or 2 on a `UserError`)."""
     try:
-        summary = run(read_spec(sys.argv[1:] if argv is None else argv))
+        spec = read_spec(sys.argv[1:] if argv is None else argv)
+        if spec["action"] in ("train-seeds", "resume-seeds"):
+            result = run_seeds(spec)
+            lines = [f"seed {r.seed}: {r.status} at frame {r.frames:,}" for r in result.results]
+            lines.append(f"wall time: {result.seconds:,.1f} s")
+        else:
+            lines = summary_lines(run(spec))
     except UserError as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
         return 2
-    print("\n".join(summary_lines(summary)), flush=True)
+    print("\n".join(lines), flush=True)
     return 0
 
 

@@ -15,13 +15,23 @@ line; at most ``os.cpu_count()`` processes at a time (``--max-parallel N``: N), 
 process, which forwards SIGINT / SIGTERM to every seed (each then saves a checkpoint) and starts no
 further seed; a second signal is forwarded too (the seeds stop at once, as a single run does). If this
 process dies, Linux sends each seed SIGTERM (`reservoir_rl.runs.processes`).
+
+Vectorized (``--vectorized``, the default where the config allows it; `reservoir_rl.commands.vectorized`) the
+seeds are split into at most ``os.cpu_count()`` groups (``--max-parallel N``: N), one process per group, each
+training its seeds vectorized: this process the first group, a worker process
+(``python -m reservoir_rl.commands.seed_process SPEC``, output in ``run-N/logs/seeds-A-B.log``) each other
+group, started first so that its start-up overlaps this process's. ``seeds.yaml`` records the groups
+(``workers``) and `resume` continues each group in its own process again. A seed's numbers do not depend on
+the group it trains in (`reservoir_rl.training.vectorized`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +39,14 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from reservoir_rl.config import check_total_frames, config_from_dict, config_to_dict, dump_config, load_config
+from reservoir_rl.config import (Config, check_total_frames, config_from_dict, config_to_dict, dump_config,
+                                 load_config)
+from reservoir_rl.env.inflow import InflowRecord
 from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_strict
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
-from reservoir_rl.runs.processes import Job, Messages, exit_reason, prefix, run_jobs
+from reservoir_rl.runs.processes import (Job, Messages, exit_reason, forward_signal, prefix, run_jobs,
+                                         stop_signal_handler)
 from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, never_started, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
@@ -70,7 +83,7 @@ class SeedsSummary:
     parallel: int
     threads: int
     seconds: float
-    vectorized: bool = False  # every seed in one process (`train --seeds ... --vectorized`)
+    vectorized: bool = False  # seeds trained vectorized (`train --seeds ... --vectorized`), ``parallel`` processes
 
     @property
     def failed(self) -> list[SeedOutcome]:
@@ -129,8 +142,171 @@ def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
     return parallel, max(1, cores // parallel)
 
 
+def worker_groups(seeds: list[int], workers: int, first_smaller: bool = False) -> list[tuple[int, ...]]:
+    """``seeds`` in ``workers`` groups of consecutive seeds (at most one group per seed), as even as they
+    can be: [0, 1, 2] in 2 → (0, 1), (2,), or with ``first_smaller`` (0,), (1, 2).
+
+    The first group trains in the starting process, which starts training a few seconds before its worker
+    processes have imported, so it takes the larger share; unless the run computes the baselines' levels
+    (`_computes_levels`): the first process to reach its first evaluation computes them while the others wait
+    for them, so the starting process takes the smaller share and the workers' imports overlap that work."""
+    workers = max(1, min(workers, len(seeds)))
+    size, extra = divmod(len(seeds), workers)
+    sizes = [size + (1 if index < extra else 0) for index in range(workers)]
+    groups, start = [], 0
+    for group_size in (sizes[::-1] if first_smaller else sizes):
+        groups.append(tuple(seeds[start:start + group_size]))
+        start += group_size
+    return groups
+
+
+def _computes_levels(config: Config, seeds: list[int], inflow: InflowRecord, runs_dir: Path) -> bool:
+    """True when a run of these seeds computes baselines' levels (TensorBoard ``baselines/``) that the runs
+    folder does not keep yet (`reservoir_rl.runs.baseline_cache`)."""
+    from reservoir_rl.runs.baseline_cache import has_levels
+
+    if not config.logging.baseline_levels:
+        return False
+    return not all(has_levels(runs_dir, vectorized_mode.seed_config(config, seed), inflow) for seed in seeds)
+
+
+def recorded_groups(group: SeedGroup) -> list[tuple[int, ...]]:
+    """The worker groups seeds.yaml records for a vectorized run (``workers``), or every seed in one group
+    (a run trained in one process, or groups that do not list the run's seeds exactly once)."""
+    try:
+        document = yaml.safe_load(group.seeds_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return [tuple(group.seeds)]
+    workers = document.get("workers") if isinstance(document, dict) else None
+    if not (isinstance(workers, list) and workers and all(isinstance(g, list) and g for g in workers)):
+        return [tuple(group.seeds)]
+    listed = [seed for g in workers for seed in g]
+    if sorted(map(str, listed)) != sorted(map(str, group.seeds)) or len(set(map(str, listed))) != len(listed):
+        return [tuple(group.seeds)]
+    return [tuple(g) for g in workers]
+
+
+def _group_prefix(seeds: tuple[int, ...]) -> str:
+    return prefix(seeds[0]) if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} │ "
+
+
+def _group_log(group: SeedGroup, seeds: tuple[int, ...]) -> Path:
+    return group.logs / f"seeds-{'-'.join(map(str, seeds))}.log"
+
+
+def _vectorized_workers(group: SeedGroup, groups: list[tuple[int, ...]], threads: int, total_frames: int,
+                        own: Callable[[vectorized_mode.Signals], vectorized_mode.VectorizedResult],
+                        worker_argv: Callable[[tuple[int, ...]], list[str]], started: float,
+                        on_message: Messages) -> SeedsSummary:
+    """Train (or resume) a vectorized run's ``groups`` of seeds, one process each: ``groups[0]`` in this
+    process (``own``: `vectorized_mode.train_group` / `resume_group` with the `Signals` it is given), the others
+    in worker processes (``worker_argv``), started first. SIGINT / SIGTERM go to every process; if this
+    process's group fails, the workers get SIGTERM (each seed saves a checkpoint) before the error is raised."""
+    jobs = [Job(seeds[0], worker_argv(seeds), _group_log(group, seeds), label=_group_prefix(seeds)) for seeds in groups[1:]]
+    members = {seeds[0]: seeds for seeds in groups[1:]}
+    outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", total_frames) for seeds in groups for s in seeds}
+
+    def on_exit(job: Job) -> None:
+        for seed in members[job.seed]:
+            outcome = outcomes[seed]
+            outcome.exit_code, outcome.seconds, outcome.log = job.process.returncode, job.seconds, job.log
+            _read_outcome(outcome)
+            if job.process.returncode != 0:
+                outcome.status, outcome.error = "failed", exit_reason(job)
+            elif outcome.frames is None:  # stopped before it started training: resume trains it
+                outcome.status = "not started"
+            elif outcome.frames >= outcome.total_frames:
+                outcome.status = "finished"
+            else:
+                outcome.status = "stopped"
+        if on_message is not None:
+            outcome = outcomes[job.seed]
+            frames = f" at frame {outcome.frames:,}" if outcome.frames is not None else ""
+            on_message(job.prefix + f"{outcome.status}{frames} after {job.seconds:,.1f} s"
+                       + (f" ({outcome.error})" if outcome.error else ""))
+
+    state: dict[str, Any] = {"signals": [], "error": None}
+
+    def forward(signum: int) -> None:
+        state["signals"].append(signal.Signals(signum).name)
+        forward_signal(jobs, signum)
+
+    def workers() -> None:
+        try:
+            run_jobs(jobs, len(jobs), threads, on_message, on_exit)
+        except BaseException as error:  # (re-raised in this thread below)
+            state["error"] = error
+
+    def wait_for_workers() -> None:
+        while thread.is_alive():
+            thread.join(0.25)  # (a short wait: the signal handlers run in between)
+        if state["error"] is not None:
+            raise state["error"]
+
+    thread = threading.Thread(target=workers, name="seed-workers", daemon=True)
+    previous_threads = torch_threads()
+    with stop_signal_handler(lambda signum, _frame: forward(signum)):  # outside this group's own training
+        thread.start()
+        try:
+            set_torch_threads(threads)
+            result = own(vectorized_mode.Signals(forward=forward))
+        except BaseException:
+            if not state["signals"]:  # a first stop signal: each worker's seeds save a checkpoint and stop
+                forward_signal(jobs, signal.SIGTERM)
+            wait_for_workers()
+            raise
+        finally:
+            set_torch_threads(previous_threads)
+        wait_for_workers()
+    for r in result.results:
+        outcomes[r.seed] = SeedOutcome(r.seed, r.run_dir, r.status, total_frames, exit_code=0, frames=r.frames,
+                                       best_eval_return=r.best_eval_return, last_eval_return=r.last_eval_return,
+                                       seconds=result.seconds)
+    stopped_by = result.stopped_by or (state["signals"][0] if state["signals"] else None)
+    return SeedsSummary(group.path, list(group.seeds), [outcomes[s] for s in group.seeds], stopped_by, len(groups),
+                        threads, time.perf_counter() - started, vectorized=True)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def set_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _finished(group: SeedGroup, seeds: tuple[int, ...], total_frames: Optional[int], default: int) -> bool:
+    """True when every seed of ``seeds`` has a checkpoint at its target frame (``total_frames``, else its own
+    config's ``train.total_frames``)."""
+    for seed in seeds:
+        run = group.run(seed)
+        frames = _frames_on_disk(run) if run.checkpoints.is_dir() else None
+        target = total_frames if total_frames is not None else _total_frames(run, default)
+        if frames is None or frames < target:
+            return False
+    return True
+
+
+def _with_finished(summary: SeedsSummary, group: SeedGroup, done: list[tuple[int, ...]]) -> SeedsSummary:
+    """``summary`` of the groups that resumed, with the seeds of the ``done`` groups (already finished: not
+    started again) among them in the run's order."""
+    outcomes = {o.seed: o for o in summary.outcomes}
+    for seed in (seed for seeds_of in done for seed in seeds_of):
+        run = group.run(seed)
+        outcomes[seed] = SeedOutcome(seed, run.path, "already finished", _total_frames(run, 0))
+        _read_outcome(outcomes[seed])
+    summary.seeds = list(group.seeds)
+    summary.run_dir = group.path
+    summary.outcomes = [outcomes[seed] for seed in group.seeds]
+    return summary
+
+
 def _vectorized_summary(group: SeedGroup, result: vectorized_mode.VectorizedResult) -> SeedsSummary:
-    """The summary of a vectorized run: all seeds in one process (parallel = 1), one wall time."""
+    """The summary of a vectorized run in one process (parallel = 1), one wall time."""
     outcomes = [SeedOutcome(r.seed, r.run_dir, r.status, result.total_frames, exit_code=0, frames=r.frames,
                             best_eval_return=r.best_eval_return, last_eval_return=r.last_eval_return,
                             seconds=result.seconds) for r in result.results]
@@ -218,7 +394,8 @@ def train_seeds(
     raw = config_to_dict(config)
     for seed in seeds:
         config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
-    warnings = plausibility_warnings(config, load_inflow(config.inflow))
+    inflow = load_inflow(config.inflow)
+    warnings = plausibility_warnings(config, inflow)
     raise_if_strict(warnings, strict)
     if config.train.device == "cuda":  # one line here rather than one per seed
         from reservoir_rl.training.build import resolve_device
@@ -243,12 +420,24 @@ def train_seeds(
         command = list(command or sys.argv)
         parallel, threads = _parallelism(len(seeds), max_parallel)
         document = {"format": SEEDS_FORMAT, "seeds": list(seeds), "config": str(config_path), "overrides": extra}
-        if vectorized:  # `resume` continues the run the same way
+        groups = worker_groups(list(seeds), parallel,
+                               first_smaller=vectorized and _computes_levels(config, list(seeds), inflow, Path(runs_dir)))
+        if vectorized:  # `resume` continues the run the same way, each group in a process of its own
             document["vectorized"] = True
+            document["workers"] = [list(seeds_of) for seeds_of in groups]
         write_run_file(group.seeds_path, yaml.safe_dump(document, sort_keys=False))
         if vectorized:
-            _record(group, "train", command, total_frames=config.train.total_frames, vectorized=True)
-            return _vectorized_summary(group, vectorized_mode.train_group(group, config, command, started, on_message))
+            _record(group, "train", command, total_frames=config.train.total_frames, vectorized=True,
+                    processes=len(groups), threads_per_process=threads)
+            if len(groups) == 1:
+                return _vectorized_summary(group, vectorized_mode.train_group(group, config, command, started,
+                                                                              on_message))
+            return _vectorized_workers(
+                group, groups, threads, config.train.total_frames,
+                lambda signals: vectorized_mode.train_group(SeedGroup(group.path, groups[0]), config, command, started,
+                                                            on_message, signals),
+                lambda seeds_of: seed_process.train_seeds_argv(group.path.resolve(), list(seeds_of), [], command),
+                started, on_message)
         _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
                 threads_per_process=threads)
         jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]
@@ -273,12 +462,33 @@ def resume_seeds(
     config = load_config(group.config_path)
     command = list(command or sys.argv)
     if is_vectorized(group):
+        groups = recorded_groups(group)
         if max_parallel is not None:
-            raise UserError(f"{group.path} trains its seeds vectorized, in one process: --max-parallel does not apply")
+            raise UserError(f"{group.path} trains its seeds vectorized in {len(groups)} process"
+                            f"{'es' if len(groups) > 1 else ''}, as it started: --max-parallel does not apply")
         with run_lock(RunDir(group.path)):
-            _record(group, "resume", command, total_frames=total_frames, vectorized=True)
-            return _vectorized_summary(group, vectorized_mode.resume_group(group, total_frames, command, started,
-                                                                           on_message, allow_changed_inflow))
+            done = [seeds_of for seeds_of in groups if _finished(group, seeds_of, total_frames, config.train.total_frames)]
+            if len(done) == len(groups):  # every seed finished: resume_group says so in one line
+                groups, done = [tuple(group.seeds)], []
+            groups = [seeds_of for seeds_of in groups if seeds_of not in done]
+            threads = _parallelism(len(groups), None)[1]
+            _record(group, "resume", command, total_frames=total_frames, vectorized=True, processes=len(groups),
+                    threads_per_process=threads)
+            if len(groups) == 1:
+                resumed = SeedGroup(group.path, groups[0])
+                summary = _vectorized_summary(resumed, vectorized_mode.resume_group(
+                    resumed, total_frames, command, started, on_message, allow_changed_inflow))
+                return _with_finished(summary, group, done)
+            target = total_frames if total_frames is not None else _total_frames(group.run(groups[0][0]),
+                                                                                  config.train.total_frames)
+            summary = _vectorized_workers(
+                SeedGroup(group.path, tuple(seed for seeds_of in groups for seed in seeds_of)), groups, threads, target,
+                lambda signals: vectorized_mode.resume_group(SeedGroup(group.path, groups[0]), total_frames, command,
+                                                             started, on_message, allow_changed_inflow, signals),
+                lambda seeds_of: seed_process.resume_seeds_argv(group.path.resolve(), list(seeds_of), total_frames,
+                                                                command, allow_changed_inflow),
+                started, on_message)
+            return _with_finished(summary, group, done)
     with run_lock(RunDir(group.path)):
         jobs, outcomes = [], {}
         for seed in group.seeds:

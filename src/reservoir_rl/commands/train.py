@@ -58,12 +58,15 @@ class StopRequest:
     signal: Optional[str] = None
     run: Optional[RunDir] = None
     trainer: Optional[Trainer] = None
+    forward: Optional[Callable[[int], None]] = None  # also called with every signal (a multi-seed run's other processes)
 
     def attach(self, trainer: Trainer) -> None:
         self.trainer = trainer
         trainer.stop_requested = self.signal
 
     def handle(self, signum: int, _frame: Any) -> None:
+        if self.forward is not None:
+            self.forward(signum)
         name = signal.Signals(signum).name
         if self.signal is not None:
             if self.trainer is not None:

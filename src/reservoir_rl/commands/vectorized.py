@@ -41,6 +41,22 @@ from reservoir_rl.training.vectorized import SeedStreams, VectorizedTrainer
 Messages = Optional[Callable[[str], None]]
 
 
+@dataclass
+class Signals:
+    """How a group of seeds that is one of several processes of a run takes part in its stop signals.
+
+    ``on_armed`` is called once the stop handlers are set (a worker process then prints the line its starting
+    process waits for, `reservoir_rl.runs.processes`); ``forward`` gets every SIGINT / SIGTERM the group
+    receives (the starting process hands it on to its worker processes)."""
+
+    on_armed: Optional[Callable[[], None]] = None
+    forward: Optional[Callable[[int], None]] = None
+
+    def armed(self) -> None:
+        if self.on_armed is not None:
+            self.on_armed()
+
+
 def _setting_problem(config: Config) -> Optional[str]:
     """Why the config's settings cannot train vectorized (CPU and the ``sync`` collector only), or None."""
     if config.train.device != "cpu":
@@ -142,16 +158,20 @@ def _train(group: SeedGroup, vectorized: VectorizedTrainer, total_frames: int, s
                             torch.get_num_threads())
 
 
-def train_group(group: SeedGroup, config: Config, command: list[str], started: float, on_message: Messages = None) -> VectorizedResult:
+def train_group(group: SeedGroup, config: Config, command: list[str], started: float, on_message: Messages = None,
+                signals: Optional[Signals] = None) -> VectorizedResult:
     """Train every seed of ``group`` (its folder, config.yaml and seeds.yaml written) from frame 0 in this
     process. The seed folders created before a failure in the set-up (before training starts) are removed
-    again, as a single run's folder is."""
+    again, as a single run's folder is. ``signals``: see `Signals`."""
     from reservoir_rl.commands.train import HPARAM_METRICS, StopRequest, TrainingInterrupted, _write_metadata, stop_on_signals
 
     check_vectorizable(config)
     fingerprint = inflow_fingerprint(config.inflow)
     device = resolve_device(config.train.device)
-    with stop_on_signals(StopRequest(run=RunDir(group.path))) as request, contextlib.ExitStack() as locks:
+    signals = signals or Signals()
+    with stop_on_signals(StopRequest(run=RunDir(group.path), forward=signals.forward)) as request, \
+            contextlib.ExitStack() as locks:
+        signals.armed()
         parts, states = [], []
         inflow = load_inflow(config.inflow)  # one record for every seed (only train.seed differs)
         for seed in group.seeds:  # each seed seeds every generator and builds its parts, as a single run does
@@ -210,7 +230,8 @@ def _checkpoints_at_one_frame(group: SeedGroup) -> list[tuple[Path, dict[str, An
 
 
 def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[str], started: float,
-                 on_message: Messages = None, allow_changed_inflow: bool = False) -> VectorizedResult:
+                 on_message: Messages = None, allow_changed_inflow: bool = False,
+                 signals: Optional[Signals] = None) -> VectorizedResult:
     """Continue a vectorized multi-seed run in this process from its seeds' checkpoints at one frame
     (``total_frames``: all frames). A run stopped before any seed's first checkpoint trains from frame 0
     with run-N/config.yaml; a run where only some seeds have a checkpoint is refused (one line)."""
@@ -223,7 +244,7 @@ def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[st
         for seed in group.seeds:
             if group.run(seed).path.is_dir():
                 shutil.rmtree(group.run(seed).path)
-        return train_group(group, config, command, started, on_message)
+        return train_group(group, config, command, started, on_message, signals)
     if len(have) != len(group.seeds):
         missing = ", ".join(str(s) for s in group.seeds if s not in have)
         raise UserError(f"{group.path}: seed {missing} has no checkpoint while the others have; "
@@ -243,7 +264,10 @@ def resume_group(group: SeedGroup, total_frames: Optional[int], command: list[st
     check_vectorizable(configs[0])
     check_vectorized_memory(configs[0], len(configs))
     device = resolve_device(configs[0].train.device)
-    with stop_on_signals(StopRequest(run=RunDir(group.path))) as request, contextlib.ExitStack() as locks:
+    signals = signals or Signals()
+    with stop_on_signals(StopRequest(run=RunDir(group.path), forward=signals.forward)) as request, \
+            contextlib.ExitStack() as locks:
+        signals.armed()
         trainers: list[Trainer] = []
         fingerprints = []
         inflow = None

@@ -14,18 +14,20 @@ numbers depend on (`levels_key`):
 - the package's source code (every ``.py`` file of ``reservoir_rl``) and the torch version: a change of the
   code gives new numbers.
 
-A file that cannot be read or holds something else is ignored (the levels are computed and the file
+While one process computes a key's levels it holds ``KEY.lock`` (`_computing`): another process that needs the
+same levels waits and reads them. A file that cannot be read or holds something else is ignored (the levels are computed and the file
 rewritten); a cache folder that cannot be written leaves the run as it was (the levels are only not kept).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 
@@ -97,10 +99,43 @@ def cached_levels(
     levels = _read(path) if path.is_file() else None
     if levels is not None:
         return levels
-    levels = compute()
-    if all(math.isfinite(value) for value in levels.values()):
-        try:
-            write_text_atomic(path, json.dumps({"key": key, "levels": levels}, indent=1) + "\n")
-        except OSError:
-            pass  # a cache that cannot be written only costs the next run the computation
+    with _computing(path):  # another process computing them: wait for its file
+        levels = _read(path) if path.is_file() else None
+        if levels is not None:
+            return levels
+        levels = compute()
+        if all(math.isfinite(value) for value in levels.values()):
+            try:
+                write_text_atomic(path, json.dumps({"key": key, "levels": levels}, indent=1) + "\n")
+            except OSError:
+                pass  # a cache that cannot be written only costs the next run the computation
     return levels
+
+
+def has_levels(runs_dir: Path, config: Config, inflow: InflowRecord) -> bool:
+    """True when ``runs_dir`` keeps the levels of this config and record (a run of it reads them)."""
+    return _read(levels_path(Path(runs_dir), levels_key(config, inflow))) is not None
+
+
+@contextlib.contextmanager
+def _computing(path: Path) -> Iterator[None]:
+    """Held while this process computes the levels of ``path``: a process that needs the same levels meanwhile
+    (another group of seeds of a vectorized run, a seed of process mode, a parallel `tune` trial in the same runs
+    folder) waits for them and reads the file instead of computing them too. An exclusive ``flock`` on
+    ``KEY.lock`` beside it; where there is none (no ``fcntl``, a folder that cannot be written) nothing waits."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_suffix(".lock"), "a", encoding="utf-8")
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass  # (a file system without locks: compute without waiting)
+        yield
+    finally:
+        handle.close()  # (releases the lock)

@@ -66,6 +66,11 @@ class Job:
     error: Optional[str] = None
     last_line: str = ""
     in_status: bool = False  # the last line read was part of a progress summary
+    label: Optional[str] = None  # what the parent puts before the job's lines (None: `prefix` of its seed)
+
+    @property
+    def prefix(self) -> str:
+        return self.label if self.label is not None else prefix(self.seed)
 
 
 def prefix(seed: int) -> str:
@@ -84,12 +89,18 @@ def _child_env(threads: int, prefix_width: int = 0) -> dict[str, str]:
     return env
 
 
+# held while a job's signals are sent or held back: the starting process may forward a signal from its main
+# thread while another thread reads the job's output (`forward_signal`)
+_SIGNALS = threading.RLock()
+
+
 def _signal(job: Job, signum: int) -> None:
-    if not job.armed:  # not listening yet: deliver once it is
-        job.signals_owed.append(signum)
-        return
-    with contextlib.suppress(ProcessLookupError):
-        job.process.send_signal(signum)
+    with _SIGNALS:
+        if not job.armed:  # not listening yet: deliver once it is
+            job.signals_owed.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            job.process.send_signal(signum)
 
 
 def _line(job: Job, raw: bytes, on_message: Messages) -> None:
@@ -100,14 +111,22 @@ def _line(job: Job, raw: bytes, on_message: Messages) -> None:
     if text.startswith("error:"):
         job.error = text
     if not job.armed and _ARMED.match(text):
-        job.armed = True
-        for signum in job.signals_owed:
-            _signal(job, signum)
-        job.signals_owed.clear()
+        with _SIGNALS:
+            job.armed = True
+            for signum in job.signals_owed:
+                _signal(job, signum)
+            job.signals_owed.clear()
     # the progress summary and its continuation lines (indented by two spaces; the episode table by four)
     job.in_status = bool(_PROGRESS.match(text)) or (job.in_status and _CONTINUATION.match(text) is not None)
     if on_message is not None and job.in_status:
-        on_message(prefix(job.seed) + text)
+        on_message(job.prefix + text)
+
+
+def forward_signal(jobs: list[Job], signum: int) -> None:
+    """Send ``signum`` to every job whose process has started and not ended (held back until a job listens)."""
+    for job in jobs:
+        if job.process is None or job.process.poll() is None:  # (not started yet: held until it listens)
+            _signal(job, signum)
 
 
 @contextlib.contextmanager
@@ -179,7 +198,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int, on_message: Messages,
     running: dict[int, Job] = {}
     ended: list[Job] = []  # reported after the next seeds have started (reading an outcome takes a while)
     state: dict[str, Any] = {"stopped_by": None}
-    env = _child_env(threads, max((len(prefix(job.seed)) for job in jobs), default=0))
+    env = _child_env(threads, max((len(job.prefix) for job in jobs), default=0))
     with _forward_signals(running, state):
         try:
             while pending or running or ended:
@@ -188,7 +207,7 @@ def run_jobs(jobs: list[Job], parallel: int, threads: int, on_message: Messages,
                     _start(job, env)
                     running[job.seed] = job
                     if on_message is not None:
-                        on_message(prefix(job.seed) + f"started (pid {job.process.pid}, {threads} thread"
+                        on_message(job.prefix + f"started (pid {job.process.pid}, {threads} thread"
                                    f"{'s' if threads > 1 else ''}), output in {job.log}")
                 for job in ended:
                     if on_exit is not None:
