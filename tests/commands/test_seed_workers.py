@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from reservoir_rl.commands import seed_process
 from reservoir_rl.commands.seeds import recorded_groups, resume_seeds, train_seeds, worker_groups
+from reservoir_rl.runs.processes import start_standby, stop_standby
 from reservoir_rl.commands.train import train
 from reservoir_rl.monitor.live import make_view
 from reservoir_rl.runs.checkpoint import load_checkpoint
@@ -24,12 +28,11 @@ TOTAL = 2048  # evaluations every 512 frames: a signal at the first one reaches 
 
 def test_worker_groups_split_the_seeds_into_consecutive_groups() -> None:
     assert worker_groups([0, 1, 2], 2) == [(0, 1), (2,)]
-    assert worker_groups([0, 1, 2], 2, first_smaller=True) == [(0,), (1, 2)]
     assert worker_groups(list(range(10)), 2) == [(0, 1, 2, 3, 4), (5, 6, 7, 8, 9)]
     assert worker_groups([4, 9], 8) == [(4,), (9,)]  # never more groups than seeds
     assert worker_groups([3, 1, 2], 1) == [(3, 1, 2)]
-    five = worker_groups(list(range(5)), 3, first_smaller=True)
-    assert [len(g) for g in five] == [1, 2, 2] and sum(five, ()) == tuple(range(5))
+    five = worker_groups(list(range(5)), 3)
+    assert [len(g) for g in five] == [2, 2, 1] and sum(five, ()) == tuple(range(5))
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,23 @@ def test_a_worker_stopped_before_it_trained_is_trained_by_resume(setup) -> None:
     assert any(m.startswith("seed 8 │ started") for m in messages)  # the worker's group in its own process again
     for seed in (7, 8):
         assert_same_state(stopped.run_dir / f"seed-{seed}", plain[seed])
+
+
+def test_the_command_line_hands_the_worker_groups_to_processes_started_ahead(setup, tmp_path: Path) -> None:
+    """`train --seeds` starts the worker of its second group before it imports torch itself; that standby
+    process takes the group (its log says so) and trains it to the plain run."""
+    root, config, plain = setup
+    done = subprocess.run([sys.executable, "-m", "reservoir_rl", "train", str(config), "--seeds", "7,8", "--vectorized",
+                           "--max-parallel", "2", "--quiet", "--runs-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "2 seeds vectorized in 2 processes" in " ".join(done.stdout.split())
+    log = (tmp_path / "run-1" / "logs" / "seeds-8.log").read_text()
+    assert "imported ahead, took this job" in log, log
+    assert_same_state(tmp_path / "run-1" / "seed-8", plain[8])
+
+
+def test_a_standby_process_that_gets_no_job_exits() -> None:
+    processes = start_standby(seed_process.MODULE, 2, 1)
+    stop_standby(processes)
+    assert [process.returncode for process in processes] == [0, 0]

@@ -395,8 +395,14 @@ def test_a_seed_spec_is_checked() -> None:
     argv = seed_process.train_argv(Path("c.yaml"), 3, "seed-3", Path("run-1"), ["a.b=1"], ["x", "--seeds", "3"])
     assert argv[:3] == [sys.executable, "-m", seed_process.MODULE]
     assert seed_process.read_spec(argv[3:])["overrides"] == ["a.b=1"]
+    group = seed_process.train_seeds_argv(Path("run-1"), [2, 3], [], ["x"])
+    assert seed_process.read_spec(group[3:])["seeds"] == [2, 3]
+    assert seed_process.read_spec(seed_process.resume_seeds_argv(Path("run-1"), [2], None, ["x"])[3:])["seeds"] == [2]
     for bad, fragment in (([], "expected one argument"), (['{"action": "plot"}'], "one of train, resume"),
-                          (['{"action": "resume", "seed": 1}'], "lacks run, total_frames, command")):
+                          (['{"action": "resume", "seed": 1}'], "lacks run, total_frames, command"),
+                          (['{"action": "train-seeds", "group": "g", "seeds": [], "overrides": [], "command": []}'],
+                           "'seeds' must be a list of whole numbers"),
+                          (['{"action": "resume-seeds", "group": "g", "seeds": [1]}'], "lacks total_frames, command")):
         with pytest.raises(UserError, match=fragment):
             seed_process.read_spec(bad)
 

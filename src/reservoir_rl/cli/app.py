@@ -81,19 +81,21 @@ def train(
     if vectorized is not None and seeds is None:
         fail(f"--{'vectorized' if vectorized else 'processes'} applies to several seeds: add --seeds, e.g. --seeds 0,1,2")
     if seeds is not None:
-        from reservoir_rl.commands import seeds as multi
-
         if seed is not None:
             fail("--seed and --seeds exclude each other: --seed K trains one seed, --seeds 0,1,2 several")
         from reservoir_rl.runs.groups import parse_seeds
 
         seed_list = call(lambda: parse_seeds(seeds))
+        mode = False if max_parallel is not None and vectorized is None else vectorized
+        from reservoir_rl.commands.standby import standby_workers
+
+        standby = standby_workers(len(seed_list), max_parallel, mode)  # (before this process imports torch)
         from reservoir_rl.cli.render import render_seeds
+        from reservoir_rl.commands import seeds as multi
 
         render_seeds(call(lambda: multi.train_seeds(
             config, seed_list, overrides, runs_dir, name, device, command=sys.argv, on_message=_progress(quiet),
-            strict=strict, on_warning=print_warning,
-            max_parallel=max_parallel, vectorized=(False if max_parallel is not None and vectorized is None else vectorized),
+            strict=strict, on_warning=print_warning, max_parallel=max_parallel, vectorized=mode, standby=standby,
         )))
         return
     from reservoir_rl.commands import train as service

@@ -14,9 +14,14 @@ as for ``resume --total-frames``.
 A worker of a vectorized run spread over several processes trains its share of the seeds vectorized
 (`reservoir_rl.commands.vectorized`; its output goes to ``run-N/logs/seeds-A-B.log``)::
 
-    {"action": "train-seeds", "group": "/abs/run-N", "seeds": [2, 3], "overrides": [...], "command": [...]}
+    {"action": "train-seeds", "group": "/abs/run-N", "seeds": [2, 3], "overrides": [...], "command": [...],
+     "levels_first": false}
     {"action": "resume-seeds", "group": "/abs/run-N", "seeds": [2, 3], "total_frames": null, "command": [...],
      "allow_changed_inflow": false}
+
+``python -m reservoir_rl.commands.seed_process --standby`` imports what such a worker needs and then waits for
+its spec on stdin (`standby`; `reservoir_rl.runs.processes.start_standby`): `train --seeds` starts it before it
+imports torch itself, so the worker's start-up overlaps the starting process's.
 
 Output (stdout and stderr go to ``run-N/logs/seed-K.log``, which the starting process reads back,
 `reservoir_rl.runs.processes`):
@@ -64,11 +69,12 @@ def resume_argv(run: Path, seed: int, total_frames: Optional[int], command: list
                   "command": list(command), "allow_changed_inflow": allow_changed_inflow})
 
 
-def train_seeds_argv(group: Path, seeds: list[int], overrides: list[str], command: list[str]) -> list[str]:
+def train_seeds_argv(group: Path, seeds: list[int], overrides: list[str], command: list[str],
+                     levels_first: bool = False) -> list[str]:
     """The argv of a worker that trains ``seeds`` of the multi-seed run in ``group`` (its config.yaml with
-    ``overrides``) vectorized."""
+    ``overrides``) vectorized (``levels_first``: `vectorized.train_group`'s)."""
     return _argv({"action": "train-seeds", "group": str(group), "seeds": list(seeds), "overrides": list(overrides),
-                  "command": list(command)})
+                  "command": list(command), "levels_first": levels_first})
 
 
 def resume_seeds_argv(group: Path, seeds: list[int], total_frames: Optional[int], command: list[str],
@@ -131,7 +137,8 @@ def run_seeds(spec: dict[str, Any]) -> Any:
         config = load_config(group.config_path, list(spec["overrides"]))
         signals = vectorized.Signals(on_armed=lambda: say(f"training {config.train.total_frames:,} frames"))
         try:
-            return vectorized.train_group(group, config, list(spec["command"]), started, say, signals)
+            return vectorized.train_group(group, config, list(spec["command"]), started, say, signals,
+                                          bool(spec.get("levels_first", False)))
         except TrainingInterrupted as error:
             if any(group.run(seed).path.exists() for seed in group.seeds):
                 raise
@@ -183,10 +190,23 @@ def summary_lines(summary: Any) -> list[str]:
     return lines
 
 
+def standby() -> int:
+    """``--standby``: import what a worker of a vectorized run needs, then wait for its job on stdin
+    (`reservoir_rl.runs.processes.wait_for_job`) and run it; exit code 0 when no job comes."""
+    from reservoir_rl.commands import train, vectorized  # noqa: F401  (the imports are the point)
+    from reservoir_rl.runs.processes import wait_for_job
+
+    job = wait_for_job()
+    return 0 if job is None else main(job)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the spec of ``argv`` (default: ``sys.argv[1:]``); returns the exit code (0, or 2 on a `UserError`)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments == ["--standby"]:
+        return standby()
     try:
-        spec = read_spec(sys.argv[1:] if argv is None else argv)
+        spec = read_spec(arguments)
         if spec["action"] in ("train-seeds", "resume-seeds"):
             result = run_seeds(spec)
             lines = [f"seed {r.seed}: {r.status} at frame {r.frames:,}" for r in result.results]

@@ -30,12 +30,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import yaml
 
@@ -46,7 +47,7 @@ from reservoir_rl.design.plausibility import plausibility_warnings, raise_if_str
 from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import (Job, Messages, exit_reason, forward_signal, prefix, run_jobs,
-                                         stop_signal_handler)
+                                         stop_signal_handler, stop_standby)
 from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, never_started, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
@@ -142,21 +143,18 @@ def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
     return parallel, max(1, cores // parallel)
 
 
-def worker_groups(seeds: list[int], workers: int, first_smaller: bool = False) -> list[tuple[int, ...]]:
+def worker_groups(seeds: list[int], workers: int) -> list[tuple[int, ...]]:
     """``seeds`` in ``workers`` groups of consecutive seeds (at most one group per seed), as even as they
-    can be: [0, 1, 2] in 2 → (0, 1), (2,), or with ``first_smaller`` (0,), (1, 2).
-
-    The first group trains in the starting process, which starts training a few seconds before its worker
-    processes have imported, so it takes the larger share; unless the run computes the baselines' levels
-    (`_computes_levels`): the first process to reach its first evaluation computes them while the others wait
-    for them, so the starting process takes the smaller share and the workers' imports overlap that work."""
+    can be, the first ones one seed larger: [0, 1, 2] in 2 → (0, 1), (2,). The first group trains in the
+    starting process; the last, smallest, is the one that computes the baselines' levels first when the run
+    needs them (`_computes_levels`)."""
     workers = max(1, min(workers, len(seeds)))
     size, extra = divmod(len(seeds), workers)
-    sizes = [size + (1 if index < extra else 0) for index in range(workers)]
     groups, start = [], 0
-    for group_size in (sizes[::-1] if first_smaller else sizes):
-        groups.append(tuple(seeds[start:start + group_size]))
-        start += group_size
+    for index in range(workers):
+        end = start + size + (1 if index < extra else 0)
+        groups.append(tuple(seeds[start:end]))
+        start = end
     return groups
 
 
@@ -197,12 +195,15 @@ def _group_log(group: SeedGroup, seeds: tuple[int, ...]) -> Path:
 def _vectorized_workers(group: SeedGroup, groups: list[tuple[int, ...]], threads: int, total_frames: int,
                         own: Callable[[vectorized_mode.Signals], vectorized_mode.VectorizedResult],
                         worker_argv: Callable[[tuple[int, ...]], list[str]], started: float,
-                        on_message: Messages) -> SeedsSummary:
+                        on_message: Messages, standby: Sequence[subprocess.Popen] = ()) -> SeedsSummary:
     """Train (or resume) a vectorized run's ``groups`` of seeds, one process each: ``groups[0]`` in this
     process (``own``: `vectorized_mode.train_group` / `resume_group` with the `Signals` it is given), the others
     in worker processes (``worker_argv``), started first. SIGINT / SIGTERM go to every process; if this
-    process's group fails, the workers get SIGTERM (each seed saves a checkpoint) before the error is raised."""
+    process's group fails, the workers get SIGTERM (each seed saves a checkpoint) before the error is raised.
+    ``standby``: processes started ahead that take the workers' groups, in order (`runs.processes.start_standby`)."""
     jobs = [Job(seeds[0], worker_argv(seeds), _group_log(group, seeds), label=_group_prefix(seeds)) for seeds in groups[1:]]
+    for job, process in zip(jobs, standby):
+        job.standby = process
     members = {seeds[0]: seeds for seeds in groups[1:]}
     outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", total_frames) for seeds in groups for s in seeds}
 
@@ -379,6 +380,31 @@ def train_seeds(
     strict: bool = False,
     on_warning: Optional[Callable[[str], None]] = None,
     vectorized: Optional[bool] = False,
+    standby: Sequence[subprocess.Popen] = (),
+) -> SeedsSummary:
+    """`_train_seeds`; ``standby``: worker processes started ahead (`reservoir_rl.commands.standby`), handed the
+    vectorized groups after the first, and ended when they are not used."""
+    try:
+        return _train_seeds(config_path, seeds, overrides, runs_dir, name, device, command, on_message, max_parallel,
+                            strict, on_warning, vectorized, list(standby))
+    finally:
+        stop_standby(list(standby))
+
+
+def _train_seeds(
+    config_path: str | Path,
+    seeds: list[int],
+    overrides: list[str],
+    runs_dir: str | Path,
+    name: Optional[str],
+    device: Optional[str],
+    command: Optional[list[str]],
+    on_message: Messages,
+    max_parallel: Optional[int],
+    strict: bool,
+    on_warning: Optional[Callable[[str], None]],
+    vectorized: Optional[bool],
+    standby: list[subprocess.Popen],
 ) -> SeedsSummary:
     """Create ``run-N`` and train one ordinary run per seed into ``run-N/seed-K``, in parallel processes
     (``vectorized``: all seeds in this process with a batched update, `reservoir_rl.commands.vectorized`;
@@ -420,8 +446,11 @@ def train_seeds(
         command = list(command or sys.argv)
         parallel, threads = _parallelism(len(seeds), max_parallel)
         document = {"format": SEEDS_FORMAT, "seeds": list(seeds), "config": str(config_path), "overrides": extra}
-        groups = worker_groups(list(seeds), parallel,
-                               first_smaller=vectorized and _computes_levels(config, list(seeds), inflow, Path(runs_dir)))
+        groups = worker_groups(list(seeds), parallel)
+        # the last worker computes the baselines' levels first, while the others train (they read them at their
+        # first evaluation), when the runs folder does not keep them yet
+        levels_first = bool(vectorized) and len(groups) > 1 and _computes_levels(config, list(seeds), inflow,
+                                                                                Path(runs_dir))
         if vectorized:  # `resume` continues the run the same way, each group in a process of its own
             document["vectorized"] = True
             document["workers"] = [list(seeds_of) for seeds_of in groups]
@@ -436,8 +465,9 @@ def train_seeds(
                 group, groups, threads, config.train.total_frames,
                 lambda signals: vectorized_mode.train_group(SeedGroup(group.path, groups[0]), config, command, started,
                                                             on_message, signals),
-                lambda seeds_of: seed_process.train_seeds_argv(group.path.resolve(), list(seeds_of), [], command),
-                started, on_message)
+                lambda seeds_of: seed_process.train_seeds_argv(group.path.resolve(), list(seeds_of), [], command,
+                                                               levels_first and seeds_of == groups[-1]),
+                started, on_message, standby)
         _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
                 threads_per_process=threads)
         jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]

@@ -159,10 +159,12 @@ def _train(group: SeedGroup, vectorized: VectorizedTrainer, total_frames: int, s
 
 
 def train_group(group: SeedGroup, config: Config, command: list[str], started: float, on_message: Messages = None,
-                signals: Optional[Signals] = None) -> VectorizedResult:
+                signals: Optional[Signals] = None, levels_first: bool = False) -> VectorizedResult:
     """Train every seed of ``group`` (its folder, config.yaml and seeds.yaml written) from frame 0 in this
     process. The seed folders created before a failure in the set-up (before training starts) are removed
-    again, as a single run's folder is. ``signals``: see `Signals`."""
+    again, as a single run's folder is. ``signals``: see `Signals`; ``levels_first``: compute the baselines'
+    validation levels before training instead of at the first evaluation (a worker of a run whose other
+    processes then read them from the runs folder's cache while they train)."""
     from reservoir_rl.commands.train import HPARAM_METRICS, StopRequest, TrainingInterrupted, _write_metadata, stop_on_signals
 
     check_vectorizable(config)
@@ -196,6 +198,8 @@ def train_group(group: SeedGroup, config: Config, command: list[str], started: f
             vectorized = VectorizedTrainer(trainers, SeedStreams(states), RunDir(group.path),
                                            _progress(on_message, group.seeds, config.train.total_frames))
             vectorized.save_checkpoints()  # frame 0: a run killed at any moment can be resumed
+            if levels_first:
+                vectorized.compute_baseline_levels()
         except BaseException:
             for trainer in trainers:
                 trainer.logger.close()

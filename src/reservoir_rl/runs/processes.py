@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -67,6 +68,7 @@ class Job:
     last_line: str = ""
     in_status: bool = False  # the last line read was part of a progress summary
     label: Optional[str] = None  # what the parent puts before the job's lines (None: `prefix` of its seed)
+    standby: Optional[subprocess.Popen] = None  # a process started ahead that takes this job's spec (`start_standby`)
 
     @property
     def prefix(self) -> str:
@@ -174,7 +176,8 @@ def _read_output(job: Job, on_message: Messages) -> None:
 
 
 def _start(job: Job, env: dict[str, str]) -> None:
-    """Start the seed's process, its output appended to its log file (which outlives this process)."""
+    """Start the seed's process, its output appended to its log file (which outlives this process); or hand
+    the job to its standby process, when it has one that is still waiting."""
     job.log.parent.mkdir(parents=True, exist_ok=True)
     with open(job.log, "ab") as handle:
         stamp = dt.datetime.now().isoformat(timespec="seconds")
@@ -182,10 +185,77 @@ def _start(job: Job, env: dict[str, str]) -> None:
         handle.flush()
         offset = handle.tell()
         job.started = time.monotonic()
-        job.process = subprocess.Popen(job.argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env, start_new_session=True)
+        if job.standby is not None and _hand_over(job.standby, job):
+            job.process = job.standby
+        else:
+            job.process = subprocess.Popen(job.argv, stdout=handle, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     job.reader = open(job.log, "rb")
     job.reader.seek(offset)
+
+
+# ------------------------------------------------------------------------------------ standby processes
+# A worker's start-up (the interpreter, torch, torchrl: about 5 s) can overlap the starting process's own: a
+# standby process is started before the starting process imports them, imports them itself, and then waits
+# for one line on its stdin — the argv of its job (after the interpreter's) and its log file — or for the end
+# of its stdin (the starting process did not need it, or died), when it exits.
+
+STANDBY_FLAG = "--standby"
+
+
+def start_standby(module: str, count: int, threads: int) -> list[subprocess.Popen]:
+    """``count`` standby processes ``python -m MODULE --standby`` with ``threads`` torch threads each (the
+    environment of the jobs, `_child_env`); MODULE's ``--standby`` mode is `wait_for_job`."""
+    env = _child_env(threads)
+    return [subprocess.Popen([sys.executable, "-m", module, STANDBY_FLAG], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+            for _ in range(max(0, count))]
+
+
+def stop_standby(processes: list[subprocess.Popen]) -> None:
+    """End the standby processes that took no job (their stdin is closed: each exits)."""
+    waiting = [process for process in processes if process.stdin is not None and not process.stdin.closed]
+    for process in waiting:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    for process in waiting:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _hand_over(process: subprocess.Popen, job: Job) -> bool:
+    """Send ``job`` to a standby process; False when it is gone (it then takes nothing)."""
+    if process.poll() is not None or process.stdin is None or process.stdin.closed:
+        return False
+    line = json.dumps({"argv": job.argv[3:], "log": str(job.log)}, ensure_ascii=False) + "\n"
+    try:
+        process.stdin.write(line.encode())
+        process.stdin.close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for_job() -> Optional[list[str]]:
+    """In a standby process: wait for its job (`start_standby`), send stdout and stderr to the job's log, and
+    return the job's arguments; None when the starting process closed stdin without a job."""
+    waiting = time.monotonic()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return None
+    job = json.loads(line)
+    descriptor = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(descriptor, 1)
+    os.dup2(descriptor, 2)
+    os.close(descriptor)
+    print(f"standby process {os.getpid()}: imported ahead, took this job after waiting "
+          f"{time.monotonic() - waiting:.1f} s", flush=True)
+    return [str(argument) for argument in job["argv"]]
 
 
 def run_jobs(jobs: list[Job], parallel: int, threads: int, on_message: Messages,

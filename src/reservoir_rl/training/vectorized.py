@@ -281,6 +281,14 @@ class VectorizedTrainer:
         each trainer for its `Trainer._evaluate` (logging, ``best.pt``); on the first evaluation of the
         process, every seed's baseline levels likewise (`blocked_baseline_returns`; seeds that share their
         validation episodes, ``train.eval_seed``, share one block of that rollout)."""
+        self.compute_baseline_levels()
+        for trainer, result in zip(self.trainers, evaluate_blocks(self.eval_env, self.greedy_policy)):
+            trainer.next_evaluation = (trainer.frames, result)
+
+    def compute_baseline_levels(self) -> None:
+        """Every seed's baselines' validation levels (``logging.baseline_levels``), unless known: read from the
+        runs folder's cache, else rolled out once per distinct set of validation episodes
+        (`blocked_baseline_returns`). Changes no training state (the validation env has its own generator)."""
         config = self.trainers[0].config
         if config.logging.baseline_levels and any(t._baseline_levels is None for t in self.trainers):
             computed: dict[int, dict[str, float]] = {}
@@ -295,8 +303,6 @@ class VectorizedTrainer:
             for trainer in self.trainers:  # each seed's from the runs folder's cache when kept there
                 trainer._baseline_levels = cached_levels(trainer.baseline_cache_dir, trainer.config, trainer.parts.inflow,
                                                          lambda s=trainer.parts.eval_seed: blocked(s))
-        for trainer, result in zip(self.trainers, evaluate_blocks(self.eval_env, self.greedy_policy)):
-            trainer.next_evaluation = (trainer.frames, result)
 
     def _validation_blocks(self, eval_seeds: list[int]) -> Any:
         """One blocked validation env of ``train.eval_episodes`` episodes per seed of ``eval_seeds``."""
