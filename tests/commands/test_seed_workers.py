@@ -77,22 +77,28 @@ def test_a_seed_is_its_plain_run_in_whichever_process_it_trains(setup) -> None:
         assert_same_state(summary.run_dir / f"seed-{seed}", plain[seed])
 
 
-def _interrupt_at(prefix: str, sent: list[str]):
+def _interrupted(setup, name: str, prefix: str):
+    """Seeds 7 and 8 in two processes, SIGINT sent to this process at the first progress line that starts
+    with ``prefix``; the run's summary (stopped by that signal)."""
+    root, config, _ = setup
+    sent: list[str] = []
+
     def on_message(message: str) -> None:
         if message.startswith(prefix) and not sent:
             sent.append(message)
             os.kill(os.getpid(), signal.SIGINT)
-    return on_message
+
+    stopped = train_seeds(config, [7, 8], [], root / "runs", name, command=["t"], vectorized=True, max_parallel=2,
+                          on_message=on_message)
+    assert sent and stopped.stopped_by == "SIGINT"
+    return stopped
 
 
 def test_sigint_reaches_the_workers_and_resume_ends_where_the_plain_runs_end(setup) -> None:
     """SIGINT at the worker's first evaluation: its seed saves a checkpoint and stops (the group of this process
     has finished or stops too); `resume` trains what is left, and every seed ends as its plain run."""
-    root, config, plain = setup
-    sent: list[str] = []
-    stopped = train_seeds(config, [7, 8], [], root / "runs", "late", command=["t"], vectorized=True, max_parallel=2,
-                          on_message=_interrupt_at("seed 8 │ frames 512/2,048", sent))
-    assert sent and stopped.stopped_by == "SIGINT"
+    plain = setup[2]
+    stopped = _interrupted(setup, "late", "seed 8 │ frames 512/2,048")
     seed_7, seed_8 = stopped.outcomes
     assert seed_8.status == "stopped" and 512 <= seed_8.frames < TOTAL, seed_8
     assert seed_7.status in ("finished", "stopped")
@@ -106,11 +112,8 @@ def test_sigint_reaches_the_workers_and_resume_ends_where_the_plain_runs_end(set
 def test_a_worker_stopped_before_it_trained_is_trained_by_resume(setup) -> None:
     """SIGINT at this process's first evaluation, while the worker is still starting: the worker stops with its
     seed not started (no folder) or with a checkpoint; `resume` continues both groups, each in its process."""
-    root, config, plain = setup
-    sent: list[str] = []
-    stopped = train_seeds(config, [7, 8], [], root / "runs", "early", command=["t"], vectorized=True, max_parallel=2,
-                          on_message=_interrupt_at("frames 512/2,048 │ validation return: seed 7", sent))
-    assert sent and stopped.stopped_by == "SIGINT"
+    plain = setup[2]
+    stopped = _interrupted(setup, "early", "frames 512/2,048 │ validation return: seed 7")
     seed_7, seed_8 = stopped.outcomes
     assert seed_7.status == "stopped" and seed_7.frames == 512
     assert seed_8.status in ("not started", "stopped"), seed_8
