@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from reservoir_rl.runs.processes import Job, exit_reason, run_jobs
 
@@ -90,3 +93,26 @@ def test_seed_lines_fit_the_parent_terminal_with_their_prefix(tmp_path: Path, mo
     forwarded = messages[1:]
     assert forwarded == ["seed 12 │ frames 10/100 (10.0%) | " + "x" * 46, "seed 12 │   eta 5 s"]
     assert max(len(line) for line in forwarded) == 80
+
+
+EXIT_NOW = """
+import atexit, sys, threading, time
+from pathlib import Path
+from reservoir_rl.runs.processes import exit_now
+atexit.register(lambda: Path(sys.argv[1]).write_text("exit handler ran"))
+worker = threading.Thread(target=lambda: (time.sleep(0.3), Path(sys.argv[1] + ".thread").write_text("joined")))
+worker.start()
+print("buffered line")  # stdout is a pipe: block-buffered until flushed
+exit_now(int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("code, status", [("0", 0), ("3", 3), ("a message", 1)])
+def test_exit_now_keeps_what_sys_exit_does_before_the_teardown(tmp_path: Path, code: str, status: int) -> None:
+    marker = tmp_path / "marker"
+    done = subprocess.run([sys.executable, "-c", EXIT_NOW, str(marker), code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == status
+    assert done.stdout == "buffered line\n"
+    assert marker.read_text() == "exit handler ran" and (tmp_path / "marker.thread").read_text() == "joined"
+    assert done.stderr == ("a message\n" if status == 1 else "")

@@ -334,7 +334,16 @@ def export_policy(
 
 
 def main() -> None:
-    app()
+    """The `reservoir-rl` entry point: the command, then the process's end without the interpreter's teardown
+    of torch and the other imported modules (`reservoir_rl.runs.processes.exit_now`). A bug's traceback still
+    ends it as Python does."""
+    from reservoir_rl.runs.processes import exit_now
+
+    try:
+        app()
+    except SystemExit as end:
+        exit_now(end.code)
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -221,4 +221,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from reservoir_rl.runs.processes import exit_now
+
+    exit_now(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import atexit
 import datetime as dt
 import json
 import os
@@ -22,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 PARENT_PID_ENV = "RESERVOIR_RL_PARENT_PID"
 POLL_SECONDS = 0.25
@@ -314,3 +315,27 @@ def exit_reason(job: Job) -> str:
         return f"killed by {signal.Signals(-code).name}"
     line = job.error or job.last_line or "no output"
     return f"exit code {code}: {line.removeprefix('error:').strip()}"
+
+
+def exit_now(code: Any = 0) -> NoReturn:
+    """End this process with ``code`` (as ``sys.exit(code)`` would: None is 0, an int is the status, anything
+    else is printed to stderr and gives 1) once what ``sys.exit`` does before the interpreter's teardown is done:
+    the other non-daemon threads joined, the exit handlers run (`atexit`: logging, TensorBoard, multiprocessing),
+    stdout and stderr flushed. The teardown of the imported modules themselves (torch, torchrl, sympy: about
+    1.5 s on this machine, for nothing to save) is skipped. Every file this package writes is closed by then
+    (atomic writes, closed TensorBoard writers)."""
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
