@@ -511,7 +511,7 @@ def test_seeds_train_vectorized_by_default_where_the_config_allows_it(tmp_path: 
 
     monkeypatch.setattr(multi, "_run", fake_run)
     monkeypatch.setattr(vectorized_mode, "train_group", fake_group)
-    monkeypatch.setattr(multi.os, "cpu_count", lambda: 1)  # one core: the vectorized seeds in this process
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one core: the vectorized seeds in this process
     config = str(write_config(tmp_path))
     runs = str(tmp_path / "runs")
     for args, mode in (([], "vectorized"), (["--vectorized"], "vectorized"), (["--processes"], "processes"),

@@ -28,7 +28,6 @@ the group it trains in (`reservoir_rl.training.vectorized`).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from reservoir_rl.env.sources import load_inflow
 from reservoir_rl.errors import UserError
 from reservoir_rl.runs.processes import (Job, Messages, exit_reason, forward_signal, prefix, run_jobs,
                                          stop_signal_handler, stop_standby)
+from reservoir_rl.runs.processes import parallelism as _parallelism
 from reservoir_rl.runs.resources import check_training_memory
 from reservoir_rl.runs.folders import SEEDS_FILE, RunDir, create_run, never_started, run_lock, write_run_file
 from reservoir_rl.runs.groups import SEEDS_FORMAT, SeedGroup
@@ -134,15 +134,6 @@ def _read_outcome(outcome: SeedOutcome) -> None:
     outcome.last_eval_return = last_eval.get("return")
 
 
-def _parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
-    """(seeds at a time, torch threads each): one seed per core unless ``max_parallel`` (``--max-parallel``)
-    says otherwise — fewer, to leave cores free, or more than the cores, to have every seed progress at once
-    (each then gets one thread)."""
-    cores = os.cpu_count() or 1
-    parallel = max(1, min(n_jobs, max_parallel or cores))
-    return parallel, max(1, cores // parallel)
-
-
 def worker_groups(seeds: list[int], workers: int) -> list[tuple[int, ...]]:
     """``seeds`` in ``workers`` groups of consecutive seeds (at most one group per seed), as even as they
     can be, the first ones one seed larger: [0, 1, 2] in 2 → (0, 1), (2,). The first group trains in the
@@ -179,7 +170,7 @@ def recorded_groups(group: SeedGroup) -> list[tuple[int, ...]]:
     if not (isinstance(workers, list) and workers and all(isinstance(g, list) and g for g in workers)):
         return [tuple(group.seeds)]
     listed = [seed for g in workers for seed in g]
-    if sorted(map(str, listed)) != sorted(map(str, group.seeds)) or len(set(map(str, listed))) != len(listed):
+    if not all(type(seed) is int for seed in listed) or sorted(listed) != sorted(group.seeds):
         return [tuple(group.seeds)]
     return [tuple(g) for g in workers]
 
@@ -201,30 +192,18 @@ def _vectorized_workers(group: SeedGroup, groups: list[tuple[int, ...]], threads
     in worker processes (``worker_argv``), started first. SIGINT / SIGTERM go to every process; if this
     process's group fails, the workers get SIGTERM (each seed saves a checkpoint) before the error is raised.
     ``standby``: processes started ahead that take the workers' groups, in order (`runs.processes.start_standby`)."""
-    jobs = [Job(seeds[0], worker_argv(seeds), _group_log(group, seeds), label=_group_prefix(seeds)) for seeds in groups[1:]]
+    jobs = [Job(seeds[0], worker_argv(seeds), _group_log(group, seeds), label=_group_prefix(seeds))
+            for seeds in groups[1:]]
     for job, process in zip(jobs, standby):
         job.standby = process
     members = {seeds[0]: seeds for seeds in groups[1:]}
     outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", total_frames) for seeds in groups for s in seeds}
 
     def on_exit(job: Job) -> None:
-        for seed in members[job.seed]:
-            outcome = outcomes[seed]
-            outcome.exit_code, outcome.seconds, outcome.log = job.process.returncode, job.seconds, job.log
-            _read_outcome(outcome)
-            if job.process.returncode != 0:
-                outcome.status, outcome.error = "failed", exit_reason(job)
-            elif outcome.frames is None:  # stopped before it started training: resume trains it
-                outcome.status = "not started"
-            elif outcome.frames >= outcome.total_frames:
-                outcome.status = "finished"
-            else:
-                outcome.status = "stopped"
-        if on_message is not None:
-            outcome = outcomes[job.seed]
-            frames = f" at frame {outcome.frames:,}" if outcome.frames is not None else ""
-            on_message(job.prefix + f"{outcome.status}{frames} after {job.seconds:,.1f} s"
-                       + (f" ({outcome.error})" if outcome.error else ""))
+        for seed in members[job.seed]:  # (a worker stopped before it trained keeps no folder: resume trains it)
+            outcomes[seed].log = job.log
+            _settle(outcomes[seed], job, without_checkpoint="not started")
+        _report_exit(job, outcomes[job.seed], on_message)
 
     state: dict[str, Any] = {"signals": [], "error": None}
 
@@ -244,12 +223,14 @@ def _vectorized_workers(group: SeedGroup, groups: list[tuple[int, ...]], threads
         if state["error"] is not None:
             raise state["error"]
 
+    import torch
+
     thread = threading.Thread(target=workers, name="seed-workers", daemon=True)
-    previous_threads = torch_threads()
+    previous_threads = torch.get_num_threads()
     with stop_signal_handler(lambda signum, _frame: forward(signum)):  # outside this group's own training
         thread.start()
         try:
-            set_torch_threads(threads)
+            torch.set_num_threads(threads)
             result = own(vectorized_mode.Signals(forward=forward))
         except BaseException:
             if not state["signals"]:  # a first stop signal: each worker's seeds save a checkpoint and stop
@@ -257,7 +238,7 @@ def _vectorized_workers(group: SeedGroup, groups: list[tuple[int, ...]], threads
             wait_for_workers()
             raise
         finally:
-            set_torch_threads(previous_threads)
+            torch.set_num_threads(previous_threads)
         wait_for_workers()
     for r in result.results:
         outcomes[r.seed] = SeedOutcome(r.seed, r.run_dir, r.status, total_frames, exit_code=0, frames=r.frames,
@@ -266,18 +247,6 @@ def _vectorized_workers(group: SeedGroup, groups: list[tuple[int, ...]], threads
     stopped_by = result.stopped_by or (state["signals"][0] if state["signals"] else None)
     return SeedsSummary(group.path, list(group.seeds), [outcomes[s] for s in group.seeds], stopped_by, len(groups),
                         threads, time.perf_counter() - started, vectorized=True)
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def set_torch_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def _finished(group: SeedGroup, seeds: tuple[int, ...], total_frames: Optional[int], default: int) -> bool:
@@ -304,6 +273,29 @@ def _with_finished(summary: SeedsSummary, group: SeedGroup, done: list[tuple[int
     summary.run_dir = group.path
     summary.outcomes = [outcomes[seed] for seed in group.seeds]
     return summary
+
+
+def _settle(outcome: SeedOutcome, job: Job, without_checkpoint: str = "stopped") -> None:
+    """Fill ``outcome`` from its ended ``job`` and the seed's ``last.pt``: failed (exit code ≠ 0), finished,
+    stopped, or ``without_checkpoint`` when the seed has none."""
+    outcome.exit_code, outcome.seconds = job.process.returncode, job.seconds
+    _read_outcome(outcome)
+    if job.process.returncode != 0:
+        outcome.status, outcome.error = "failed", exit_reason(job)
+    elif outcome.frames is None:
+        outcome.status = without_checkpoint
+    elif outcome.frames >= outcome.total_frames:
+        outcome.status = "finished"
+    else:
+        outcome.status = "stopped"
+
+
+def _report_exit(job: Job, outcome: SeedOutcome, on_message: Messages) -> None:
+    """One line: how the job ended (its first seed's outcome), after how long, and why if it failed."""
+    if on_message is not None:
+        frames = f" at frame {outcome.frames:,}" if outcome.frames is not None else ""
+        on_message(job.prefix + f"{outcome.status}{frames} after {job.seconds:,.1f} s"
+                   + (f" ({outcome.error})" if outcome.error else ""))
 
 
 def _vectorized_summary(group: SeedGroup, result: vectorized_mode.VectorizedResult) -> SeedsSummary:
@@ -339,19 +331,8 @@ def _run(group: SeedGroup, jobs: list[Job], outcomes: dict[int, SeedOutcome], pa
     """Run ``jobs``; each seed's outcome is read from its run folder as soon as its process ends."""
 
     def on_exit(job: Job) -> None:
-        outcome = outcomes[job.seed]
-        outcome.exit_code, outcome.seconds = job.process.returncode, job.seconds
-        _read_outcome(outcome)
-        if job.process.returncode != 0:
-            outcome.status, outcome.error = "failed", exit_reason(job)
-        elif outcome.frames is not None and outcome.frames >= outcome.total_frames:
-            outcome.status = "finished"
-        else:
-            outcome.status = "stopped"
-        if on_message is not None:
-            frames = f" at frame {outcome.frames:,}" if outcome.frames is not None else ""
-            on_message(prefix(job.seed) + f"{outcome.status}{frames} after {job.seconds:,.1f} s"
-                       + (f" ({outcome.error})" if outcome.error else ""))
+        _settle(outcomes[job.seed], job)
+        _report_exit(job, outcomes[job.seed], on_message)
 
     for job in jobs:
         outcomes[job.seed].log = job.log
@@ -382,97 +363,78 @@ def train_seeds(
     vectorized: Optional[bool] = False,
     standby: Sequence[subprocess.Popen] = (),
 ) -> SeedsSummary:
-    """`_train_seeds`; ``standby``: worker processes started ahead (`reservoir_rl.commands.standby`), handed the
-    vectorized groups after the first, and ended when they are not used."""
-    try:
-        return _train_seeds(config_path, seeds, overrides, runs_dir, name, device, command, on_message, max_parallel,
-                            strict, on_warning, vectorized, list(standby))
-    finally:
-        stop_standby(list(standby))
-
-
-def _train_seeds(
-    config_path: str | Path,
-    seeds: list[int],
-    overrides: list[str],
-    runs_dir: str | Path,
-    name: Optional[str],
-    device: Optional[str],
-    command: Optional[list[str]],
-    on_message: Messages,
-    max_parallel: Optional[int],
-    strict: bool,
-    on_warning: Optional[Callable[[str], None]],
-    vectorized: Optional[bool],
-    standby: list[subprocess.Popen],
-) -> SeedsSummary:
     """Create ``run-N`` and train one ordinary run per seed into ``run-N/seed-K``, in parallel processes
-    (``vectorized``: all seeds in this process with a batched update, `reservoir_rl.commands.vectorized`;
+    (``vectorized``: groups of seeds with a batched update, one group per process, `worker_groups`;
     None: vectorized when the config allows it, `vectorized_mode.vectorizable_problem`, else processes, with
     a note to ``on_message``; the `train --seeds` default).
 
     The config is validated (for every seed) before anything is created; the resolved config is written
     to ``run-N/config.yaml`` and every seed trains it with its own ``train.seed``. Plausibility warnings
-    go to ``on_warning`` once (``strict``: the first one is an error, nothing is created)."""
-    started = time.perf_counter()
-    extra = list(overrides) + ([f"train.device={device}"] if device is not None else [])
-    config = load_config(config_path, extra)
-    raw = config_to_dict(config)
-    for seed in seeds:
-        config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
-    inflow = load_inflow(config.inflow)
-    warnings = plausibility_warnings(config, inflow)
-    raise_if_strict(warnings, strict)
-    if config.train.device == "cuda":  # one line here rather than one per seed
-        from reservoir_rl.training.build import resolve_device
+    go to ``on_warning`` once (``strict``: the first one is an error, nothing is created). ``standby``: worker
+    processes started ahead (`reservoir_rl.commands.standby`), handed the vectorized groups after the first, and
+    ended when they are not used."""
+    try:
+        started = time.perf_counter()
+        extra = list(overrides) + ([f"train.device={device}"] if device is not None else [])
+        config = load_config(config_path, extra)
+        raw = config_to_dict(config)
+        for seed in seeds:
+            config_from_dict({**raw, "train": {**raw["train"], "seed": seed}}, source=f"{config_path} with --seeds {seed}")
+        inflow = load_inflow(config.inflow)
+        warnings = plausibility_warnings(config, inflow)
+        raise_if_strict(warnings, strict)
+        if config.train.device == "cuda":  # one line here rather than one per seed
+            from reservoir_rl.training.build import resolve_device
 
-        resolve_device(config.train.device)
-    check_training_memory(config)  # (per seed; each seed's process checks again)
-    if vectorized is None:
-        problem = vectorized_mode.vectorizable_problem(config, len(seeds))
-        vectorized = problem is None
-        if problem is not None and on_message is not None:
-            on_message(f"one process per seed: {problem}")
-    elif vectorized:
-        vectorized_mode.check_vectorizable(config)
-        vectorized_mode.check_vectorized_memory(config, len(seeds))
-    folder = create_run(Path(runs_dir), name, checkpoints=False)
-    group = SeedGroup(folder.path, tuple(seeds))
-    with run_lock(folder):
-        raise_if_strict(warnings, False, on_warning)  # once the run starts, as `train` shows them
-        header = (f"# the config every seed of {group.name} trains (see {SEEDS_FILE}); seed-K/config.yaml is this "
-                  "file with train.seed = K\n")
-        write_run_file(group.config_path, header + dump_config(config))
-        command = list(command or sys.argv)
-        parallel, threads = _parallelism(len(seeds), max_parallel)
-        document = {"format": SEEDS_FORMAT, "seeds": list(seeds), "config": str(config_path), "overrides": extra}
-        groups = worker_groups(list(seeds), parallel)
-        # the last worker computes the baselines' levels first, while the others train (they read them at their
-        # first evaluation), when the runs folder does not keep them yet
-        levels_first = bool(vectorized) and len(groups) > 1 and _computes_levels(config, list(seeds), inflow,
-                                                                                Path(runs_dir))
-        if vectorized:  # `resume` continues the run the same way, each group in a process of its own
-            document["vectorized"] = True
-            document["workers"] = [list(seeds_of) for seeds_of in groups]
-        write_run_file(group.seeds_path, yaml.safe_dump(document, sort_keys=False))
-        if vectorized:
-            _record(group, "train", command, total_frames=config.train.total_frames, vectorized=True,
-                    processes=len(groups), threads_per_process=threads)
-            if len(groups) == 1:
-                return _vectorized_summary(group, vectorized_mode.train_group(group, config, command, started,
-                                                                              on_message))
-            return _vectorized_workers(
-                group, groups, threads, config.train.total_frames,
-                lambda signals: vectorized_mode.train_group(SeedGroup(group.path, groups[0]), config, command, started,
-                                                            on_message, signals),
-                lambda seeds_of: seed_process.train_seeds_argv(group.path.resolve(), list(seeds_of), [], command,
-                                                               levels_first and seeds_of == groups[-1]),
-                started, on_message, standby)
-        _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
-                threads_per_process=threads)
-        jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]
-        outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", config.train.total_frames) for s in seeds}
-        return _run(group, jobs, outcomes, parallel, threads, started, on_message)
+            resolve_device(config.train.device)
+        check_training_memory(config)  # (per seed; each seed's process checks again)
+        if vectorized is None:
+            problem = vectorized_mode.vectorizable_problem(config, len(seeds))
+            vectorized = problem is None
+            if problem is not None and on_message is not None:
+                on_message(f"one process per seed: {problem}")
+        elif vectorized:
+            vectorized_mode.check_vectorizable(config)
+            vectorized_mode.check_vectorized_memory(config, len(seeds))
+        folder = create_run(Path(runs_dir), name, checkpoints=False)
+        group = SeedGroup(folder.path, tuple(seeds))
+        with run_lock(folder):
+            raise_if_strict(warnings, False, on_warning)  # once the run starts, as `train` shows them
+            header = (f"# the config every seed of {group.name} trains (see {SEEDS_FILE}); seed-K/config.yaml is this "
+                      "file with train.seed = K\n")
+            write_run_file(group.config_path, header + dump_config(config))
+            command = list(command or sys.argv)
+            parallel, threads = _parallelism(len(seeds), max_parallel)
+            document = {"format": SEEDS_FORMAT, "seeds": list(seeds), "config": str(config_path), "overrides": extra}
+            groups = worker_groups(list(seeds), parallel)
+            # the last worker computes the baselines' levels first, while the others train (they read them at their
+            # first evaluation), when the runs folder does not keep them yet
+            levels_first = bool(vectorized) and len(groups) > 1 and _computes_levels(config, list(seeds), inflow,
+                                                                                    Path(runs_dir))
+            if vectorized:  # `resume` continues the run the same way, each group in a process of its own
+                document["vectorized"] = True
+                document["workers"] = [list(seeds_of) for seeds_of in groups]
+            write_run_file(group.seeds_path, yaml.safe_dump(document, sort_keys=False))
+            if vectorized:
+                _record(group, "train", command, total_frames=config.train.total_frames, vectorized=True,
+                        processes=len(groups), threads_per_process=threads)
+                if len(groups) == 1:
+                    return _vectorized_summary(group, vectorized_mode.train_group(group, config, command, started,
+                                                                                  on_message))
+                return _vectorized_workers(
+                    group, groups, threads, config.train.total_frames,
+                    lambda signals: vectorized_mode.train_group(SeedGroup(group.path, groups[0]), config, command,
+                                                                started, on_message, signals),
+                    lambda seeds_of: seed_process.train_seeds_argv(group.path.resolve(), list(seeds_of), [], command,
+                                                                   levels_first and seeds_of == groups[-1]),
+                    started, on_message, standby)
+            _record(group, "train", command, total_frames=config.train.total_frames, parallel=parallel,
+                    threads_per_process=threads)
+            jobs = [Job(seed, _train_argv(group, seed, command), group.log_path(seed)) for seed in seeds]
+            outcomes = {s: SeedOutcome(s, group.run(s).path, "not started", config.train.total_frames) for s in seeds}
+            return _run(group, jobs, outcomes, parallel, threads, started, on_message)
+    finally:
+        stop_standby(list(standby))
 
 
 def resume_seeds(
@@ -497,7 +459,8 @@ def resume_seeds(
             raise UserError(f"{group.path} trains its seeds vectorized in {len(groups)} process"
                             f"{'es' if len(groups) > 1 else ''}, as it started: --max-parallel does not apply")
         with run_lock(RunDir(group.path)):
-            done = [seeds_of for seeds_of in groups if _finished(group, seeds_of, total_frames, config.train.total_frames)]
+            done = [seeds_of for seeds_of in groups
+                    if _finished(group, seeds_of, total_frames, config.train.total_frames)]
             if len(done) == len(groups):  # every seed finished: resume_group says so in one line
                 groups, done = [tuple(group.seeds)], []
             groups = [seeds_of for seeds_of in groups if seeds_of not in done]

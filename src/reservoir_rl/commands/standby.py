@@ -9,12 +9,11 @@ processes (`reservoir_rl.runs.processes.start_standby`) which import in parallel
 
 from __future__ import annotations
 
-import os
 import subprocess
 from typing import Optional
 
 from reservoir_rl.commands.seed_process import MODULE
-from reservoir_rl.runs.processes import start_standby
+from reservoir_rl.runs.processes import parallelism, start_standby
 
 
 def standby_workers(n_seeds: int, max_parallel: Optional[int], vectorized: Optional[bool]) -> list[subprocess.Popen]:
@@ -24,6 +23,5 @@ def standby_workers(n_seeds: int, max_parallel: Optional[int], vectorized: Optio
     or ends them when it does not use them (an error, process mode)."""
     if vectorized is False or n_seeds < 2:
         return []
-    cores = os.cpu_count() or 1
-    groups = max(1, min(n_seeds, max_parallel or cores))
-    return start_standby(MODULE, groups - 1, max(1, cores // groups))
+    groups, threads = parallelism(n_seeds, max_parallel)  # (as `train_seeds` splits the seeds)
+    return start_standby(MODULE, groups - 1, threads)

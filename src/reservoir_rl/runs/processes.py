@@ -37,6 +37,15 @@ MIN_CHILD_COLUMNS = 40
 Messages = Optional[Callable[[str], None]]
 
 
+def parallelism(n_jobs: int, max_parallel: Optional[int]) -> tuple[int, int]:
+    """(processes at a time, torch threads each): one per core unless ``max_parallel`` (``--max-parallel``)
+    says otherwise — fewer, to leave cores free, or more than the cores, to have every job progress at once
+    (each then gets one thread); never more than ``n_jobs``."""
+    cores = os.cpu_count() or 1
+    parallel = max(1, min(n_jobs, max_parallel or cores))
+    return parallel, max(1, cores // parallel)
+
+
 def follow_parent() -> None:
     """In a seed's process: have Linux send SIGTERM when the `train --seeds` process that started it dies,
     so the seed saves a checkpoint and stops instead of training on unattended. No-op elsewhere."""
